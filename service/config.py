@@ -1,0 +1,112 @@
+"""Settings: one class, read from `GATEWAY_*` environment variables and `python -m service` flags.
+
+Field names follow vLLM's own engine arguments where one exists (`max_model_len`,
+`max_num_seqs`, ...), so an operator who knows `vllm serve` knows these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "llm-gateway" / "models"
+
+
+class Settings(BaseSettings):
+    """Everything an operator tunes. Every field is also a `python -m service --kebab-case` flag."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_prog_name="python -m service",
+        extra="forbid",
+    )
+
+    # --- HTTP server
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    # --- Model
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Hugging Face id or local folder. The default model is served from the "
+        "offline copy made by `python -m service.models prepare` when it exists.",
+    )
+    served_model_name: str | None = Field(
+        None, description="Name clients use in `model`; defaults to `model`."
+    )
+    download_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Model cache folder: prepared models and vLLM's downloads.",
+    )
+
+    # --- Engine (passed to vLLM's AsyncEngineArgs)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description="auto = float32 on CPU (bfloat16 gives wrong tokens on CPUs without "
+        "AVX512-BF16), the model's own dtype on GPU.",
+    )
+    max_model_len: int | None = Field(None, ge=16, description="Context length; None = model's.")
+    max_num_seqs: int | None = Field(None, ge=1, description="Sequences batched per step.")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(1, ge=1)
+    pipeline_parallel_size: int = Field(1, ge=1)
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
+    enforce_eager: bool | None = Field(
+        None, description="None = True on CPU (starts in ~45 s instead of ~3 min), False on GPU."
+    )
+    cpu_kvcache_space: int = Field(
+        4,
+        ge=1,
+        description="CPU KV-cache size in whole GiB (VLLM_CPU_KVCACHE_SPACE); unset, vLLM would "
+        "reserve most of the machine's memory.",
+    )
+    seed: int | None = Field(None, description="Engine seed.")
+    enable_prefix_caching: bool | None = Field(None, description="None = vLLM's default.")
+    disable_log_stats: bool = False
+
+    # --- API behaviour
+    default_max_tokens: int = Field(
+        512, ge=1, description="Cap for requests without max_tokens (bounded by the context)."
+    )
+    max_logprobs: int = Field(20, ge=0, le=20, description="Most top logprobs a request may ask.")
+    sse_keepalive_seconds: float = Field(
+        15.0, gt=0.0, description="Seconds between SSE keep-alive comments on a quiet stream."
+    )
+
+    @field_validator("served_model_name")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_parallelism(self) -> Settings:
+        if self.tensor_parallel_size * self.pipeline_parallel_size > 1 and (
+            self.distributed_executor_backend is None
+        ):
+            self.distributed_executor_backend = "mp"
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The name clients send as `model` and see in responses."""
+        return self.served_model_name or self.model
+
+
+# Small enough for the real-engine test suite and the quick benchmark on 2 cores.
+TEST_PROFILE: dict[str, Any] = {
+    "max_model_len": 2048,
+    "max_num_seqs": 8,
+    "cpu_kvcache_space": 1,
+    "enforce_eager": True,
+    "seed": 0,
+}

@@ -1,0 +1,34 @@
+"""Annotated dependency aliases: handlers say what they need, the app state provides it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.engine.base import Engine
+from service.errors import EngineUnavailableError
+from service.state import EngineState
+
+
+def get_state(request: Request) -> EngineState:
+    state: EngineState = request.app.state.engine_state
+    return state
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(state: Annotated[EngineState, Depends(get_state)]) -> Engine:
+    """The engine, once it is ready; 503 with Retry-After before that."""
+    if state.engine is None or not state.ready:
+        raise EngineUnavailableError(state.unavailable_reason())
+    return state.engine
+
+
+StateDep = Annotated[EngineState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -1,0 +1,194 @@
+"""A deterministic engine for fast tests: no model, no torch, same contract as the vLLM adapter.
+
+It "generates" by cycling through a fixed reply, one word-token at a time, honouring max_tokens,
+stop strings, n, logprobs and min_tokens, so the API layer can be tested without a model.
+Tests can make it fail (`fail_with`) or hold a generation open until released (`gate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from service.engine.base import (
+    GenerationChunk,
+    SamplingOptions,
+    SequenceDelta,
+    TokenLogprob,
+)
+
+DEFAULT_REPLY = "The capital of France is Paris."
+
+
+class FakeTokenizer:
+    """Whitespace 'tokenizer': each word (with its leading space) is one token id."""
+
+    eos_token_id: int | None = 0
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {"<eos>": 0}
+        self._words: list[str] = ["<eos>"]
+
+    def _id(self, word: str) -> int:
+        if word not in self._ids:
+            self._ids[word] = len(self._words)
+            self._words.append(word)
+        return self._ids[word]
+
+    def split(self, text: str) -> list[str]:
+        words: list[str] = []
+        for i, word in enumerate(text.split(" ")):
+            if word:
+                words.append(word if i == 0 and not words else " " + word)
+        return words
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return [self._id(w) for w in self.split(text)]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return "".join(self.token_text(t) for t in token_ids)
+
+    def token_text(self, token_id: int) -> str:
+        return self._words[token_id] if 0 < token_id < len(self._words) else ""
+
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True
+    ) -> str:
+        turns = [f"{m['role']}: {m.get('content') or ''}" for m in messages]
+        return " ".join([*turns, "assistant:"] if add_generation_prompt else turns)
+
+
+class FakeEngine:
+    def __init__(self, *, reply: str = DEFAULT_REPLY, max_model_len: int = 256) -> None:
+        self._tokenizer = FakeTokenizer()
+        self._reply = reply
+        self._max_model_len = max_model_len
+        self.fail_with: BaseException | None = None
+        self.gate: asyncio.Event | None = None
+        self.requests: list[tuple[list[int], SamplingOptions, str]] = []
+        self.aborted: list[str] = []
+        self.healthy = True
+        self.shut_down = False
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def tokenizer(self) -> FakeTokenizer:
+        return self._tokenizer
+
+    def _reply_words(self, options: SamplingOptions) -> list[str]:
+        structured = options.structured
+        if structured and (structured.json_schema is not None or structured.json_object):
+            return self._tokenizer.split(json.dumps({"answer": "Paris"}))
+        if structured and structured.choice:
+            return self._tokenizer.split(structured.choice[0])
+        return self._tokenizer.split(self._reply)
+
+    def _sequence(self, index: int, options: SamplingOptions) -> SequenceDelta:
+        words = self._reply_words(options)
+        text, finish, stop_reason = "", "length", None
+        ids: list[int] = []
+        while len(ids) < options.max_tokens:
+            word = words[len(ids) % len(words)]
+            hit = next((s for s in options.stop if s in text + word), None)
+            if hit is not None and len(ids) >= options.min_tokens:
+                cut = (text + word).index(hit)
+                text = (text + word)[
+                    : cut + (len(hit) if options.include_stop_str_in_output else 0)
+                ]
+                finish, stop_reason = "stop", hit
+                break
+            ids.append(self._tokenizer.encode(word)[0])
+            text += word
+            if len(ids) == len(words) and not options.ignore_eos and len(ids) >= options.min_tokens:
+                finish = "stop"
+                break
+        logprobs = None
+        if options.logprobs is not None:
+            logprobs = [
+                TokenLogprob(
+                    token_id=t,
+                    token=self._tokenizer.token_text(t),
+                    logprob=-0.5,
+                    top=tuple(
+                        (t, self._tokenizer.token_text(t), -0.5 - k)
+                        for k in range(options.logprobs)
+                    ),
+                )
+                for t in ids
+            ]
+        return SequenceDelta(index, text, ids, logprobs, finish, stop_reason)  # type: ignore[arg-type]
+
+    async def generate(
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        stream: bool,
+    ) -> AsyncIterator[GenerationChunk]:
+        self.requests.append((prompt_token_ids, options, request_id))
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.fail_with is not None:
+                raise self.fail_with
+            prompt_logprobs: list[TokenLogprob | None] | None = None
+            if options.prompt_logprobs is not None:
+                prompt_logprobs = [None] + [
+                    TokenLogprob(t, self._tokenizer.token_text(t), -math.log(2))
+                    for t in prompt_token_ids[1:]
+                ]
+            full = [self._sequence(i, options) for i in range(options.n)]
+            n_prompt = len(prompt_token_ids)
+            if not stream:
+                yield GenerationChunk(full, n_prompt, True, prompt_logprobs)
+                return
+            first = True
+            for seq in full:
+                for k, token_id in enumerate(seq.token_ids):
+                    last = k == len(seq.token_ids) - 1
+                    piece = self._tokenizer.token_text(token_id)
+                    if last:  # the last delta carries whatever the stop string trimmed
+                        piece = seq.text[len(self._tokenizer.decode(seq.token_ids[:k])) :]
+                    delta = SequenceDelta(
+                        seq.index,
+                        piece,
+                        [token_id],
+                        seq.logprobs[k : k + 1] if seq.logprobs is not None else None,
+                        seq.finish_reason if last else None,
+                        seq.stop_reason if last else None,
+                    )
+                    yield GenerationChunk(
+                        [delta], n_prompt, False, prompt_logprobs if first else None
+                    )
+                    first = False
+                    await asyncio.sleep(0)
+                if not seq.token_ids:
+                    yield GenerationChunk(
+                        [SequenceDelta(seq.index, seq.text, [], [], seq.finish_reason)],
+                        n_prompt,
+                        False,
+                        None,
+                    )
+            yield GenerationChunk([], n_prompt, True, None)
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted.append(request_id)
+            raise
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+    async def check_health(self) -> None:
+        from service.errors import EngineUnavailableError
+
+        if not self.healthy:
+            raise EngineUnavailableError("The engine is not healthy.")
+
+    def shutdown(self) -> None:
+        self.shut_down = True

@@ -1,0 +1,116 @@
+"""`VLLMEngine`: the `Engine` protocol on vLLM's in-process `AsyncLLM`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from service.config import Settings
+from service.engine.base import GenerationChunk, SamplingOptions
+from service.engine.vllm import compat, convert
+from service.engine.vllm.args import cpu_environment, engine_kwargs
+from service.errors import EngineFailureError, EngineUnavailableError, InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+
+class VLLMTokenizer:
+    """The engine's own tokenizer, narrowed to what the API layer needs."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tok = tokenizer
+        self.eos_token_id: int | None = tokenizer.eos_token_id
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=add_special_tokens))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(token_ids)))
+
+    def token_text(self, token_id: int) -> str:
+        return str(self._tok.decode([token_id]))
+
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True
+    ) -> str:
+        return str(
+            self._tok.apply_chat_template(
+                messages, add_generation_prompt=add_generation_prompt, tokenize=False
+            )
+        )
+
+
+class VLLMEngine:
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
+        self._max_model_len = int(engine.model_config.max_model_len)
+
+    @classmethod
+    def start(cls, settings: Settings, *, model_path: str) -> VLLMEngine:
+        """Build the engine (blocking, ~30 s on CPU): run it off the event loop."""
+        cpu = compat.on_cpu()
+        if cpu:
+            os.environ.update(cpu_environment(settings))
+        kwargs = engine_kwargs(
+            settings, model_path=model_path, on_cpu=cpu, accepted=compat.engine_arg_names()
+        )
+        logger.info("starting vLLM %s engine: %s", compat.VERSION, kwargs)
+        engine = compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs))
+        return cls(engine)
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def tokenizer(self) -> VLLMTokenizer:
+        return self._tokenizer
+
+    async def generate(
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        stream: bool,
+    ) -> AsyncIterator[GenerationChunk]:
+        if self._engine.errored:
+            raise EngineUnavailableError("The engine is not running.")
+        outputs = None
+        try:
+            params = convert.sampling_params(options, stream=stream)
+            outputs = self._engine.generate(
+                {"prompt_token_ids": prompt_token_ids}, params, request_id
+            )
+            # vLLM aborts the request itself when this generator is closed or cancelled.
+            async for output in outputs:
+                yield convert.chunk(output, options)
+        except compat.EngineDeadError as err:
+            raise EngineUnavailableError("The engine has stopped.") from err
+        except compat.GracefulHTTPError as err:
+            raise EngineUnavailableError(str(err)) from err
+        except compat.CLIENT_ERRORS as err:
+            raise InvalidRequestError(str(err)) from err
+        except Exception as err:
+            if isinstance(err.__cause__, compat.CLIENT_ERRORS):
+                raise InvalidRequestError(str(err.__cause__)) from err
+            logger.exception("engine request %s failed", request_id)
+            raise EngineFailureError("The engine failed to process the request.") from err
+        finally:
+            if outputs is not None:
+                await outputs.aclose()
+
+    async def abort(self, request_id: str) -> None:
+        await self._engine.abort(request_id)
+
+    async def check_health(self) -> None:
+        try:
+            await self._engine.check_health()
+        except Exception as err:
+            raise EngineUnavailableError("The engine is not healthy.") from err
+
+    def shutdown(self) -> None:
+        self._engine.shutdown()

@@ -1,0 +1,196 @@
+"""`/v1/chat/completions` request and response models (OpenAI wire format)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from service.schemas.common import OpenAIRequest, Usage
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    text: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _text_only(cls, value: str) -> str:
+        if value != "text":
+            raise PydanticCustomError(
+                "unsupported_parameter",
+                "Content parts of type '{kind}' are not supported: this model takes text only.",
+                {"kind": value},
+            )
+        return value
+
+
+Content = str | list[TextPart]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+
+    def text(self) -> str:
+        content: Content | None = getattr(self, "content", None)
+        if content is None:
+            return ""
+        if isinstance(content, str):
+            return content
+        return "".join(part.text or "" for part in content)
+
+
+class SystemMessage(_Message):
+    role: Literal["system", "developer"]
+    content: Content
+
+
+class UserMessage(_Message):
+    role: Literal["user"]
+    content: Content
+
+
+class AssistantMessage(_Message):
+    role: Literal["assistant"]
+    content: Content | None = None
+    refusal: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tool_calls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("tool_calls", "function_call", "audio"):
+                if data.get(key) is not None:
+                    raise PydanticCustomError(
+                        "unsupported_parameter",
+                        "'{param}' in assistant messages is not supported by this server.",
+                        {"param": key},
+                    )
+            data = {
+                k: v for k, v in data.items() if k not in ("tool_calls", "function_call", "audio")
+            }
+        return data
+
+
+Message = Annotated[SystemMessage | UserMessage | AssistantMessage, Field(discriminator="role")]
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str = Field(..., max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise PydanticCustomError(
+                "value_error",
+                "response_format.json_schema is required when type is 'json_schema'.",
+                {"param": "response_format.json_schema"},
+            )
+        return self
+
+
+class ChatCompletionRequest(OpenAIRequest):
+    _unsupported: ClassVar[frozenset[str]] = frozenset(
+        {
+            "tools",
+            "tool_choice",
+            "functions",
+            "function_call",
+            "audio",
+            "prediction",
+            "web_search_options",
+            "reasoning_effort",
+        }
+    )
+
+    messages: list[Message] = Field(..., min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
+    modalities: list[Literal["text"]] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise PydanticCustomError(
+                "value_error",
+                "top_logprobs requires logprobs to be true.",
+                {"param": "top_logprobs"},
+            )
+        return self
+
+    @property
+    def token_limit(self) -> int | None:
+        # max_completion_tokens is the newer OpenAI name; either is honoured.
+        return self.max_completion_tokens or self.max_tokens
+
+
+class ChatMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprobEntry(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobEntry] | None = None
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessage
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: Literal["stop", "length", "abort"] | None = None
+    stop_reason: int | str | None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class DeltaMessage(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: DeltaMessage
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: Literal["stop", "length", "abort"] | None = None
+    stop_reason: int | str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None

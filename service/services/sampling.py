@@ -1,0 +1,140 @@
+"""OpenAI request fields -> engine SamplingOptions, with the checks that need the model."""
+
+from __future__ import annotations
+
+from service.config import Settings
+from service.engine.base import SamplingOptions, StructuredOutput
+from service.errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
+from service.schemas.chat import ChatCompletionRequest
+from service.schemas.common import OpenAIRequest
+
+
+def check_model(requested: str, settings: Settings) -> None:
+    if requested != settings.model_name:
+        raise ModelNotFoundError(
+            f"The model '{requested}' does not exist. This server serves '{settings.model_name}'.",
+            param="model",
+        )
+
+
+def token_budget(
+    requested: int | None,
+    *,
+    prompt_tokens: int,
+    max_model_len: int,
+    default_cap: int,
+    prompt_param: str,
+) -> int:
+    """max_tokens for one prompt: the request's, or the default cap bounded by the context."""
+    room = max_model_len - prompt_tokens
+    if requested is None:
+        if room < 1:
+            raise ContextLengthError(
+                f"This model's maximum context length is {max_model_len} tokens; the prompt has "
+                f"{prompt_tokens} tokens, which leaves no room for a completion.",
+                param=prompt_param,
+            )
+        return min(default_cap, room)
+    if prompt_tokens + requested > max_model_len:
+        raise ContextLengthError(
+            f"This model's maximum context length is {max_model_len} tokens. However, you "
+            f"requested {prompt_tokens + requested} tokens ({prompt_tokens} in the prompt, "
+            f"{requested} for the completion). Reduce the prompt or max_tokens.",
+            param="max_tokens",
+        )
+    return requested
+
+
+def _structured(request: OpenAIRequest) -> StructuredOutput | None:
+    if isinstance(request, ChatCompletionRequest) and request.response_format is not None:
+        fmt = request.response_format
+        if fmt.type == "json_object":
+            return StructuredOutput(json_object=True)
+        if fmt.type == "json_schema" and fmt.json_schema is not None:
+            return StructuredOutput(json_schema=fmt.json_schema.schema_)
+    spec = request.structured_outputs
+    if spec is None:
+        return None
+    if spec.json_ is not None:
+        schema = spec.json_
+        if isinstance(schema, str):
+            import json
+
+            try:
+                schema = json.loads(schema)
+            except ValueError as err:
+                raise InvalidRequestError(
+                    "structured_outputs.json is not valid JSON.", param="structured_outputs.json"
+                ) from err
+        return StructuredOutput(json_schema=schema)
+    return StructuredOutput(
+        json_object=bool(spec.json_object),
+        regex=spec.regex,
+        choice=tuple(spec.choice) if spec.choice else None,
+        grammar=spec.grammar,
+    )
+
+
+def _logit_bias(request: OpenAIRequest) -> dict[int, float] | None:
+    if not request.logit_bias:
+        return None
+    bias: dict[int, float] = {}
+    for key, value in request.logit_bias.items():
+        try:
+            token_id = int(key)
+        except ValueError as err:
+            raise InvalidRequestError(
+                f"logit_bias keys must be token ids, got {key!r}.", param="logit_bias"
+            ) from err
+        if token_id < 0:
+            raise InvalidRequestError(f"Token id {token_id} is out of range.", param="logit_bias")
+        bias[token_id] = value
+    return bias
+
+
+def sampling_options(
+    request: OpenAIRequest,
+    *,
+    max_tokens: int,
+    logprobs: int | None,
+    settings: Settings,
+    prompt_logprobs: int | None = None,
+) -> SamplingOptions:
+    if logprobs is not None and logprobs > settings.max_logprobs:
+        raise InvalidRequestError(
+            f"At most {settings.max_logprobs} logprobs may be requested.", param="logprobs"
+        )
+    if request.min_tokens > max_tokens:
+        raise InvalidRequestError(
+            f"min_tokens ({request.min_tokens}) must not exceed max_tokens ({max_tokens}).",
+            param="min_tokens",
+        )
+    temperature = 1.0 if request.temperature is None else request.temperature
+    if request.n > 1 and temperature == 0.0:
+        raise InvalidRequestError(
+            "n must be 1 with greedy sampling (temperature 0): every choice would be the same.",
+            param="n",
+        )
+    stop = request.stop
+    return SamplingOptions(
+        max_tokens=max_tokens,
+        n=request.n,
+        temperature=temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        top_k=max(request.top_k or 0, 0),
+        min_p=request.min_p or 0.0,
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
+        repetition_penalty=request.repetition_penalty or 1.0,
+        seed=request.seed,
+        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        stop_token_ids=tuple(request.stop_token_ids or ()),
+        include_stop_str_in_output=request.include_stop_str_in_output,
+        ignore_eos=request.ignore_eos,
+        min_tokens=request.min_tokens,
+        logprobs=logprobs,
+        prompt_logprobs=prompt_logprobs,
+        logit_bias=_logit_bias(request),
+        skip_special_tokens=request.skip_special_tokens,
+        structured=_structured(request),
+    )

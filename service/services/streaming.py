@@ -1,0 +1,36 @@
+"""Server-sent events in OpenAI's framing: `data: {json}` ... `data: [DONE]`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from service.errors import EngineFailureError, GatewayError, error_body
+
+logger = logging.getLogger(__name__)
+
+DONE = "[DONE]"
+
+
+async def openai_events(payloads: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Pass payloads through, then [DONE]; an error after the stream started becomes an event.
+
+    The HTTP status is already 200 by then, so the error goes in-band, in the same shape as a
+    non-streaming error body, and the stream still ends with [DONE] so clients stop cleanly.
+    """
+    try:
+        async for payload in payloads:
+            yield payload
+    except GatewayError as err:
+        yield _error_event(err)
+    except Exception as err:  # never leak a stack trace into the stream
+        logger.exception("stream failed", exc_info=err)
+        yield _error_event(EngineFailureError("The server had an error while streaming."))
+    yield DONE
+
+
+def _error_event(err: GatewayError) -> str:
+    import json
+
+    body = error_body(err.message, err.error_type, param=err.param, code=err.code)
+    return json.dumps(body)

@@ -1,0 +1,41 @@
+"""Fixtures for the fast suites: an app on the fake engine, driven in process with its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.config import Settings
+from service.engine.fake import FakeEngine
+
+FAKE_MODEL = "fake-model"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(model=FAKE_MODEL, default_max_tokens=16, sse_keepalive_seconds=5)
+
+
+@pytest.fixture
+def fake_engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def app(settings: Settings, fake_engine: FakeEngine) -> FastAPI:
+    return create_app(settings, engine_factory=lambda: fake_engine)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app whose engine has started (or failed to)."""
+    async with LifespanManager(app) as manager:
+        await app.state.engine_state.wait_started()
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
