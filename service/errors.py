@@ -79,10 +79,32 @@ def error_body(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-def _param_of(loc: Sequence[int | str]) -> str | None:
-    # FastAPI prefixes body errors with "body"; OpenAI names the field as the client sent it.
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(parts) or None
+# Error kinds that say more than the "wrong type" error of a sibling union branch does.
+_SPECIFIC_KINDS = ("unsupported_parameter", "extra_forbidden")
+
+
+def _param_of(loc: Sequence[int | str], body: Any = None) -> str | None:
+    """The field as the client wrote it (OpenAI's `param`).
+
+    FastAPI prefixes body errors with "body", and pydantic adds a tag for the union member
+    that failed ("str", "list[TextPart]", or a discriminator value such as "user"); the client
+    wrote neither. Walking the body tells the two apart: a tag is not a key of the object it
+    follows (only a missing field, always last in `loc`, is named without being in the body).
+    """
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    if not isinstance(body, dict | list):
+        return ".".join(str(p) for p in parts) or None
+    named: list[str] = []
+    node: Any = body
+    for i, part in enumerate(parts):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+        elif not (isinstance(node, dict) and i == len(parts) - 1):
+            continue  # a union-member tag
+        named.append(str(part))
+    return ".".join(named) or None
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequestError:
@@ -90,8 +112,11 @@ def validation_error(exc: RequestValidationError) -> InvalidRequestError:
     errors = exc.errors()
     if not errors:
         return InvalidRequestError("Invalid request body.")
-    first = errors[0]
-    param = (first.get("ctx") or {}).get("param") or _param_of(first.get("loc", ()))
+    # A union reports every branch; the specific error beats "not a string" from another one.
+    first = next(
+        (e for kind in _SPECIFIC_KINDS for e in errors if e.get("type") == kind), errors[0]
+    )
+    param = (first.get("ctx") or {}).get("param") or _param_of(first.get("loc", ()), exc.body)
     kind = first.get("type", "")
     if kind == "extra_forbidden":
         return InvalidRequestError(

@@ -72,6 +72,17 @@ class FakeEngine:
         self.aborted: list[str] = []
         self.healthy = True
         self.shut_down = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def open_gate(self) -> None:
+        """Release generations held by `gate`; safe to call from any thread."""
+        gate = self.gate
+        if gate is None:
+            return
+        if self._loop is None:
+            gate.set()
+        else:
+            self._loop.call_soon_threadsafe(gate.set)
 
     @property
     def max_model_len(self) -> int:
@@ -133,6 +144,7 @@ class FakeEngine:
         stream: bool,
     ) -> AsyncIterator[GenerationChunk]:
         self.requests.append((prompt_token_ids, options, request_id))
+        self._loop = asyncio.get_running_loop()
         try:
             if self.gate is not None:
                 await self.gate.wait()

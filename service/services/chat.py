@@ -58,6 +58,9 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         max_model_len=engine.max_model_len,
         default_cap=settings.default_max_tokens,
         prompt_param="messages",
+        requested_param=(
+            "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
+        ),
     )
     top = request.top_logprobs or 0
     options = sampling_options(
@@ -65,6 +68,7 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         max_tokens=max_tokens,
         logprobs=top if request.logprobs else None,
         settings=settings,
+        logprobs_param="top_logprobs",
     )
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",

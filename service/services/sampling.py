@@ -24,6 +24,7 @@ def token_budget(
     max_model_len: int,
     default_cap: int,
     prompt_param: str,
+    requested_param: str = "max_tokens",
 ) -> int:
     """max_tokens for one prompt: the request's, or the default cap bounded by the context."""
     room = max_model_len - prompt_tokens
@@ -39,8 +40,8 @@ def token_budget(
         raise ContextLengthError(
             f"This model's maximum context length is {max_model_len} tokens. However, you "
             f"requested {prompt_tokens + requested} tokens ({prompt_tokens} in the prompt, "
-            f"{requested} for the completion). Reduce the prompt or max_tokens.",
-            param="max_tokens",
+            f"{requested} for the completion). Reduce the prompt or {requested_param}.",
+            param=requested_param,
         )
     return requested
 
@@ -99,10 +100,11 @@ def sampling_options(
     logprobs: int | None,
     settings: Settings,
     prompt_logprobs: int | None = None,
+    logprobs_param: str = "logprobs",
 ) -> SamplingOptions:
     if logprobs is not None and logprobs > settings.max_logprobs:
         raise InvalidRequestError(
-            f"At most {settings.max_logprobs} logprobs may be requested.", param="logprobs"
+            f"At most {settings.max_logprobs} logprobs may be requested.", param=logprobs_param
         )
     if request.min_tokens > max_tokens:
         raise InvalidRequestError(

@@ -42,6 +42,21 @@ class VLLMTokenizer:
         )
 
 
+class _Stopped:
+    """Stands in for AsyncLLM after shutdown: an engine that reports itself errored."""
+
+    errored = True
+
+    def shutdown(self) -> None:
+        pass
+
+    async def check_health(self) -> None:
+        raise RuntimeError("the engine has been shut down")
+
+    async def abort(self, request_id: str) -> None:
+        pass
+
+
 class VLLMEngine:
     def __init__(self, engine: Any) -> None:
         self._engine = engine
@@ -101,7 +116,10 @@ class VLLMEngine:
             raise EngineFailureError("The engine failed to process the request.") from err
         finally:
             if outputs is not None:
-                await outputs.aclose()
+                try:
+                    await outputs.aclose()
+                except Exception:  # aborting on a dead engine fails too; the cause is raised
+                    logger.warning("closing engine request %s failed", request_id, exc_info=True)
 
     async def abort(self, request_id: str) -> None:
         await self._engine.abort(request_id)
@@ -114,3 +132,6 @@ class VLLMEngine:
 
     def shutdown(self) -> None:
         self._engine.shutdown()
+        # Let AsyncLLM be collected now: its __del__ shuts down again, which fails if it only
+        # runs at interpreter exit, after vLLM's module globals are gone.
+        self._engine = _Stopped()
