@@ -42,6 +42,7 @@ serve: model
 
 test: install-test model
 	$(PY) -m ruff check service tests
+	$(PY) -m ruff format --check service tests
 	$(PY) -m mypy
 	$(PY) -m pytest
 

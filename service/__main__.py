@@ -6,6 +6,8 @@ import sys
 
 
 def main() -> int:
+    import logging
+
     import uvicorn
     from pydantic_settings import CliApp
 
@@ -13,6 +15,9 @@ def main() -> int:
     from service.config import Settings
 
     settings = CliApp.run(Settings)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
