@@ -14,7 +14,12 @@ from service.routes import health, openai
 from service.state import EngineState
 
 
-def vllm_engine_factory(settings: Settings) -> Callable[[], Engine]:
+def engine_factory_for(settings: Settings) -> Callable[[], Engine]:
+    if settings.engine == "fake":
+        from service.engine.fake import FakeEngine
+
+        return FakeEngine
+
     def build() -> Engine:
         # Imported here so that the app, its tests and the client never need vllm installed.
         from service.engine.vllm import VLLMEngine
@@ -30,7 +35,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. `engine_factory` replaces the vLLM engine (tests pass a fake one)."""
     settings = settings or Settings()
-    factory = engine_factory or vllm_engine_factory(settings)
+    factory = engine_factory or engine_factory_for(settings)
 
     state = EngineState(factory)
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
 
     # --- Engine (passed to vLLM's AsyncEngineArgs)
+    engine: Literal["vllm", "fake"] = Field(
+        "vllm",
+        description="vllm = the real engine; fake = a canned-reply engine with no model, for "
+        "load-testing the gateway itself and for demos.",
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto",
         description="auto = float32 on CPU (bfloat16 gives wrong tokens on CPUs without "

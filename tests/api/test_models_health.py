@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from service.app import create_app
@@ -139,3 +140,16 @@ async def test_after_shutdown_the_engine_is_stopped_and_requests_are_503(
         response = await client.post(CHAT, json=chat_body())
     error = assert_openai_error(response, 503, code="engine_unavailable")
     assert "shutting down" in error["message"]
+
+
+async def test_fake_engine_setting_serves_without_a_model() -> None:
+    app = create_app(Settings(engine="fake", model="demo"))
+    async with LifespanManager(app) as manager:
+        await app.state.engine_state.wait_started()
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            r = await http.post(
+                "/v1/completions", json={"model": "demo", "prompt": "hi", "max_tokens": 3}
+            )
+    assert r.status_code == 200
+    assert r.json()["usage"]["completion_tokens"] == 3
