@@ -1,0 +1,251 @@
+"""Request and response models of the task API: /v1/generate, /v1/summarize, /v1/classify, /v1/chat.
+
+These shapes are a contract shared with the client SDK and the load tests. Every task answers
+with one envelope, `TaskResponse`: `results[]` holds one entry per input text (each with its
+`index`), and `usage` counts every token the engine processed for the request. `generate` and
+`chat` also stream: SSE events carrying `TaskChunk`s, then `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from service.schemas.common import Int64, Usage
+
+NonEmptyText = Annotated[str, Field(min_length=1)]
+FinishReason = Literal["stop", "length"]
+StopField = str | list[Annotated[str, Field(min_length=1)]] | None
+
+
+def _one_of(data: Any, single: str, batch: str) -> None:
+    """Exactly one of a single input (`text`) and a batch (`texts`)."""
+    if not isinstance(data, dict):
+        return
+    has_single, has_batch = data.get(single) is not None, data.get(batch) is not None
+    if has_single == has_batch:
+        raise PydanticCustomError(
+            "value_error",
+            "Give exactly one of '{single}' and '{batch}'.",
+            {"single": single, "batch": batch, "param": single},
+        )
+
+
+class TaskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="Defaults to the served model.")
+
+
+# --------------------------------------------------------------------------- generate
+class GenerateRequest(TaskRequest):
+    """Free text generation with Hugging Face `generate` semantics and names."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"prompt": "Once upon a time", "max_new_tokens": 40, "do_sample": False}]
+        },
+    )
+    prompt: NonEmptyText | None = None
+    prompts: list[NonEmptyText] | None = Field(None, min_length=1)
+    stream: bool = False
+    max_new_tokens: int | None = Field(None, ge=1)
+    max_length: int | None = Field(None, ge=1, description="Prompt plus new tokens, as in HF.")
+    min_new_tokens: int | None = Field(None, ge=0)
+    min_length: int | None = Field(None, ge=0, description="Prompt plus new tokens, as in HF.")
+    do_sample: bool = False
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_k: int = Field(50, ge=0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    no_repeat_ngram_size: int = Field(0, ge=0, le=32)
+    num_beams: int = Field(1, ge=1, le=16)
+    length_penalty: float = 1.0
+    early_stopping: bool | Literal["never"] = False
+    num_return_sequences: int = Field(1, ge=1, le=16)
+    stop: StopField = Field(None, max_length=16)
+    seed: Int64 | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_or_batch(cls, data: Any) -> Any:
+        _one_of(data, "prompt", "prompts")
+        return data
+
+
+class Generation(BaseModel):
+    text: str
+    finish_reason: FinishReason
+    num_tokens: int
+
+
+class GenerateResult(BaseModel):
+    index: int
+    generations: list[Generation]
+    prompt_tokens: int
+
+
+# --------------------------------------------------------------------------- summarize
+class SummarizeRequest(TaskRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "The city council met on Tuesday ...", "style": "bullets"}]
+        },
+    )
+    text: NonEmptyText | None = None
+    texts: list[NonEmptyText] | None = Field(None, min_length=1)
+    max_length: int | None = Field(None, ge=1, description="Most summary tokens.")
+    min_length: int | None = Field(None, ge=0, description="Fewest summary tokens.")
+    style: Literal["paragraph", "bullets", "headline"] = "paragraph"
+    language: str | None = Field(None, max_length=64, description="Language of the summary.")
+    focus: str | None = Field(None, max_length=500, description="What the summary should stress.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_or_batch(cls, data: Any) -> Any:
+        _one_of(data, "text", "texts")
+        return data
+
+
+class SummarizeResult(BaseModel):
+    index: int
+    summary: str
+    finish_reason: FinishReason
+    summary_tokens: int
+    chunks: int = Field(description="Input chunks summarized (1 when the text fit the context).")
+    depth: int = Field(description="Map-reduce levels (0 when the text fit the context).")
+
+
+# --------------------------------------------------------------------------- classify
+LabelPreset = Literal["sentiment", "news_topic", "customer_intent"]
+
+
+class LabelledExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: NonEmptyText
+    label: NonEmptyText
+
+
+class ClassifyRequest(TaskRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "I love this phone!", "labels": "sentiment"}]},
+    )
+    text: NonEmptyText | None = None
+    texts: list[NonEmptyText] | None = Field(None, min_length=1)
+    labels: LabelPreset | list[NonEmptyText]
+    label_descriptions: dict[str, str] | None = None
+    examples: list[LabelledExample] | None = Field(None, max_length=32)
+    multi_label: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_or_batch(cls, data: Any) -> Any:
+        _one_of(data, "text", "texts")
+        return data
+
+
+class ClassifyResult(BaseModel):
+    index: int
+    label: str = Field(description="The best label; always one of the labels.")
+    labels: list[str] | None = Field(
+        None, description="multi_label: every label whose probability is at least 0.5."
+    )
+    scores: dict[str, float] = Field(
+        description="A probability for every label, in the labels' order (sum to 1 unless "
+        "multi_label, where each is independent)."
+    )
+
+
+# --------------------------------------------------------------------------- chat
+ChatPreset = Literal["customer_service", "assistant"]
+
+
+class ChatTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class TaskChatRequest(TaskRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"message": "Where is my order?", "preset": "customer_service"}]
+        },
+    )
+    messages: list[ChatTurn] | None = Field(None, min_length=1)
+    message: NonEmptyText | None = None
+    history: list[ChatTurn] | None = None
+    system: str | None = None
+    preset: ChatPreset | None = None
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    stop: StopField = Field(None, max_length=16)
+    seed: Int64 | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _messages_or_message(cls, data: Any) -> Any:
+        _one_of(data, "message", "messages")
+        if isinstance(data, dict) and data.get("messages") is not None and data.get("history"):
+            raise PydanticCustomError(
+                "value_error",
+                "'history' goes with 'message', not with 'messages'.",
+                {"param": "history"},
+            )
+        return data
+
+
+class ChatResult(BaseModel):
+    index: int = 0
+    reply: str
+    finish_reason: FinishReason
+    truncated_turns: int = Field(
+        0, description="Oldest history turns dropped to fit the context (0 = none)."
+    )
+
+
+# --------------------------------------------------------------------------- envelope
+R = TypeVar("R", bound=BaseModel)
+TaskName = Literal["generate", "summarize", "classify", "chat"]
+
+
+class TaskResponse(BaseModel, Generic[R]):
+    id: str
+    object: TaskName
+    created: int
+    model: str
+    results: list[R]
+    usage: Usage
+
+
+class TaskDelta(BaseModel):
+    index: int = Field(description="Which input the delta belongs to.")
+    sequence: int = Field(0, description="Which returned sequence of that input.")
+    delta: str
+    finish_reason: FinishReason | None = None
+
+
+class TaskChunk(BaseModel):
+    """One SSE event of a streaming task; the last one before [DONE] carries `usage`."""
+
+    id: str
+    object: Literal["generate.chunk", "chat.chunk"]
+    created: int
+    model: str
+    results: list[TaskDelta]
+    usage: Usage | None = None
+
+
+GenerateResponse = TaskResponse[GenerateResult]
+SummarizeResponse = TaskResponse[SummarizeResult]
+ClassifyResponse = TaskResponse[ClassifyResult]
+ChatResponse = TaskResponse[ChatResult]
