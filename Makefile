@@ -27,7 +27,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -c constraints.txt -e ".[test]"
+	$(PIP) install -c constraints.txt -e ".[test,loadtest]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -41,8 +41,8 @@ serve: model
 	$(PY) -m service $(SERVE_ARGS)
 
 test: install-test model
-	$(PY) -m ruff check service tests
-	$(PY) -m ruff format --check service tests
+	$(PY) -m ruff check service tests loadtests
+	$(PY) -m ruff format --check service tests loadtests
 	$(PY) -m mypy
 	$(PY) -m pytest
 

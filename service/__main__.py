@@ -6,21 +6,25 @@ import sys
 
 
 def main() -> int:
-    import logging
-
     import uvicorn
     from pydantic_settings import CliApp
 
     from service.app import create_app
     from service.config import Settings
+    from service.logs import configure_logging
 
     settings = CliApp.run(Settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)  # before vLLM is imported: it reads its logging set-up then
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,  # uvicorn's loggers go through ours (configure_logging)
+            access_log=False,  # service.access writes one richer line per request
+        )
     )
 
     def stop_server() -> None:

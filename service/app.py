@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from service.config import Settings
 from service.engine.base import Engine
 from service.errors import install_error_handlers
-from service.routes import health, openai
+from service.middleware import install_observability
+from service.routes import health, openai, tasks
 from service.state import EngineState
 
 
@@ -46,6 +47,7 @@ def create_app(
             yield
         finally:
             await state.stop()
+            await app.state.observability.aclose()
 
     app = FastAPI(
         title="LLM gateway",
@@ -56,6 +58,8 @@ def create_app(
     app.state.settings = settings
     app.state.engine_state = state
     install_error_handlers(app)
+    install_observability(app, settings)  # after other middleware: the last added is outermost
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(tasks.router)
     return app

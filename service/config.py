@@ -88,6 +88,28 @@ class Settings(BaseSettings):
         15.0, gt=0.0, description="Seconds between SSE keep-alive comments on a quiet stream."
     )
 
+    # --- Task API
+    max_batch_size: int = Field(64, ge=1, description="Most inputs in one task request.")
+    max_text_chars: int = Field(
+        200_000, ge=1, description="Most characters in one task input (longer: 413)."
+    )
+
+    # --- Observability (metrics are always on at /metrics; see service/metrics.py)
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json = one JSON object per line; text = for reading in a terminal."
+    )
+    log_prompts: bool = Field(
+        False,
+        description="Debugging only: log prompts and outputs (never on by default; they may hold "
+        "personal data).",
+    )
+    otlp_traces_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP collector (e.g. http://localhost:4318) to send OpenTelemetry "
+        "traces to; unset = tracing off.",
+    )
+
     @field_validator("served_model_name")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

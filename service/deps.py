@@ -1,4 +1,8 @@
-"""Annotated dependency aliases: handlers say what they need, the app state provides it."""
+"""Annotated dependency aliases: handlers say what they need, the app state provides it.
+
+All async: they do no I/O, and FastAPI would run a plain `def` dependency in its thread pool
+(measured: 5.6 % of the API process's samples under streaming load).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,17 @@ from service.errors import EngineUnavailableError
 from service.state import EngineState
 
 
-def get_state(request: Request) -> EngineState:
+async def get_state(request: Request) -> EngineState:
     state: EngineState = request.app.state.engine_state
     return state
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(state: Annotated[EngineState, Depends(get_state)]) -> Engine:
+async def get_engine(state: Annotated[EngineState, Depends(get_state)]) -> Engine:
     """The engine, once it is ready; 503 with Retry-After before that."""
     if state.engine is None or not state.ready:
         raise EngineUnavailableError(state.unavailable_reason())

@@ -4,6 +4,7 @@
     ├── InvalidRequestError           400 invalid_request_error (bad value, bad combination)
     │   ├── UnsupportedParameterError 400 a field we do not implement that would change the result
     │   └── ContextLengthError        400 context_length_exceeded: prompt + max_tokens > context
+    ├── PayloadTooLargeError          413 an input beyond the configured size limits
     ├── ModelNotFoundError            404 model_not_found
     ├── EngineUnavailableError        503 engine starting, dead or shutting down
     └── EngineFailureError            500 the engine failed on a valid request
@@ -53,6 +54,12 @@ class UnsupportedParameterError(InvalidRequestError):
 
 class ContextLengthError(InvalidRequestError):
     code = "context_length_exceeded"
+
+
+class PayloadTooLargeError(GatewayError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "payload_too_large"
 
 
 class ModelNotFoundError(GatewayError):
@@ -156,8 +163,11 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette runs this handler outside every middleware, after the request context is
+        # gone; the observability middleware left the request id in `request.state`.
+        request_id = getattr(request.state, "request_id", None)
+        logger.exception("unhandled error", exc_info=exc, extra={"request_id": request_id})
         return JSONResponse(
             error_body(
                 "The server had an error processing the request.",
@@ -165,6 +175,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="internal_error",
             ),
             status_code=500,
+            headers={"x-request-id": request_id} if request_id else None,
         )
 
     app.add_exception_handler(GatewayError, on_gateway_error)

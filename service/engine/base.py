@@ -47,6 +47,24 @@ class SamplingOptions:
     logit_bias: dict[int, float] | None = None
     skip_special_tokens: bool = True
     structured: StructuredOutput | None = None
+    # No n-gram of this size may appear twice in the output (0 = off); a logits processor.
+    no_repeat_ngram_size: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeamSearchOptions:
+    beam_width: int
+    max_tokens: int
+    length_penalty: float = 1.0
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Beam:
+    text: str
+    token_ids: Sequence[int]
+    cumulative_logprob: float
+    finish_reason: FinishReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,17 @@ class SequenceDelta:
     stop_reason: int | str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EngineTimings:
+    """When the engine queued, scheduled and last served a request, in `time.monotonic()` seconds
+    (the clock vLLM's engine core stamps with; the same clock in every process of one host)."""
+
+    queued: float
+    scheduled: float
+    first_token: float
+    last_token: float
+
+
 @dataclass(slots=True)
 class GenerationChunk:
     sequences: list[SequenceDelta]
@@ -74,6 +103,8 @@ class GenerationChunk:
     finished: bool
     # Only on the first chunk, and only when prompt logprobs were asked for (echo with logprobs).
     prompt_logprobs: list[TokenLogprob | None] | None = field(default=None)
+    # Only on the final chunk, when the engine keeps per-request stats (tracing, access log).
+    timings: EngineTimings | None = None
 
 
 class Tokenizer(Protocol):
@@ -111,6 +142,12 @@ class Engine(Protocol):
         stream: bool,
     ) -> AsyncIterator[GenerationChunk]:
         """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts."""
+        ...
+
+    async def beam_search(
+        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
+    ) -> list[Beam]:
+        """The engine's beam search: up to `beam_width` finished beams, best first."""
         ...
 
     async def abort(self, request_id: str) -> None: ...

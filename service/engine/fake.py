@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from service.engine.base import (
+    Beam,
+    BeamSearchOptions,
+    EngineTimings,
+    FinishReason,
     GenerationChunk,
     SamplingOptions,
     SequenceDelta,
@@ -69,6 +74,7 @@ class FakeEngine:
         self.fail_with: BaseException | None = None
         self.gate: asyncio.Event | None = None
         self.requests: list[tuple[list[int], SamplingOptions, str]] = []
+        self.beam_requests: list[tuple[list[int], BeamSearchOptions, str]] = []
         self.aborted: list[str] = []
         self.healthy = True
         self.shut_down = False
@@ -145,11 +151,13 @@ class FakeEngine:
     ) -> AsyncIterator[GenerationChunk]:
         self.requests.append((prompt_token_ids, options, request_id))
         self._loop = asyncio.get_running_loop()
+        queued = time.monotonic()
         try:
             if self.gate is not None:
                 await self.gate.wait()
             if self.fail_with is not None:
                 raise self.fail_with
+            scheduled = time.monotonic()
             prompt_logprobs: list[TokenLogprob | None] | None = None
             if options.prompt_logprobs is not None:
                 prompt_logprobs = [None] + [
@@ -159,9 +167,12 @@ class FakeEngine:
             full = [self._sequence(i, options) for i in range(options.n)]
             n_prompt = len(prompt_token_ids)
             if not stream:
-                yield GenerationChunk(full, n_prompt, True, prompt_logprobs)
+                now = time.monotonic()
+                timings = EngineTimings(queued, scheduled, now, now)
+                yield GenerationChunk(full, n_prompt, True, prompt_logprobs, timings)
                 return
             first = True
+            first_token = scheduled
             for seq in full:
                 for k, token_id in enumerate(seq.token_ids):
                     last = k == len(seq.token_ids) - 1
@@ -176,6 +187,8 @@ class FakeEngine:
                         seq.finish_reason if last else None,
                         seq.stop_reason if last else None,
                     )
+                    if first:
+                        first_token = time.monotonic()
                     yield GenerationChunk(
                         [delta], n_prompt, False, prompt_logprobs if first else None
                     )
@@ -188,10 +201,27 @@ class FakeEngine:
                         False,
                         None,
                     )
-            yield GenerationChunk([], n_prompt, True, None)
+            timings = EngineTimings(queued, scheduled, first_token, time.monotonic())
+            yield GenerationChunk([], n_prompt, True, None, timings)
         except (asyncio.CancelledError, GeneratorExit):
             self.aborted.append(request_id)
             raise
+
+    async def beam_search(
+        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
+    ) -> list[Beam]:
+        """Distinct beams: the reply cut at max_tokens, then shorter prefixes of it."""
+        self.beam_requests.append((prompt_token_ids, options, request_id))
+        if self.fail_with is not None:
+            raise self.fail_with
+        words = self._tokenizer.split(self._reply)
+        beams = []
+        for i in range(options.beam_width):
+            length = max(1, min(options.max_tokens, len(words)) - i)
+            ids = [self._tokenizer.encode(w)[0] for w in words[:length]]
+            finish: FinishReason = "stop" if length == len(words) else "length"
+            beams.append(Beam(self._tokenizer.decode(ids), ids, -0.5 * (i + 1), finish))
+        return beams
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)

@@ -1,16 +1,26 @@
 """Running prepared prompts on the engine: to completion, or as one merged stream of deltas.
 
 One HTTP request may become several engine requests (a list of prompts); each gets the id
-`{request id}-{prompt index}` and they run concurrently, so continuous batching serves them
-together. Leaving a stream early (client gone) closes every engine generator, which aborts them.
+`{HTTP request id}-{random}-{prompt index}` (client ids repeat, and one request may call the engine
+more than once) and they run concurrently, so continuous batching serves them together. Leaving a
+stream early (client gone) closes every engine generator, which aborts them.
+
+This is where the engine is called, so this is where the request context (`service.context`)
+learns the engine time, the tokens in and out and, for streams, when each token event arrived.
+Per streamed chunk that is two clock reads and a few additions; metrics are made at request end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from service import context
+from service.context import RequestContext
 from service.engine.base import (
     Engine,
     FinishReason,
@@ -18,6 +28,10 @@ from service.engine.base import (
     SamplingOptions,
     TokenLogprob,
 )
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +71,65 @@ def _accumulate(result: PromptResult, chunk: GenerationChunk) -> None:
             seq.stop_reason = delta.stop_reason
 
 
+def engine_request_ids(fallback: str, count: int) -> list[str]:
+    """`{request id}-{random}-{i}`: the HTTP request's id (`fallback` outside a request)."""
+    base = context.current_request_id() or fallback
+    nonce = secrets.token_hex(4)
+    return [f"{base}-{nonce}-{i}" for i in range(count)]
+
+
+def _context() -> RequestContext:
+    """The request's context, or a throwaway one, so the token path needs no None checks."""
+    return context.current() or RequestContext("", 0.0)
+
+
+def _log_io(engine: Engine, engine_request_id: str, job: EngineJob, outputs: list[str]) -> None:
+    """Only with `log_prompts`: prompts and outputs may hold personal data."""
+    prompt = engine.tokenizer.decode(job.prompt_token_ids)
+    fields = {"engine_request_id": engine_request_id, "prompt": prompt, "outputs": outputs}
+    logger.info("engine request io", extra={"fields": fields})
+
+
 async def run_to_completion(
     engine: Engine, jobs: list[EngineJob], request_id: str
 ) -> list[PromptResult]:
+    ids = engine_request_ids(request_id, len(jobs))
+    ctx = _context()
+
     async def run(index: int, job: EngineJob) -> PromptResult:
         result = PromptResult(
             len(job.prompt_token_ids), [SequenceResult() for _ in range(job.options.n)]
         )
         async for chunk in engine.generate(
-            job.prompt_token_ids, job.options, f"{request_id}-{index}", stream=False
+            job.prompt_token_ids, job.options, ids[index], stream=False
         ):
             _accumulate(result, chunk)
+            if chunk.timings is not None:
+                ctx.engine_timings.append((ids[index], chunk.timings))
         return result
 
-    if len(jobs) == 1:
-        return [await run(0, jobs[0])]
+    ctx.engine_requests += len(jobs)
+    ctx.engine_enter()
     try:
-        async with asyncio.TaskGroup() as group:  # one failure cancels the others
-            tasks = [group.create_task(run(i, job)) for i, job in enumerate(jobs)]
+        if len(jobs) == 1:
+            results = [await run(0, jobs[0])]
+        else:
+            results = await gather_or_cancel([run(i, job) for i, job in enumerate(jobs)])
+    finally:
+        ctx.engine_exit()
+    for i, result in enumerate(results):
+        ctx.prompt_tokens += result.num_prompt_tokens
+        ctx.completion_tokens += sum(len(s.token_ids) for s in result.sequences)
+        if ctx.log_prompts:
+            _log_io(engine, ids[i], jobs[i], [s.text for s in result.sequences])
+    return results
+
+
+async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; the first failure cancels the rest (no orphaned engine work)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coroutines]
     except BaseExceptionGroup as grouped:
         raise grouped.exceptions[0] from None
     return [task.result() for task in tasks]
@@ -84,11 +139,49 @@ async def stream_deltas(
     engine: Engine, jobs: list[EngineJob], request_id: str
 ) -> AsyncIterator[tuple[int, GenerationChunk]]:
     """(prompt index, delta) pairs from all jobs, in the order the engine produces them."""
+    ids = engine_request_ids(request_id, len(jobs))
+    ctx = _context()
+    ctx.engine_requests += len(jobs)
+    started = [False] * len(jobs)
+    texts: dict[tuple[int, int], list[str]] | None = {} if ctx.log_prompts else None
+    chunks = _engine_streams(engine, jobs, ids)
+    try:
+        while True:
+            ctx.engine_enter()
+            try:
+                index, chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            finally:
+                now = ctx.engine_exit()
+            if not started[index]:
+                started[index] = True
+                ctx.prompt_tokens += chunk.num_prompt_tokens
+            tokens = 0
+            for delta in chunk.sequences:
+                tokens += len(delta.token_ids)
+                if texts is not None:
+                    texts.setdefault((index, delta.index), []).append(delta.text)
+            if tokens:
+                ctx.completion_tokens += tokens
+                ctx.token_times.append(now)
+            if chunk.timings is not None:
+                ctx.engine_timings.append((ids[index], chunk.timings))
+            yield index, chunk
+    finally:
+        await chunks.aclose()  # now, not when collected: closing aborts the engine requests
+        if texts is not None:
+            for i, job in enumerate(jobs):
+                outputs = ["".join(texts.get((i, k), [])) for k in range(job.options.n)]
+                _log_io(engine, ids[i], job, outputs)
+
+
+async def _engine_streams(
+    engine: Engine, jobs: list[EngineJob], ids: list[str]
+) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
     if len(jobs) == 1:
         job = jobs[0]
-        async for chunk in engine.generate(
-            job.prompt_token_ids, job.options, f"{request_id}-0", stream=True
-        ):
+        async for chunk in engine.generate(job.prompt_token_ids, job.options, ids[0], stream=True):
             yield 0, chunk
         return
 
@@ -97,7 +190,7 @@ async def stream_deltas(
     async def pump(index: int, job: EngineJob) -> None:
         try:
             async for chunk in engine.generate(
-                job.prompt_token_ids, job.options, f"{request_id}-{index}", stream=True
+                job.prompt_token_ids, job.options, ids[index], stream=True
             ):
                 queue.put_nowait((index, chunk))
         except Exception as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from service import context
 from service.errors import EngineFailureError, GatewayError, error_body
 
 logger = logging.getLogger(__name__)
@@ -32,5 +33,8 @@ async def openai_events(payloads: AsyncIterator[str]) -> AsyncIterator[str]:
 def _error_event(err: GatewayError) -> str:
     import json
 
+    ctx = context.current()
+    if ctx is not None:  # the status line said 200; metrics and the access log say what happened
+        ctx.stream_error_status = err.status_code
     body = error_body(err.message, err.error_type, param=err.param, code=err.code)
     return json.dumps(body)

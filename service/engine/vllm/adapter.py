@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
+from service.engine.base import Beam, BeamSearchOptions, GenerationChunk, SamplingOptions
 from service.engine.vllm import compat, convert
 from service.engine.vllm.args import cpu_environment, engine_kwargs
+from service.engine.vllm.logits import LOGITS_PROCESSORS
 from service.errors import EngineFailureError, EngineUnavailableError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,11 @@ class VLLMEngine:
         if cpu:
             os.environ.update(cpu_environment(settings))
         kwargs = engine_kwargs(
-            settings, model_path=model_path, on_cpu=cpu, accepted=compat.engine_arg_names()
+            settings,
+            model_path=model_path,
+            on_cpu=cpu,
+            accepted=compat.engine_arg_names(),
+            logits_processors=LOGITS_PROCESSORS,
         )
         logger.info("starting vLLM %s engine: %s", compat.VERSION, kwargs)
         engine = compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs))
@@ -120,6 +125,33 @@ class VLLMEngine:
                     await outputs.aclose()
                 except Exception:  # aborting on a dead engine fails too; the cause is raised
                     logger.warning("closing engine request %s failed", request_id, exc_info=True)
+
+    async def beam_search(
+        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
+    ) -> list[Beam]:
+        if self._engine.errored:
+            raise EngineUnavailableError("The engine is not running.")
+        params = compat.BeamSearchParams(
+            beam_width=options.beam_width,
+            max_tokens=options.max_tokens,
+            ignore_eos=options.ignore_eos,
+            length_penalty=options.length_penalty,
+        )
+        try:
+            async for output in compat.beam_search(
+                self._engine, prompt_token_ids, params, request_id
+            ):
+                if output.outputs and output.outputs[0].finish_reason == "error":
+                    raise EngineFailureError("The engine failed during beam search.")
+                return convert.beams(output)
+        except compat.EngineDeadError as err:
+            raise EngineUnavailableError("The engine has stopped.") from err
+        except EngineFailureError:
+            raise
+        except Exception as err:
+            logger.exception("beam search %s failed", request_id)
+            raise EngineFailureError("The engine failed during beam search.") from err
+        raise EngineFailureError("Beam search returned no result.")
 
     async def abort(self, request_id: str) -> None:
         await self._engine.abort(request_id)

@@ -9,7 +9,12 @@ from service.config import Settings
 
 
 def engine_kwargs(
-    settings: Settings, *, model_path: str, on_cpu: bool, accepted: Collection[str]
+    settings: Settings,
+    *,
+    model_path: str,
+    on_cpu: bool,
+    accepted: Collection[str],
+    logits_processors: list[str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `AsyncEngineArgs`, keeping only fields this vLLM version knows.
 
@@ -38,6 +43,7 @@ def engine_kwargs(
         "download_dir": str(settings.download_dir),
         "disable_log_stats": settings.disable_log_stats,
         "max_logprobs": settings.max_logprobs,
+        "logits_processors": logits_processors or None,
     }
     # None means "vLLM's own default": leave it out rather than override it.
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.engine.base import (
+    Beam,
+    EngineTimings,
     FinishReason,
     GenerationChunk,
     SamplingOptions,
@@ -15,6 +17,7 @@ from service.engine.base import (
     TokenLogprob,
 )
 from service.engine.vllm import compat
+from service.engine.vllm.logits import NO_REPEAT_NGRAM
 
 # JSON has no -inf; vLLM's own server writes the same floor.
 _LOGPROB_FLOOR = -9999.0
@@ -43,6 +46,8 @@ def sampling_params(options: SamplingOptions, *, stream: bool) -> Any:
         "skip_special_tokens": options.skip_special_tokens,
         "output_kind": compat.output_kind(stream=stream),
     }
+    if options.no_repeat_ngram_size:
+        kwargs["extra_args"] = {NO_REPEAT_NGRAM: options.no_repeat_ngram_size}
     if options.structured is not None:
         kwargs.update(compat.structured_kwargs(_structured(options.structured)))
     return compat.SamplingParams(**kwargs)
@@ -117,7 +122,27 @@ def chunk(output: Any, options: SamplingOptions) -> GenerationChunk:
         prompt_logprobs = token_logprobs(
             prompt_ids, output.prompt_logprobs, options.prompt_logprobs
         )
-    return GenerationChunk(sequences, len(prompt_ids), output.finished, prompt_logprobs)
+    timings = _timings(output) if output.finished else None
+    return GenerationChunk(sequences, len(prompt_ids), output.finished, prompt_logprobs, timings)
+
+
+def _timings(output: Any) -> EngineTimings | None:
+    """The engine core's timestamps for a finished request (vLLM's `RequestStateStats`).
+
+    Present when vLLM keeps stats (`disable_log_stats` off); a request that never reached the
+    scheduler has zeros, which say nothing, so they give None.
+    """
+    stats = getattr(output, "metrics", None)
+    queued = getattr(stats, "queued_ts", 0.0)
+    scheduled = getattr(stats, "scheduled_ts", 0.0)
+    if not (queued and scheduled):
+        return None
+    return EngineTimings(
+        queued=float(queued),
+        scheduled=float(scheduled),
+        first_token=float(getattr(stats, "first_token_ts", 0.0) or scheduled),
+        last_token=float(getattr(stats, "last_token_ts", 0.0) or scheduled),
+    )
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:
@@ -126,3 +151,16 @@ def _finish_reason(reason: str | None) -> FinishReason | None:
     if reason in ("stop", "length", "abort"):
         return reason  # type: ignore[return-value]
     return "stop"
+
+
+def beams(output: Any) -> list[Beam]:
+    """vLLM's beam-search RequestOutput (best beam first) as Beams."""
+    return [
+        Beam(
+            text=c.text,
+            token_ids=list(c.token_ids),
+            cumulative_logprob=_finite(c.cumulative_logprob or 0.0),
+            finish_reason=_finish_reason(c.finish_reason) or "length",
+        )
+        for c in output.outputs
+    ]

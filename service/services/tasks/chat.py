@@ -1,0 +1,124 @@
+"""/v1/chat: a conversation turn for apps, with personas and history that always fits.
+
+When the conversation exceeds the context, the oldest history turns are dropped (never the
+system prompt, never the last user turn) and the response says how many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.engine.base import Engine, SamplingOptions
+from service.errors import ContextLengthError, InvalidRequestError
+from service.schemas.tasks import (
+    ChatResponse,
+    ChatResult,
+    ChatTurn,
+    TaskChatRequest,
+)
+from service.services.generation import EngineJob, run_to_completion
+from service.services.tasks.common import (
+    envelope,
+    finish_reason,
+    new_id,
+    served_model,
+    stream_task,
+    usage,
+)
+from service.services.tasks.prompts import CHAT_PRESETS
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChat:
+    id: str
+    model: str
+    job: EngineJob
+    truncated_turns: int
+
+
+def _conversation(req: TaskChatRequest) -> tuple[str | None, list[ChatTurn]]:
+    """(system prompt, turns), from `messages` or from `history` + `message`."""
+    turns = list(req.messages) if req.messages is not None else [*(req.history or [])]
+    if req.message is not None:
+        turns.append(ChatTurn(role="user", content=req.message))
+    systems = [t for t in turns if t.role == "system"]
+    turns = [t for t in turns if t.role != "system"]
+    if req.system is not None and req.preset is not None:
+        raise InvalidRequestError("Give system or preset, not both.", param="system")
+    given = (
+        req.system
+        if req.system is not None
+        else (CHAT_PRESETS[req.preset] if req.preset is not None else None)
+    )
+    if given is not None and systems:
+        raise InvalidRequestError(
+            "The conversation already has a system message; drop system/preset.", param="system"
+        )
+    system = given if given is not None else ("\n\n".join(t.content for t in systems) or None)
+    if not turns or turns[-1].role != "user":
+        param = "message" if req.message is not None else "messages"
+        raise InvalidRequestError("The conversation must end with a user turn.", param=param)
+    return system, turns
+
+
+def prepare(req: TaskChatRequest, engine: Engine, settings: Settings) -> PreparedChat:
+    model = served_model(req.model, settings)
+    system, turns = _conversation(req)
+    context = engine.max_model_len
+    reserve = req.max_tokens or min(settings.default_max_tokens, context // 4)
+    tok = engine.tokenizer
+
+    def encode(kept: list[ChatTurn]) -> list[int]:
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        messages += [{"role": t.role, "content": t.content} for t in kept]
+        return tok.encode(tok.apply_chat_template(messages), add_special_tokens=False)
+
+    dropped = 0
+    ids = encode(turns)
+    while len(ids) + reserve > context and dropped < len(turns) - 1:
+        dropped += 1  # the oldest turn goes first; the last user turn always stays
+        ids = encode(turns[dropped:])
+    if len(ids) + reserve > context:
+        raise ContextLengthError(
+            f"This model's maximum context length is {context} tokens; the system prompt and "
+            f"the last user turn take {len(ids)} and {reserve} are reserved for the reply.",
+            param="max_tokens"
+            if req.max_tokens
+            else ("message" if req.message is not None else "messages"),
+        )
+    max_tokens = req.max_tokens or min(settings.default_max_tokens, context - len(ids))
+    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    options = SamplingOptions(
+        max_tokens=max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        repetition_penalty=req.repetition_penalty,
+        stop=stop,
+        seed=req.seed,
+    )
+    return PreparedChat(new_id("chat"), model, EngineJob(ids, options), dropped)
+
+
+async def reply(prepared: PreparedChat, engine: Engine) -> ChatResponse:
+    (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+    seq = result.sequences[0]
+    answer = ChatResult(
+        reply=seq.text,
+        finish_reason=finish_reason(seq.finish_reason),
+        truncated_turns=prepared.truncated_turns,
+    )
+    return envelope(
+        "chat",
+        id=prepared.id,
+        model=prepared.model,
+        results=[answer],
+        usage=usage(result.num_prompt_tokens, len(seq.token_ids)),
+    )
+
+
+def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
+    """JSON payloads of the SSE events (TaskChunk), without the final [DONE]."""
+    return stream_task("chat.chunk", prepared.id, prepared.model, [prepared.job], engine)

@@ -1,0 +1,107 @@
+"""What every task shares: model check, ids, input limits, usage, the response envelope."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
+
+from service.config import Settings
+from service.engine.base import Engine
+from service.errors import InvalidRequestError, PayloadTooLargeError
+from service.schemas.common import Usage
+from service.schemas.tasks import FinishReason, TaskChunk, TaskDelta, TaskName, TaskResponse
+from service.services.generation import EngineJob, stream_deltas
+from service.services.sampling import check_model
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def served_model(requested: str | None, settings: Settings) -> str:
+    """The task API's `model` is optional; when given it must be the served one."""
+    if requested is not None:
+        check_model(requested, settings)
+    return settings.model_name
+
+
+def new_id(task: TaskName) -> str:
+    return f"{task}-{uuid.uuid4().hex}"
+
+
+def inputs(
+    single: str | None, batch: Sequence[str] | None, *, param: str, settings: Settings
+) -> list[str]:
+    """The request's texts as a list, within the configured batch and length limits."""
+    texts = [single] if single is not None else list(batch or [])
+    if len(texts) > settings.max_batch_size:
+        raise InvalidRequestError(
+            f"At most {settings.max_batch_size} inputs per request; got {len(texts)}.",
+            param=param,
+            code="batch_too_large",
+        )
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            where = param if single is not None else f"{param}.{i}"
+            raise PayloadTooLargeError(
+                f"An input may have at most {settings.max_text_chars} characters; got {len(text)}.",
+                param=where,
+            )
+    return texts
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+def envelope(
+    task: TaskName, *, id: str, model: str, results: list[R], usage: Usage
+) -> TaskResponse[R]:
+    return TaskResponse[R](
+        id=id, object=task, created=int(time.time()), model=model, results=results, usage=usage
+    )
+
+
+async def stream_task(
+    kind: Literal["generate.chunk", "chat.chunk"],
+    id: str,
+    model: str,
+    jobs: list[EngineJob],
+    engine: Engine,
+) -> AsyncIterator[str]:
+    """A streaming task's SSE payloads: deltas by input `index` and `sequence`, then usage."""
+    created = int(time.time())
+    completion = 0
+    async for index, chunk in stream_deltas(engine, jobs, id):
+        deltas = []
+        for seq in chunk.sequences:
+            completion += len(seq.token_ids)
+            if seq.text or seq.finish_reason is not None:
+                finish = finish_reason(seq.finish_reason) if seq.finish_reason else None
+                deltas.append(
+                    TaskDelta(index=index, sequence=seq.index, delta=seq.text, finish_reason=finish)
+                )
+        if deltas:
+            event = TaskChunk(id=id, object=kind, created=created, model=model, results=deltas)
+            yield event.model_dump_json(exclude={"usage"})
+    prompt = sum(len(job.prompt_token_ids) for job in jobs)
+    last = TaskChunk(
+        id=id,
+        object=kind,
+        created=created,
+        model=model,
+        results=[],
+        usage=usage(prompt, completion),
+    )
+    yield last.model_dump_json()
+
+
+def finish_reason(reason: str | None) -> FinishReason:
+    """The task API reports why a text ended as "stop" or "length" only."""
+    return "length" if reason == "length" else "stop"

@@ -1,0 +1,245 @@
+"""/v1/generate: Hugging Face `generate` semantics on the engine.
+
+Knobs keep HF's names and meanings (lengths in tokens; `max_length`/`min_length` count the
+prompt). Sampling knobs that would have no effect (e.g. `temperature` without `do_sample`) are
+rejected rather than ignored, so a request never silently does something other than it says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.context import engine_wait
+from service.engine.base import BeamSearchOptions, Engine, SamplingOptions
+from service.errors import ContextLengthError, InvalidRequestError
+from service.schemas.tasks import (
+    GenerateRequest,
+    GenerateResponse,
+    GenerateResult,
+    Generation,
+)
+from service.services.generation import (
+    EngineJob,
+    engine_request_ids,
+    gather_or_cancel,
+    run_to_completion,
+)
+from service.services.tasks.common import (
+    envelope,
+    finish_reason,
+    inputs,
+    new_id,
+    served_model,
+    stream_task,
+    usage,
+)
+
+SAMPLING_ONLY = ("temperature", "top_k", "top_p")
+# What beam search cannot honour, each with the values that leave it a no-op (one shared
+# tuple would let stream=true and size 1 through, as True == 1 == 1.0).
+NOT_WITH_BEAMS: dict[str, tuple[object, ...]] = {
+    "no_repeat_ngram_size": (0,),
+    "repetition_penalty": (1.0,),
+    "stop": (None,),
+    "min_new_tokens": (None, 0),
+    "min_length": (None, 0),
+    "stream": (False,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedGenerate:
+    id: str
+    model: str
+    jobs: list[EngineJob]
+    beams: BeamSearchOptions | None  # per-prompt max_tokens is in the job's options
+    num_return_sequences: int
+
+
+def _conflict(message: str, param: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code="invalid_combination")
+
+
+def _check_combinations(req: GenerateRequest) -> None:
+    given = req.model_fields_set
+    for a, b in (("max_new_tokens", "max_length"), ("min_new_tokens", "min_length")):
+        if a in given and b in given:
+            raise _conflict(f"Give {a} or {b}, not both.", b)
+    if not req.do_sample:
+        for name in SAMPLING_ONLY:
+            if name in given:
+                raise _conflict(f"{name} has no effect unless do_sample is true.", name)
+        if req.num_beams == 1 and req.num_return_sequences > 1:
+            raise _conflict(
+                "Greedy search returns one sequence: set do_sample or num_beams for "
+                "num_return_sequences > 1.",
+                "num_return_sequences",
+            )
+    elif req.temperature == 0.0:
+        raise _conflict("temperature must be positive when do_sample is true.", "temperature")
+    if req.num_beams > 1:
+        if req.do_sample:
+            raise _conflict(
+                "Beam sampling is not supported: num_beams > 1 is beam search, "
+                "which does not sample.",
+                "do_sample",
+            )
+        for name, inert in NOT_WITH_BEAMS.items():
+            if name in given and getattr(req, name) not in inert:
+                raise _conflict(f"{name} is not supported with beam search (num_beams > 1).", name)
+        if req.num_return_sequences > req.num_beams:
+            raise _conflict(
+                "num_return_sequences must not exceed num_beams.", "num_return_sequences"
+            )
+        if req.early_stopping is True:
+            raise _conflict(
+                "early_stopping=true has no equivalent in vLLM's beam search, which runs until "
+                "max_new_tokens or until no beam is left; use false or 'never' (see the docs).",
+                "early_stopping",
+            )
+    else:
+        for name in ("length_penalty", "early_stopping"):
+            if name in given:
+                raise _conflict(f"{name} only applies to beam search (num_beams > 1).", name)
+
+
+def _lengths(
+    req: GenerateRequest,
+    prompt_tokens: int,
+    engine: Engine,
+    settings: Settings,
+) -> tuple[int, int]:
+    """(max new tokens, min new tokens) for one prompt, checked against the context."""
+    room = engine.max_model_len - prompt_tokens
+    if req.max_new_tokens is not None:
+        max_new, param = req.max_new_tokens, "max_new_tokens"
+    elif req.max_length is not None:
+        max_new, param = req.max_length - prompt_tokens, "max_length"
+        if max_new < 1:
+            raise InvalidRequestError(
+                f"max_length ({req.max_length}) must exceed the prompt's {prompt_tokens} tokens.",
+                param="max_length",
+            )
+    else:
+        max_new, param = min(settings.default_max_tokens, room), "prompt"
+    if max_new > room or room < 1:
+        raise ContextLengthError(
+            f"This model's maximum context length is {engine.max_model_len} tokens; the prompt "
+            f"has {prompt_tokens} and {max_new} new tokens were asked for.",
+            param=param,
+        )
+    if req.min_new_tokens is not None:
+        min_new, min_param = req.min_new_tokens, "min_new_tokens"
+    else:
+        min_new, min_param = max((req.min_length or 0) - prompt_tokens, 0), "min_length"
+    if min_new > max_new:
+        raise _conflict(
+            f"{min_param} asks for more tokens ({min_new}) than the maximum ({max_new}).", min_param
+        )
+    return max_new, min_new
+
+
+def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> PreparedGenerate:
+    model = served_model(req.model, settings)
+    _check_combinations(req)
+    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    jobs = []
+    param = "prompt" if req.prompt is not None else "prompts"
+    for text in inputs(req.prompt, req.prompts, param=param, settings=settings):
+        ids = engine.tokenizer.encode(text)
+        max_new, min_new = _lengths(req, len(ids), engine, settings)
+        options = SamplingOptions(
+            max_tokens=max_new,
+            min_tokens=min_new,
+            n=req.num_return_sequences if req.num_beams == 1 else 1,
+            temperature=req.temperature if req.do_sample else 0.0,
+            top_k=req.top_k if req.do_sample else 0,
+            top_p=req.top_p if req.do_sample else 1.0,
+            repetition_penalty=req.repetition_penalty,
+            no_repeat_ngram_size=req.no_repeat_ngram_size,
+            stop=stop,
+            seed=req.seed,
+        )
+        jobs.append(EngineJob(ids, options))
+    beams = None
+    if req.num_beams > 1:
+        beams = BeamSearchOptions(
+            beam_width=req.num_beams, max_tokens=0, length_penalty=req.length_penalty
+        )
+    return PreparedGenerate(new_id("generate"), model, jobs, beams, req.num_return_sequences)
+
+
+async def generate(prepared: PreparedGenerate, engine: Engine) -> GenerateResponse:
+    if prepared.beams is not None:
+        return await _beam_search(prepared, engine)
+    results = await run_to_completion(engine, prepared.jobs, prepared.id)
+    out = [
+        GenerateResult(
+            index=i,
+            prompt_tokens=r.num_prompt_tokens,
+            generations=[
+                Generation(
+                    text=s.text,
+                    finish_reason=finish_reason(s.finish_reason),
+                    num_tokens=len(s.token_ids),
+                )
+                for s in r.sequences
+            ],
+        )
+        for i, r in enumerate(results)
+    ]
+    return _response(prepared, out)
+
+
+async def _beam_search(prepared: PreparedGenerate, engine: Engine) -> GenerateResponse:
+    assert prepared.beams is not None
+    request_ids = engine_request_ids(prepared.id, len(prepared.jobs))
+    searches = [
+        engine.beam_search(
+            job.prompt_token_ids,
+            BeamSearchOptions(
+                beam_width=prepared.beams.beam_width,
+                max_tokens=job.options.max_tokens,
+                length_penalty=prepared.beams.length_penalty,
+            ),
+            request_id,
+        )
+        for job, request_id in zip(prepared.jobs, request_ids, strict=True)
+    ]
+    with engine_wait():  # engine time, not gateway overhead
+        found = await gather_or_cancel(searches)
+    out = [
+        GenerateResult(
+            index=i,
+            prompt_tokens=len(prepared.jobs[i].prompt_token_ids),
+            generations=[
+                Generation(
+                    text=b.text,
+                    finish_reason=finish_reason(b.finish_reason),
+                    num_tokens=len(b.token_ids),
+                )
+                for b in beams[: prepared.num_return_sequences]
+            ],
+        )
+        for i, beams in enumerate(found)
+    ]
+    return _response(prepared, out)
+
+
+def _response(prepared: PreparedGenerate, results: list[GenerateResult]) -> GenerateResponse:
+    prompt = sum(r.prompt_tokens for r in results)
+    completion = sum(g.num_tokens for r in results for g in r.generations)
+    return envelope(
+        "generate",
+        id=prepared.id,
+        model=prepared.model,
+        results=results,
+        usage=usage(prompt, completion),
+    )
+
+
+def stream(prepared: PreparedGenerate, engine: Engine) -> AsyncIterator[str]:
+    """JSON payloads of the SSE events (TaskChunk), without the final [DONE]."""
+    return stream_task("generate.chunk", prepared.id, prepared.model, prepared.jobs, engine)

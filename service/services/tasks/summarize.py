@@ -1,0 +1,148 @@
+"""/v1/summarize: one pass when the text fits the context, map-reduce when it does not.
+
+Map-reduce: split on paragraph/sentence boundaries by token count, summarize the chunks
+concurrently (continuous batching runs them together), join the partial summaries and repeat
+until the result fits one final, styled summary. Length bounds are engine-enforced: the maximum
+with max_tokens, the minimum with min_tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.engine.base import Engine, SamplingOptions
+from service.errors import InvalidRequestError
+from service.metrics import record_summary
+from service.schemas.tasks import SummarizeRequest, SummarizeResponse, SummarizeResult
+from service.services.generation import EngineJob, gather_or_cancel, run_to_completion
+from service.services.tasks.chunking import split_by_tokens
+from service.services.tasks.common import (
+    envelope,
+    finish_reason,
+    inputs,
+    new_id,
+    served_model,
+    usage,
+)
+from service.services.tasks.prompts import summarize_messages
+
+DEFAULT_MAX_TOKENS = {"paragraph": 160, "bullets": 200, "headline": 24}
+PARTIAL_SUMMARY_TOKENS = 160  # each map-step summary; far below a chunk, so levels shrink
+MAX_DEPTH = 8
+_MARGIN = 16  # tokens kept free for template and tokenization drift
+
+
+@dataclass(slots=True)
+class _Count:
+    prompt: int = 0
+    completion: int = 0
+
+
+class _Summarizer:
+    def __init__(self, req: SummarizeRequest, engine: Engine, request_id: str) -> None:
+        self.req = req
+        self.engine = engine
+        self.request_id = request_id
+        self.max_tokens = req.max_length or DEFAULT_MAX_TOKENS[req.style]
+        self.min_tokens = req.min_length or 0
+
+    def _prompt(self, text: str, *, final: bool) -> list[int]:
+        r = self.req
+        messages = summarize_messages(
+            text, style=r.style, language=r.language, focus=r.focus, final=final
+        )
+        tok = self.engine.tokenizer
+        return tok.encode(tok.apply_chat_template(messages), add_special_tokens=False)
+
+    def _count(self, text: str) -> int:
+        return len(self.engine.tokenizer.encode(text, add_special_tokens=False))
+
+    async def run(self, index: int, text: str) -> tuple[SummarizeResult, _Count]:
+        count = _Count()
+        context = self.engine.max_model_len
+        chunks, depth = 1, 0
+        ids = self._prompt(text, final=True)
+        while len(ids) + self.max_tokens > context:
+            if depth == MAX_DEPTH:
+                raise InvalidRequestError("The text is too long to summarize.", param="text")
+            overhead = len(self._prompt("", final=False))
+            # A partial summary must stay well under its chunk, or the levels do not shrink.
+            partial = min(PARTIAL_SUMMARY_TOKENS, (context - overhead - _MARGIN) // 4)
+            if partial < 1:
+                raise InvalidRequestError(
+                    "The model's context is too small to summarize a text this long.",
+                    param="text",
+                )
+            limit = context - overhead - partial - _MARGIN
+            parts = split_by_tokens(text, limit, self._count)
+            if depth == 0:
+                chunks = len(parts)
+            options = SamplingOptions(max_tokens=partial, temperature=0.0, repetition_penalty=1.1)
+            jobs = [EngineJob(self._prompt(p, final=False), options) for p in parts]
+            results = await run_to_completion(
+                self.engine, jobs, f"{self.request_id}-{index}-map{depth}"
+            )
+            for r in results:
+                count.prompt += r.num_prompt_tokens
+                count.completion += len(r.sequences[0].token_ids)
+            text = "\n\n".join(r.sequences[0].text.strip() for r in results)
+            ids = self._prompt(text, final=True)
+            depth += 1
+        final = SamplingOptions(
+            max_tokens=self.max_tokens,
+            min_tokens=self.min_tokens,
+            temperature=0.0,
+            repetition_penalty=1.1,
+        )
+        (result,) = await run_to_completion(
+            self.engine, [EngineJob(ids, final)], f"{self.request_id}-{index}"
+        )
+        seq = result.sequences[0]
+        count.prompt += result.num_prompt_tokens
+        count.completion += len(seq.token_ids)
+        summary = SummarizeResult(
+            index=index,
+            summary=seq.text.strip(),
+            finish_reason=finish_reason(seq.finish_reason),
+            summary_tokens=len(seq.token_ids),
+            chunks=chunks,
+            depth=depth,
+        )
+        record_summary(chunks=chunks, depth=depth)
+        return summary, count
+
+
+def _check(req: SummarizeRequest, engine: Engine) -> None:
+    max_tokens = req.max_length or DEFAULT_MAX_TOKENS[req.style]
+    if max_tokens > engine.max_model_len // 2:
+        raise InvalidRequestError(
+            f"max_length may be at most half the context ({engine.max_model_len // 2} tokens).",
+            param="max_length",
+        )
+    if req.min_length is not None and req.min_length > max_tokens:
+        raise InvalidRequestError(
+            f"min_length ({req.min_length}) exceeds the maximum length ({max_tokens}).",
+            param="min_length",
+        )
+
+
+async def summarize(
+    req: SummarizeRequest, engine: Engine, settings: Settings, *, request_id: str | None = None
+) -> SummarizeResponse:
+    model = served_model(req.model, settings)
+    param = "text" if req.text is not None else "texts"
+    texts = inputs(req.text, req.texts, param=param, settings=settings)
+    _check(req, engine)
+    response_id = new_id("summarize")
+    summarizer = _Summarizer(req, engine, request_id or response_id)
+    done = await gather_or_cancel([summarizer.run(i, t) for i, t in enumerate(texts)])
+    prompt = sum(c.prompt for _, c in done)
+    completion = sum(c.completion for _, c in done)
+    return envelope(
+        "summarize",
+        id=response_id,
+        model=model,
+        results=[r for r, _ in done],
+        usage=usage(prompt, completion),
+    )

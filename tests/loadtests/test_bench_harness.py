@@ -1,0 +1,150 @@
+"""The A/B benchmark harness end to end, in its quick mode, with the gateway on the fake engine
+standing in for both servers: it starts and stops two subprocesses, drives them, and reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests.bench.config import from_args
+from loadtests.bench.driver import Level, LevelRun, Result, build_levels
+from loadtests.bench.run import workload_digest
+from loadtests.bench.stats import compare, percentile, summarize
+from service.schemas.chat import ChatCompletionRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = "{python} -m service --engine fake --model demo --port {port}"
+# The fake engine's context is 256 whitespace tokens: short prompts of every kind.
+PROMPTS = [
+    {"kind": "question", "text": "What is the capital of France?"},
+    {"kind": "instruction", "text": "Write two lines about the sea, please."},
+    {"kind": "review", "text": "Great phone, the battery lasts two days.", "label": "positive"},
+    {"kind": "passage", "text": "The council met on Tuesday to discuss the old depot."},
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("bench")
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    out = folder / "out"
+    args = [
+        *("--quick", "--concurrency", "1,4", "--rates", "200", "--requests-per-rate", "6"),
+        *("--server-a-cmd", FAKE, "--server-a-ready", "/ready", "--server-a-name", "fake-a"),
+        *("--server-b-cmd", FAKE, "--server-b-ready", "/ready", "--server-b-name", "fake-b"),
+        *("--model-name", "demo", "--prompts", str(prompts), "--out", str(out)),
+        *("--ready-timeout", "60", "--level-timeout", "60", "--request-timeout", "30"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads((out / "report.json").read_text())
+    result["_out"] = str(out)
+    return result
+
+
+def test_runs_alternate_a_and_b_for_three_pairs(report: dict[str, Any]) -> None:
+    assert [r["server"] for r in report["runs"]] == ["A", "B"] * 3
+    assert [r["pair"] for r in report["runs"]] == [0, 0, 1, 1, 2, 2]
+    assert report["conditions"]["layout"] == "resident"
+    assert {s["name"] for s in report["servers"].values()} == {"fake-a", "fake-b"}
+
+
+def test_every_level_completed_without_errors(report: dict[str, Any]) -> None:
+    levels = {lv["key"]: lv for lv in report["workload"]["levels"]}
+    assert list(levels) == ["c=1", "c=4", "rate=200/s"]
+    for run in report["runs"]:
+        assert list(run["levels"]) == list(levels)
+        for key, figures in run["levels"].items():
+            assert figures["errors"] == 0, figures["error_samples"]
+            assert figures["completed"] == levels[key]["requests"] > 0
+            assert figures["output_throughput"] > 0
+            assert figures["ttft_p50_ms"] > 0
+            assert figures["ttft_p50_ms"] <= figures["e2e_p99_ms"]
+            assert figures["api_cpu_s"] >= 0 and figures["engine_cpu_s"] >= 0
+            if levels[key]["ignore_eos"]:  # fixed output: usage counts every requested token
+                assert figures["output_tokens"] == figures["completed"] * 32
+
+
+def test_ratios_and_noise_floor_are_computed(report: dict[str, Any]) -> None:
+    for key, metrics in report["comparison"].items():
+        for name in ("output_throughput", "request_throughput", "ttft_p50_ms", "e2e_p99_ms"):
+            figures = metrics[name]
+            assert len(figures["ratios"]) == 3, (key, name)
+            assert figures["ratio"]["min"] <= figures["ratio"]["median"] <= figures["ratio"]["max"]
+            assert figures["ratio"]["median"] > 0
+            assert figures["noise_floor"] >= 0
+        assert metrics["errors"] == {"a": 0, "b": 0}
+    assert set(report["verdict"]["throughput_ge_0.99"]) == {"c=1", "c=4"}
+    assert isinstance(report["verdict"]["all_met"], bool)
+
+
+def test_machine_and_artifacts_are_written(report: dict[str, Any]) -> None:
+    machine = report["machine"]
+    assert machine["logical_cpus"] >= 1
+    assert machine["cpu"]["model"]
+    assert machine["dtype"] == "float32"
+    out = Path(report["_out"])
+    assert (out / "chart.png").read_bytes().startswith(b"\x89PNG")
+    assert "| c=4 |" in (out / "summary.md").read_text()
+    assert (out / "server-A-resident.log").is_file()
+
+
+def test_workload_is_seeded_and_identical_for_both_servers() -> None:
+    config = from_args(["--quick"])
+    first, second = build_levels(config), build_levels(config)
+    assert workload_digest(first) == workload_digest(second)
+    other = build_levels(from_args(["--quick", "--seed", "1"]))
+    assert workload_digest(other) != workload_digest(first)
+    for level in first:
+        for body in level.bodies:
+            request = ChatCompletionRequest.model_validate_json(body)
+            assert request.stream and request.stream_options is not None
+            assert request.stream_options.include_usage
+            assert request.ignore_eos is (level.phase == "closed")
+
+
+def test_percentile_matches_linear_interpolation() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+
+
+def test_summary_counts_goodput_against_the_slo() -> None:
+    fast = Result(ok=True, start=0.0, end=1.0, ttft=0.1, itl=[0.1] * 9, output_tokens=10)
+    slow = Result(ok=True, start=0.0, end=5.0, ttft=3.0, itl=[0.2] * 9, output_tokens=10)
+    failed = Result(error="HTTP 500")
+    figures = summarize(
+        LevelRun([fast, slow, failed], duration_s=2.0), slo_ttft_ms=2000, slo_tpot_ms=150
+    )
+    assert (figures["completed"], figures["errors"]) == (2, 1)
+    assert figures["goodput"] == 0.5
+    assert figures["output_throughput"] == 10.0
+
+
+def test_compare_gives_b_over_a_and_the_a_vs_a_spread() -> None:
+    def run(server: str, tokens_per_s: float) -> dict[str, Any]:
+        figures = {"errors": 0, "output_throughput": tokens_per_s}
+        return {"server": server, "levels": {"c=1": figures}}
+
+    runs = [run("A", 100), run("B", 99), run("A", 110), run("B", 100), run("A", 100)]
+    result = compare(runs, ["c=1"])["c=1"]
+    assert result["output_throughput"]["ratios"] == [0.99, pytest.approx(0.9091, abs=1e-4)]
+    assert result["output_throughput"]["noise_floor"] == pytest.approx(0.1)
+    assert result["ttft_p50_ms"]["ratio"]["median"] is None  # absent metric: no ratio
+
+
+def test_level_keys() -> None:
+    assert Level("closed", 16, ()).key == "c=16"
+    assert Level("poisson", 0.5, ()).key == "rate=0.5/s"
