@@ -41,8 +41,8 @@ serve: model
 	$(PY) -m service $(SERVE_ARGS)
 
 test: install-test model
-	$(PY) -m ruff check service tests loadtests
-	$(PY) -m ruff format --check service tests loadtests
+	$(PY) -m ruff check service tests loadtests evals
+	$(PY) -m ruff format --check service tests loadtests evals
 	$(PY) -m mypy
 	$(PY) -m pytest
 

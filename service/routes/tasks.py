@@ -17,7 +17,7 @@ from service.schemas.tasks import (
     SummarizeResponse,
     TaskChatRequest,
 )
-from service.services.tasks import chat, generate, summarize
+from service.services.tasks import chat, classify, generate, summarize
 from service.services.tasks.common import new_id
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
@@ -47,8 +47,6 @@ async def classify_text(
     request: ClassifyRequest, engine: EngineDep, settings: SettingsDep
 ) -> ClassifyResponse:
     """One label per text, with a calibrated probability for every label."""
-    from service.services.tasks import classify
-
     return await classify.classify(request, engine, settings, request_id=new_id("classify"))
 
 

@@ -1,0 +1,1 @@
+"""Quality evaluations of the task API on small labelled sets written for this project."""

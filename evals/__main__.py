@@ -1,0 +1,20 @@
+"""`python -m evals <task> [options]`: run one task's evaluation (see evals/README.md)."""
+
+from __future__ import annotations
+
+import sys
+
+from evals import classify
+
+TASKS = {"classify": classify.main}  # summarize: length compliance, added with its eval
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in TASKS:
+        print(f"usage: python -m evals {{{','.join(TASKS)}}} [options]", file=sys.stderr)
+        return 2
+    return TASKS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

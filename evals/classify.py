@@ -1,0 +1,246 @@
+"""Classify accuracy on the labelled sets in evals/data/, against simpler ways to do the same.
+
+    python -m evals classify                      # in process: the real engine, test profile
+    python -m evals classify --base-url URL       # a running gateway, over HTTP
+    python -m evals classify --cost               # also time the two ways of scoring labels
+
+Methods compared (columns of the table):
+
+  raw      the service's instruction and text as plain text (no chat template), each label scored
+           by its log-likelihood, no calibration
+  chat     the service's chat-template prompt, scores not calibrated
+  service  /v1/classify itself: chat template + contextual calibration
+  choice   what one would hand-roll on a bare vLLM: the same chat prompt, greedy decoding under a
+           `structured_outputs: {choice: labels}` constraint (the label is sampled text)
+
+Over HTTP only `service` and `choice` can be measured (the others need the engine itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from service.config import TEST_PROFILE, Settings
+from service.engine.base import Engine, SamplingOptions, StructuredOutput
+from service.schemas.tasks import ClassifyRequest, LabelPreset
+from service.services.generation import EngineJob, run_to_completion
+from service.services.tasks import classify as service
+from service.services.tasks.calibration import cache_for
+
+DATA = Path(__file__).parent / "data"
+METHODS: tuple[str, ...] = ("raw", "chat", "service", "choice")
+BATCH = 64  # texts per /v1/classify request (the default max_batch_size)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    file: str
+    labels: LabelPreset | tuple[str, ...]
+    keep: frozenset[str] | None = None  # only items with these gold labels
+
+    def items(self) -> list[tuple[str, str]]:
+        rows = [json.loads(line) for line in (DATA / self.file).read_text().splitlines() if line]
+        return [
+            (r["text"], r["label"]) for r in rows if self.keep is None or r["label"] in self.keep
+        ]
+
+    def request(self, texts: Sequence[str]) -> ClassifyRequest:
+        labels: Any = self.labels if isinstance(self.labels, str) else list(self.labels)
+        return ClassifyRequest(texts=list(texts), labels=labels)
+
+
+SETS: tuple[EvalSet, ...] = (
+    EvalSet("sentiment", "sentiment.jsonl", "sentiment"),
+    EvalSet(
+        "sentiment_pos_neg",
+        "sentiment.jsonl",
+        ("positive", "negative"),
+        keep=frozenset({"positive", "negative"}),
+    ),
+    EvalSet("news_topic", "news_topic.jsonl", "news_topic"),
+    EvalSet("customer_intent", "customer_intent.jsonl", "customer_intent"),
+)
+
+
+class Backend(Protocol):
+    methods: tuple[str, ...]
+
+    async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
+        """Predicted labels per method."""
+        ...
+
+
+# --------------------------------------------------------------------------- in process
+class InProcess:
+    """The engine in this process; `service` is the service function itself."""
+
+    methods: tuple[str, ...] = METHODS
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
+        spec = service.label_spec(evalset.request(texts))
+        out: dict[str, list[str]] = {m: [] for m in self.methods}
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            response = await service.classify(
+                evalset.request(batch), self.engine, self.settings, request_id=f"eval-{start}"
+            )
+            prior = cache_for(self.engine).peek(spec.cache_key)
+            assert prior is not None
+            for r in response.results:
+                out["service"].append(r.label)
+                # softmax(s - prior) = p, so s = log p + prior + const: undo the calibration.
+                raw = [math.log(max(r.scores[label], 1e-300)) for label in spec.labels]
+                out["chat"].append(_argmax(spec.labels, _plus(raw, prior.logprobs)))
+        out["raw"] = await self._raw(spec, texts)
+        out["choice"] = await self._choice(spec, texts)
+        return out
+
+    async def _raw(self, spec: service.LabelSpec, texts: list[str]) -> list[str]:
+        tok = self.engine.tokenizer
+        instruction = service.messages(spec, "")[0]["content"]
+        prompts = [tok.encode(f"{instruction}\n\nText: {t}\nLabel:") for t in texts]
+        labels = service.label_ids(tok, [f" {label}" for label in spec.labels])
+        scored = await service.label_logprobs(self.engine, prompts, labels, "eval-raw")
+        return [_argmax(spec.labels, row) for row in scored.logprobs]
+
+    async def _choice(self, spec: service.LabelSpec, texts: list[str]) -> list[str]:
+        tok = self.engine.tokenizer
+        longest = max(len(ids) for ids in service.label_ids(tok, spec.labels))
+        options = SamplingOptions(
+            max_tokens=longest + 2,
+            temperature=0.0,
+            structured=StructuredOutput(choice=spec.labels),
+        )
+        jobs = [EngineJob(service.prompt_ids(tok, spec, t), options) for t in texts]
+        results = await run_to_completion(self.engine, jobs, "eval-choice")
+        return [r.sequences[0].text.strip() for r in results]
+
+
+def _plus(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def _argmax(labels: Sequence[str], values: Sequence[float]) -> str:
+    return labels[max(range(len(values)), key=values.__getitem__)]
+
+
+# --------------------------------------------------------------------------- over HTTP
+class OverHTTP:
+    """A running gateway: /v1/classify, and /v1/chat/completions with a choice constraint."""
+
+    methods: tuple[str, ...] = ("service", "choice")
+
+    def __init__(self, client: httpx.AsyncClient, model: str) -> None:
+        self.client = client
+        self.model = model
+
+    async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
+        spec = service.label_spec(evalset.request(texts))
+        out: dict[str, list[str]] = {"service": [], "choice": []}
+        for start in range(0, len(texts), BATCH):
+            body = evalset.request(texts[start : start + BATCH]).model_dump(exclude_none=True)
+            response = await self.client.post("/v1/classify", json=body)
+            response.raise_for_status()
+            out["service"] += [r["label"] for r in response.json()["results"]]
+        out["choice"] = list(await asyncio.gather(*(self._choice(spec, t) for t in texts)))
+        return out
+
+    async def _choice(self, spec: service.LabelSpec, text: str) -> str:
+        response = await self.client.post(
+            "/v1/chat/completions",
+            json={
+                "model": self.model,
+                "messages": service.messages(spec, text),
+                "temperature": 0,
+                "max_tokens": 32,
+                "structured_outputs": {"choice": list(spec.labels)},
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"]).strip()
+
+
+# --------------------------------------------------------------------------- report
+async def evaluate(backend: Backend, sets: Sequence[EvalSet]) -> dict[str, dict[str, float]]:
+    header = f"{'set':<20} {'n':>3} " + " ".join(f"{m:>8}" for m in backend.methods)
+    print(header + f" {'seconds':>8}", flush=True)
+    table: dict[str, dict[str, float]] = {}
+    totals = {m: 0 for m in backend.methods}
+    count = 0
+    for evalset in sets:
+        items = evalset.items()
+        texts, gold = [t for t, _ in items], [g for _, g in items]
+        began = time.perf_counter()
+        predicted = await backend.predict(evalset, texts)
+        seconds = time.perf_counter() - began
+        row = {}
+        for m in backend.methods:
+            right = sum(p == g for p, g in zip(predicted[m], gold, strict=True))
+            totals[m] += right
+            row[m] = right / len(gold)
+        count += len(gold)
+        table[evalset.name] = row
+        cells = " ".join(f"{row[m]:>8.2f}" for m in backend.methods)
+        print(f"{evalset.name:<20} {len(gold):>3} {cells} {seconds:>8.1f}", flush=True)
+    table["all"] = {m: totals[m] / count for m in backend.methods}
+    cells = " ".join(f"{table['all'][m]:>8.2f}" for m in backend.methods)
+    print(f"{'all':<20} {count:>3} {cells}")
+    return table
+
+
+async def run_in_process(sets: Sequence[EvalSet], *, cost: bool) -> None:
+    from service.engine.vllm import VLLMEngine
+    from service.models import resolve_model
+
+    settings = Settings(**TEST_PROFILE)
+    engine = await asyncio.to_thread(VLLMEngine.start, settings, model_path=resolve_model(settings))
+    try:
+        print(f"model {settings.model_name}, in process (test profile)\n")
+        await evaluate(InProcess(engine, settings), sets)
+        if cost:
+            from evals.classify_cost import measure
+
+            print()
+            await measure(engine)
+    finally:
+        engine.shutdown()
+
+
+async def run_over_http(base_url: str, sets: Sequence[EvalSet]) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=3600) as client:
+        models = (await client.get("/v1/models")).json()["data"]
+        model = str(models[0]["id"])
+        print(f"model {model} at {base_url}\n")
+        await evaluate(OverHTTP(client, model), sets)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evals classify", description=__doc__)
+    parser.add_argument("--base-url", help="a running gateway (default: the engine in process)")
+    parser.add_argument("--sets", help="comma-separated set names (default: all)")
+    parser.add_argument("--cost", action="store_true", help="also time the scoring methods")
+    args = parser.parse_args(argv)
+    sets = SETS
+    if args.sets:
+        wanted = set(args.sets.split(","))
+        sets = tuple(s for s in SETS if s.name in wanted)
+    if args.base_url:
+        asyncio.run(run_over_http(args.base_url.rstrip("/"), sets))
+    else:
+        asyncio.run(run_in_process(sets, cost=args.cost))
+    return 0
