@@ -6,12 +6,13 @@
 
 Methods compared (columns of the table):
 
-  raw      the service's instruction and text as plain text (no chat template), each label scored
-           by its log-likelihood, no calibration
+  raw      the service's instruction, text and answer opening as plain text (no chat template),
+           each label scored by its log-likelihood, no calibration
   chat     the service's chat-template prompt, scores not calibrated
   service  /v1/classify itself: chat template + contextual calibration
-  choice   what one would hand-roll on a bare vLLM: the same chat prompt, greedy decoding under a
-           `structured_outputs: {choice: labels}` constraint (the label is sampled text)
+  choice   what one would hand-roll on a bare vLLM: the same chat turns (without the answer's
+           opening words), greedy decoding under a `structured_outputs: {choice: labels}`
+           constraint (the label is sampled text)
 
 Over HTTP only `service` and `choice` can be measured (the others need the engine itself).
 """
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,8 +51,8 @@ class EvalSet:
     labels: LabelPreset | tuple[str, ...]
     keep: frozenset[str] | None = None  # only items with these gold labels
 
-    def items(self) -> list[tuple[str, str]]:
-        rows = [json.loads(line) for line in (DATA / self.file).read_text().splitlines() if line]
+    def items(self, folder: Path = DATA) -> list[tuple[str, str]]:
+        rows = [json.loads(line) for line in (folder / self.file).read_text().splitlines() if line]
         return [
             (r["text"], r["label"]) for r in rows if self.keep is None or r["label"] in self.keep
         ]
@@ -113,8 +115,8 @@ class InProcess:
     async def _raw(self, spec: service.LabelSpec, texts: list[str]) -> list[str]:
         tok = self.engine.tokenizer
         instruction = service.messages(spec, "")[0]["content"]
-        prompts = [tok.encode(f"{instruction}\n\nText: {t}\nLabel:") for t in texts]
-        labels = service.label_ids(tok, [f" {label}" for label in spec.labels])
+        prompts = [tok.encode(f"{instruction}\n\n{t}\n{spec.answer}") for t in texts]
+        labels = service.label_ids(tok, spec.labels)
         scored = await service.label_logprobs(self.engine, prompts, labels, "eval-raw")
         return [_argmax(spec.labels, row) for row in scored.logprobs]
 
@@ -126,7 +128,12 @@ class InProcess:
             temperature=0.0,
             structured=StructuredOutput(choice=spec.labels),
         )
-        jobs = [EngineJob(service.prompt_ids(tok, spec, t), options) for t in texts]
+        # As one would on /v1/chat/completions: the same turns, no answer opening.
+        prompts = [
+            tok.encode(tok.apply_chat_template(service.messages(spec, t)), add_special_tokens=False)
+            for t in texts
+        ]
+        jobs = [EngineJob(prompt, options) for prompt in prompts]
         results = await run_to_completion(self.engine, jobs, "eval-choice")
         return [r.sequences[0].text.strip() for r in results]
 
@@ -176,14 +183,16 @@ class OverHTTP:
 
 
 # --------------------------------------------------------------------------- report
-async def evaluate(backend: Backend, sets: Sequence[EvalSet]) -> dict[str, dict[str, float]]:
+async def evaluate(
+    backend: Backend, sets: Sequence[EvalSet], *, folder: Path = DATA
+) -> dict[str, dict[str, float]]:
     header = f"{'set':<20} {'n':>3} " + " ".join(f"{m:>8}" for m in backend.methods)
     print(header + f" {'seconds':>8}", flush=True)
     table: dict[str, dict[str, float]] = {}
     totals = {m: 0 for m in backend.methods}
     count = 0
     for evalset in sets:
-        items = evalset.items()
+        items = evalset.items(folder)
         texts, gold = [t for t, _ in items], [g for _, g in items]
         began = time.perf_counter()
         predicted = await backend.predict(evalset, texts)
@@ -203,7 +212,8 @@ async def evaluate(backend: Backend, sets: Sequence[EvalSet]) -> dict[str, dict[
     return table
 
 
-async def run_in_process(sets: Sequence[EvalSet], *, cost: bool) -> None:
+async def run_in_process(sets: Sequence[EvalSet], *, folder: Path, cost: bool) -> None:
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     from service.engine.vllm import VLLMEngine
     from service.models import resolve_model
 
@@ -211,7 +221,8 @@ async def run_in_process(sets: Sequence[EvalSet], *, cost: bool) -> None:
     engine = await asyncio.to_thread(VLLMEngine.start, settings, model_path=resolve_model(settings))
     try:
         print(f"model {settings.model_name}, in process (test profile)\n")
-        await evaluate(InProcess(engine, settings), sets)
+        if sets:
+            await evaluate(InProcess(engine, settings), sets, folder=folder)
         if cost:
             from evals.classify_cost import measure
 
@@ -221,26 +232,32 @@ async def run_in_process(sets: Sequence[EvalSet], *, cost: bool) -> None:
         engine.shutdown()
 
 
-async def run_over_http(base_url: str, sets: Sequence[EvalSet]) -> None:
+async def run_over_http(base_url: str, sets: Sequence[EvalSet], *, folder: Path) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=3600) as client:
         models = (await client.get("/v1/models")).json()["data"]
         model = str(models[0]["id"])
         print(f"model {model} at {base_url}\n")
-        await evaluate(OverHTTP(client, model), sets)
+        await evaluate(OverHTTP(client, model), sets, folder=folder)
 
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals classify", description=__doc__)
     parser.add_argument("--base-url", help="a running gateway (default: the engine in process)")
-    parser.add_argument("--sets", help="comma-separated set names (default: all)")
+    parser.add_argument(
+        "--sets", help="comma-separated set names (default: all; 'none' with --cost: only that)"
+    )
     parser.add_argument("--cost", action="store_true", help="also time the scoring methods")
+    parser.add_argument(
+        "--dev", action="store_true", help="the development sets the prompts were chosen on"
+    )
     args = parser.parse_args(argv)
     sets = SETS
     if args.sets:
         wanted = set(args.sets.split(","))
         sets = tuple(s for s in SETS if s.name in wanted)
+    folder = DATA / "dev" if args.dev else DATA
     if args.base_url:
-        asyncio.run(run_over_http(args.base_url.rstrip("/"), sets))
+        asyncio.run(run_over_http(args.base_url.rstrip("/"), sets, folder=folder))
     else:
-        asyncio.run(run_in_process(sets, cost=args.cost))
+        asyncio.run(run_in_process(sets, folder=folder, cost=args.cost))
     return 0

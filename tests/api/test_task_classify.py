@@ -1,9 +1,9 @@
 """/v1/classify on a fake engine whose label log-probabilities depend on the text.
 
-`ScoringEngine` gives every prompt position log-probability -3, except label tokens (after the
-last `assistant:` turn): a label word gains `RULES[keyword][word]` when the keyword is among the
-text's words, and `bias[word]` whatever the text. So "I love it" favours `positive`, and a bias
-shows up in the content-free prompts, which calibration removes.
+`ScoringEngine` gives every prompt position log-probability -3, except in the last assistant turn
+(where the label is): a label word gains `RULES[keyword][word]` when the keyword is among the
+words of the last user turn (the text), and `bias[word]` whatever the text. So "I love it"
+favours `positive`, and a bias shows up in the content-free prompts, which calibration removes.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ScoringEngine(FakeEngine):
     def _scores(self, ids: list[int]) -> list[TokenLogprob | None]:
         words = [self.tokenizer.token_text(t) for t in ids]
         reply = max(i for i, w in enumerate(words) if w.strip() == "assistant:") + 1
-        start = max(i for i, w in enumerate(words[:reply]) if w.strip() == "Text:") + 1
+        start = max(i for i, w in enumerate(words[:reply]) if w.strip() == "user:") + 1
         text = {w.strip().strip(".,!?").lower() for w in words[start : reply - 1]}
         scores: list[TokenLogprob | None] = [None]
         for i in range(1, len(ids)):
@@ -255,8 +255,9 @@ async def test_examples_become_turns(client: httpx.AsyncClient, fake_engine: Sco
         labels=["positive", "negative"],
         examples=[{"text": "I hate rain", "label": "negative"}],
     )
-    prompt = fake_engine.tokenizer.decode(scoring(fake_engine)[-1][0])
-    assert "user: Text: I hate rain assistant: negative user: Text:" in prompt
+    prompts = [fake_engine.tokenizer.decode(ids) for ids, _, _ in scoring(fake_engine)]
+    turns = "user: I hate rain assistant: Category: negative user: I love it assistant: Category:"
+    assert sum(turns in prompt for prompt in prompts) == 2  # one per label
 
 
 # --------------------------------------------------------------------------- multi-label

@@ -18,6 +18,7 @@ from service.services.tasks.classify import (
     log_softmax,
     messages,
     probabilities,
+    prompt_ids,
     result,
     sigmoid,
     softmax,
@@ -109,14 +110,23 @@ def test_messages_list_labels_descriptions_and_examples() -> None:
     system = turns[0]["content"]
     assert "- spam: unwanted ads" in system
     assert "- ham" in system
-    assert turns[1]["content"].endswith("WIN A PRIZE")
-    assert turns[2]["content"] == "spam"
-    assert turns[3]["content"].endswith("see you at 5")
+    assert turns[1]["content"] == "WIN A PRIZE"
+    assert turns[2]["content"] == "Category: spam"  # answered as the label is scored
+    assert turns[3]["content"] == "see you at 5"
 
 
 def test_preset_instruction_names_its_subject() -> None:
     system = messages(spec(labels="sentiment"), "x")[0]["content"]
     assert "sentiment" in system
+
+
+def test_the_prompt_ends_with_the_answers_opening() -> None:
+    tokenizer = FakeTokenizer()
+    ids = prompt_ids(tokenizer, spec(labels="sentiment"), "I love it")
+    opening = "user: I love it assistant: The sentiment of this text is"
+    assert tokenizer.decode(ids).endswith(opening)
+    custom = tokenizer.decode(prompt_ids(tokenizer, spec(labels=["a", "b"]), "x"))
+    assert custom.endswith("assistant: Category:")
 
 
 def test_multi_label_instruction_allows_several() -> None:
@@ -136,7 +146,7 @@ def test_multi_label_instruction_allows_several() -> None:
 def test_label_tokens(labels: list[str], ends: bool) -> None:
     tokenizer = FakeTokenizer()
     ids = label_ids(tokenizer, labels)
-    plain = [tokenizer.encode(label) for label in labels]
+    plain = [tokenizer.encode(f" {label}") for label in labels]  # after the answer's opening
     if ends:
         assert ids == [[*p, tokenizer.eos_token_id] for p in plain]
     else:

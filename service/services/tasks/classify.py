@@ -4,7 +4,8 @@ How a text is classified:
 
 1. The prompt goes through the model's chat template: a system turn that lists the labels (with
    their descriptions), one user/assistant pair per few-shot example, the text as the last user
-   turn, then the assistant turn the label would start.
+   turn, then the assistant turn, opened with words the label naturally follows ("The
+   sentiment of this text is"; "Category:" for custom labels; see labels.py).
 2. Each label is scored as that turn's continuation: one engine request per (text, label), the
    prompt followed by the label's tokens, asking for prompt logprobs; a label's score is the sum of
    its tokens' log-probabilities. Every request of a call runs concurrently, so the engine's
@@ -40,10 +41,10 @@ from service.schemas.tasks import ClassifyRequest, ClassifyResponse, ClassifyRes
 from service.services.generation import EngineJob, PromptResult, run_to_completion
 from service.services.tasks import common
 from service.services.tasks.calibration import Priors, cache_for
-from service.services.tasks.labels import PRESETS
+from service.services.tasks.labels import CUSTOM_ANSWER, PRESETS
 
 # Bump when the prompt wording changes: cached priors belong to one wording.
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 CONTENT_FREE = ("N/A", "", "[MASK]")
 MAX_LABELS = 32
 MAX_LABEL_CHARS = 200
@@ -63,6 +64,7 @@ class LabelSpec:
     descriptions: tuple[str | None, ...]  # per label
     examples: tuple[tuple[str, str], ...]  # (text, label)
     subject: str | None  # "sentiment" for presets; None for custom labels
+    answer: str  # the assistant turn's opening words, which the label follows
     multi_label: bool
     preset: str | None = None
 
@@ -74,6 +76,7 @@ class LabelSpec:
             self.descriptions,
             self.examples,
             self.subject,
+            self.answer,
             self.multi_label,
         )
 
@@ -93,9 +96,11 @@ def label_spec(request: ClassifyRequest) -> LabelSpec:
     descriptions: dict[str, str] = {}
     subject: str | None = None
     preset: str | None = None
+    answer = CUSTOM_ANSWER
     if isinstance(request.labels, str):
         chosen = PRESETS[request.labels]
         labels, subject, preset = chosen.labels, chosen.subject, request.labels
+        answer = chosen.answer
         descriptions.update(chosen.descriptions)
     else:
         labels = tuple(request.labels)
@@ -119,6 +124,7 @@ def label_spec(request: ClassifyRequest) -> LabelSpec:
         descriptions=tuple(descriptions.get(label) or None for label in labels),
         examples=examples,
         subject=subject,
+        answer=answer,
         multi_label=request.multi_label,
         preset=preset,
     )
@@ -148,12 +154,12 @@ def _check_labels(labels: Sequence[str]) -> None:
 
 # --------------------------------------------------------------------------- prompts
 def messages(spec: LabelSpec, text: str) -> list[dict[str, Any]]:
-    """The chat turns whose assistant reply is the label (the reply itself is not included)."""
+    """The chat turns before the answer: instruction, examples (answered), the text."""
     turns: list[dict[str, Any]] = [{"role": "system", "content": _instruction(spec)}]
     for example, label in spec.examples:
-        turns.append({"role": "user", "content": f"Text: {example}"})
-        turns.append({"role": "assistant", "content": label})
-    turns.append({"role": "user", "content": f"Text: {text}"})
+        turns.append({"role": "user", "content": example})
+        turns.append({"role": "assistant", "content": f"{spec.answer} {label}"})
+    turns.append({"role": "user", "content": text})
     return turns
 
 
@@ -171,13 +177,17 @@ def _instruction(spec: LabelSpec) -> str:
 
 
 def prompt_ids(tokenizer: Tokenizer, spec: LabelSpec, text: str) -> list[int]:
+    """The whole prompt up to the label: the chat turns, then the answer's opening words."""
     rendered = tokenizer.apply_chat_template(messages(spec, text), add_generation_prompt=True)
-    return tokenizer.encode(rendered, add_special_tokens=False)
+    # ChatML-style templates open the turn with a newline; others ("[/INST]") need a space.
+    space = "" if rendered[-1:].isspace() else " "
+    return tokenizer.encode(f"{rendered}{space}{spec.answer}", add_special_tokens=False)
 
 
 def label_ids(tokenizer: Tokenizer, labels: Sequence[str]) -> list[list[int]]:
-    """Each label's tokens as the reply; with the end of the turn when one label begins another."""
-    ids = [tokenizer.encode(label, add_special_tokens=False) for label in labels]
+    """Each label's tokens after the answer's opening words; with the end of the turn when one
+    label begins another."""
+    ids = [tokenizer.encode(f" {label}", add_special_tokens=False) for label in labels]
     end = tokenizer.eos_token_id
     if end is not None and _one_begins_another(ids):
         ids = [[*label, end] for label in ids]

@@ -1,4 +1,9 @@
-"""Label presets for /v1/classify: a subject for the instruction, labels and short descriptions."""
+"""Label presets for /v1/classify: labels, short descriptions, and how the answer begins.
+
+The answer's opening words were chosen on evals/data/dev with the default 135M model: the label
+is scored as the natural next word of "The sentiment of this text is", which the model finds far
+likelier (and so more telling) than a bare label at the start of its turn.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,14 @@ from dataclasses import dataclass
 
 from service.schemas.tasks import LabelPreset
 
+# Custom label sets: the answer begins with this, then the label.
+CUSTOM_ANSWER = "Category:"
+
 
 @dataclass(frozen=True, slots=True)
 class Preset:
     subject: str  # what is classified: "Classify the {subject} of the user's text ..."
+    answer: str  # the assistant turn's first words; the label follows after a space
     labels: tuple[str, ...]
     descriptions: tuple[tuple[str, str], ...] = ()
 
@@ -17,10 +26,12 @@ class Preset:
 PRESETS: dict[LabelPreset, Preset] = {
     "sentiment": Preset(
         subject="sentiment",
+        answer="The sentiment of this text is",
         labels=("positive", "negative", "neutral"),
     ),
     "news_topic": Preset(
         subject="topic",
+        answer="The topic of this text is",
         labels=("world", "sports", "business", "science and technology"),
         descriptions=(
             ("world", "politics, diplomacy, conflicts and disasters around the world"),
@@ -31,6 +42,7 @@ PRESETS: dict[LabelPreset, Preset] = {
     ),
     "customer_intent": Preset(
         subject="intent",
+        answer="This message is about",
         labels=("billing", "technical support", "cancellation", "shipping", "general inquiry"),
         descriptions=(
             ("billing", "charges, invoices, payments and refunds"),
