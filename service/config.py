@@ -6,11 +6,12 @@ Field names follow vLLM's own engine arguments where one exists (`max_model_len`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -94,6 +95,79 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Most characters in one task input (longer: 413)."
     )
 
+    # --- Admission control and deadlines (service/admission.py). The unit is engine sequences:
+    # `n`, beams, a classify batch x its labels and a summary's chunks count for what they cost.
+    max_inflight_sequences: int | None = Field(
+        None,
+        ge=1,
+        description="Engine sequences admitted at once; None = 2 x the engine's max_num_seqs "
+        "(the engine's own batch plus one batch waiting in its queue, so it never idles).",
+    )
+    max_queued_sequences: int | None = Field(
+        None,
+        ge=0,
+        description="Engine sequences that may wait for admission; None = 8 x max_num_seqs. "
+        "Beyond it requests get 503 `overloaded` at once.",
+    )
+    scheduling_policy: Literal["fcfs", "priority"] = Field(
+        "fcfs",
+        description="priority = vLLM's priority scheduling, and the admission queue served by "
+        "priority class (API keys carry a class); fcfs = first come, first served.",
+    )
+    max_request_timeout_seconds: float = Field(
+        600.0,
+        gt=0.0,
+        description="Cap on a request's deadline (`timeout` field or `x-request-timeout` header), "
+        "and the deadline of requests that set none.",
+    )
+    drain_timeout_seconds: float = Field(
+        30.0,
+        ge=0.0,
+        description="On SIGTERM: how long in-flight requests may take to finish before exit.",
+    )
+    engine_stall_seconds: float = Field(
+        120.0,
+        gt=0.0,
+        description="The engine is declared dead when it has work but produced no output for "
+        "this long (it is wedged); the process then exits non-zero.",
+    )
+    health_check_interval_seconds: float = Field(
+        5.0, gt=0.0, description="How often the watchdog asks the engine whether it is alive."
+    )
+
+    # --- Security (service/security.py)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys (`Authorization: Bearer <key>`); with neither this nor "
+        "api_key_file set, authentication is off. Env: a JSON list or comma-separated.",
+    )
+    api_key_file: Path | None = Field(
+        None, description="A TOML file of keys with per-key limits (see README, API keys)."
+    )
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="Default per-key request rate limit (per replica); None = none."
+    )
+    tokens_per_minute: int | None = Field(
+        None, ge=1, description="Default per-key token rate limit (per replica); None = none."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413)."
+    )
+    max_messages: int = Field(
+        512, ge=1, description="Most messages in one chat request (more: 413)."
+    )
+    max_labels: int = Field(64, ge=2, description="Most labels in one classify request.")
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (`*` for any); empty = CORS off.",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Also serve /metrics on this port (a scrape-only port behind no auth).",
+    )
+
     # --- Observability (metrics are always on at /metrics; see service/metrics.py)
     log_format: Literal["json", "text"] = Field(
         "json", description="json = one JSON object per line; text = for reading in a terminal."
@@ -109,6 +183,15 @@ class Settings(BaseSettings):
         description="OTLP/HTTP collector (e.g. http://localhost:4318) to send OpenTelemetry "
         "traces to; unset = tracing off.",
     )
+
+    @field_validator("api_keys", "cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("served_model_name")
     @classmethod

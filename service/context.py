@@ -47,6 +47,8 @@ class RequestContext:
     engine_timings: list[tuple[str, EngineTimings]] = field(default_factory=list)
     # The status of an error sent in-band after a stream had started (the HTTP status is 200).
     stream_error_status: int | None = None
+    # The `code` of the error answered (or sent in-band): the outcome of a 503 depends on it.
+    error_code: str | None = None
     # Free-form fields a service adds to the access log line (bounded values only).
     log_fields: dict[str, Any] = field(default_factory=dict)
 

@@ -4,10 +4,21 @@
     ├── InvalidRequestError           400 invalid_request_error (bad value, bad combination)
     │   ├── UnsupportedParameterError 400 a field we do not implement that would change the result
     │   └── ContextLengthError        400 context_length_exceeded: prompt + max_tokens > context
-    ├── PayloadTooLargeError          413 an input beyond the configured size limits
+    ├── AuthenticationError           401 invalid_api_key: no key, or a wrong one
     ├── ModelNotFoundError            404 model_not_found
-    ├── EngineUnavailableError        503 engine starting, dead or shutting down
-    └── EngineFailureError            500 the engine failed on a valid request
+    ├── PayloadTooLargeError          413 an input beyond the configured size limits
+    ├── RateLimitError                429 rate_limit_exceeded: the caller's own limit (Retry-After)
+    ├── EngineFailureError            500 the engine failed on a valid request
+    ├── ServiceUnavailableError       503 (Retry-After) ...
+    │   ├── EngineUnavailableError        engine_unavailable: starting, or not healthy
+    │   ├── EngineDeadError               engine_dead: stopped or stalled; the process will exit
+    │   ├── OverloadedError               overloaded: the admission queue is full
+    │   └── DrainingError                 draining: shutting down, finishing in-flight requests
+    └── DeadlineExceededError         504 timeout: the request's deadline passed
+
+`ERROR_TABLE` below lists every status with its OpenAI `type`/`code` and the metrics outcome;
+`outcome_for` is the one mapping from a status to an outcome. A client that leaves before its
+answer is outcome `aborted`, logged with nginx's 499 (nothing is sent).
 
 Routes and services raise these; `install_error_handlers` maps them, FastAPI's validation
 errors (rewritten from 422 to 400) and anything unexpected (500, no stack trace leaked).
@@ -17,30 +28,103 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import context
+
 logger = logging.getLogger(__name__)
+
+
+Outcome = Literal["success", "client_error", "rejected", "aborted", "timeout", "engine_error"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left; logged, never sent
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    status: int
+    error_type: str
+    code: str | None
+    outcome: Outcome
+    meaning: str
+
+
+# The one error table: what a client sees and how metrics and logs count it.
+ERROR_TABLE: tuple[ErrorRow, ...] = (
+    ErrorRow(400, "invalid_request_error", "invalid_value", "client_error", "bad field value"),
+    ErrorRow(400, "invalid_request_error", "invalid_json", "client_error", "body is not JSON"),
+    ErrorRow(400, "invalid_request_error", "unknown_parameter", "client_error", "unknown field"),
+    ErrorRow(400, "invalid_request_error", "unsupported_parameter", "client_error", "unbuilt"),
+    ErrorRow(400, "invalid_request_error", "context_length_exceeded", "client_error", "too long"),
+    ErrorRow(401, "invalid_request_error", "invalid_api_key", "client_error", "no or wrong key"),
+    ErrorRow(404, "invalid_request_error", "model_not_found", "client_error", "unknown model"),
+    ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path"),
+    ErrorRow(405, "invalid_request_error", "method_not_allowed", "client_error", "wrong method"),
+    ErrorRow(413, "invalid_request_error", "payload_too_large", "client_error", "over a limit"),
+    ErrorRow(429, "requests", "rate_limit_exceeded", "rejected", "caller's request rate"),
+    ErrorRow(429, "tokens", "rate_limit_exceeded", "rejected", "caller's token rate"),
+    ErrorRow(CLIENT_CLOSED_REQUEST, "", None, "aborted", "the client left (nothing sent)"),
+    ErrorRow(500, "server_error", "engine_error", "engine_error", "engine failed a request"),
+    ErrorRow(500, "server_error", "internal_error", "engine_error", "a bug in the gateway"),
+    ErrorRow(503, "service_unavailable", "engine_unavailable", "rejected", "engine starting"),
+    ErrorRow(503, "service_unavailable", "engine_dead", "engine_error", "engine died"),
+    ErrorRow(503, "service_unavailable", "overloaded", "rejected", "admission queue full"),
+    ErrorRow(503, "service_unavailable", "draining", "rejected", "shutting down"),
+    ErrorRow(504, "timeout_error", "timeout", "timeout", "the request's deadline passed"),
+)
+_OUTCOME_BY_CODE: dict[str | None, Outcome] = {row.code: row.outcome for row in ERROR_TABLE}
+
+
+def outcome_for(status: int, code: str | None = None) -> Outcome:
+    """The metrics outcome of a request answered with `status` (and error `code`, if known)."""
+    if status < 400:
+        return "success"
+    if code is not None and code in _OUTCOME_BY_CODE:
+        return _OUTCOME_BY_CODE[code]
+    if status in (429, 503):
+        return "rejected"
+    if status in (408, 504):
+        return "timeout"
+    if status == CLIENT_CLOSED_REQUEST:
+        return "aborted"
+    if status < 500:
+        return "client_error"
+    return "engine_error"
 
 
 class GatewayError(Exception):
     status_code = 500
     error_type = "server_error"
     code: str | None = None
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.error_type, param=self.param, code=self.code)
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
 
 
 class InvalidRequestError(GatewayError):
@@ -56,6 +140,28 @@ class ContextLengthError(InvalidRequestError):
     code = "context_length_exceeded"
 
 
+class AuthenticationError(GatewayError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class RateLimitError(GatewayError):
+    """`error_type` says which limit: "requests" or "tokens" (OpenAI's values)."""
+
+    status_code = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+    retry_after = 1
+
+    def __init__(self, message: str, *, retry_after: int, limit: str = "requests") -> None:
+        super().__init__(message, retry_after=max(1, retry_after))
+        self.error_type = limit
+
+
 class PayloadTooLargeError(GatewayError):
     status_code = 413
     error_type = "invalid_request_error"
@@ -68,10 +174,38 @@ class ModelNotFoundError(GatewayError):
     code = "model_not_found"
 
 
-class EngineUnavailableError(GatewayError):
+class ServiceUnavailableError(GatewayError):
     status_code = 503
     error_type = "service_unavailable"
     code = "engine_unavailable"
+    retry_after = 5
+
+
+class EngineUnavailableError(ServiceUnavailableError):
+    code = "engine_unavailable"
+
+
+class EngineDeadError(EngineUnavailableError):
+    """The engine stopped or stalled; the process is exiting so that it gets restarted."""
+
+    code = "engine_dead"
+    retry_after = 10
+
+
+class OverloadedError(ServiceUnavailableError):
+    code = "overloaded"
+    retry_after = 1
+
+
+class DrainingError(ServiceUnavailableError):
+    code = "draining"
+    retry_after = 5
+
+
+class DeadlineExceededError(GatewayError):
+    status_code = 504
+    error_type = "timeout_error"
+    code = "timeout"
 
 
 class EngineFailureError(GatewayError):
@@ -146,8 +280,10 @@ def validation_error(exc: RequestValidationError) -> InvalidRequestError:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_gateway_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        ctx = context.current()
+        if ctx is not None:  # the outcome of a 503 depends on its code (overloaded vs dead)
+            ctx.error_code = exc.code
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -14,15 +14,15 @@ Labels are bounded: `endpoint` is the route template (`/v1/chat/completions`), n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from service import context
+from service.errors import OUTCOMES, Outcome, outcome_for
 
-Outcome = Literal["success", "client_error", "rejected", "aborted", "timeout", "engine_error"]
-OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+__all__ = ["OUTCOMES", "GatewayMetrics", "Outcome", "outcome_for"]
+
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 UNMATCHED = "unmatched"  # the endpoint label of a request no route matched
@@ -45,21 +45,6 @@ ITL_BUCKETS = (
 OVERHEAD_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
-
-
-def outcome_for(status: int) -> Outcome:
-    """The outcome of a request answered with `status` (a client disconnect is `aborted`)."""
-    if status < 400:
-        return "success"
-    if status in (429, 503):
-        return "rejected"
-    if status in (408, 504):
-        return "timeout"
-    if status == 499:
-        return "aborted"
-    if status < 500:
-        return "client_error"
-    return "engine_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import context
 from service.config import Settings
 from service.context import RequestContext
+from service.errors import CLIENT_CLOSED_REQUEST
 from service.logs import install_request_ids, keep_payloads_out
 from service.metrics import METHODS, UNMATCHED, GatewayMetrics, Outcome, outcome_for
 from service.routes import metrics as metrics_route
@@ -156,13 +157,13 @@ def _status_and_outcome(
     ctx: RequestContext, exchange: _Exchange, error: BaseException | None
 ) -> tuple[int, Outcome]:
     if exchange.disconnected or isinstance(error, asyncio.CancelledError):
-        return 499, "aborted"  # nginx's "client closed request"
+        return CLIENT_CLOSED_REQUEST, "aborted"
     if error is not None:
         return exchange.status or 500, "engine_error"
     status = exchange.status or 500  # an app that never answered: the server sends a 500
     if ctx.stream_error_status is not None:
-        return status, outcome_for(ctx.stream_error_status)
-    return status, outcome_for(status)
+        return status, outcome_for(ctx.stream_error_status, ctx.error_code)
+    return status, outcome_for(status, ctx.error_code)
 
 
 def _finish(

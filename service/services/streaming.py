@@ -36,5 +36,6 @@ def _error_event(err: GatewayError) -> str:
     ctx = context.current()
     if ctx is not None:  # the status line said 200; metrics and the access log say what happened
         ctx.stream_error_status = err.status_code
+        ctx.error_code = err.code
     body = error_body(err.message, err.error_type, param=err.param, code=err.code)
     return json.dumps(body)

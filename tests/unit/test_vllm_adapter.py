@@ -18,6 +18,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 from service.engine.base import Engine, GenerationChunk, SamplingOptions
 from service.engine.vllm import adapter, compat, convert
 from service.engine.vllm.adapter import VLLMEngine, VLLMTokenizer
+from service.errors import EngineDeadError as GatewayEngineDeadError
 from service.errors import EngineFailureError, EngineUnavailableError, InvalidRequestError
 
 OPTIONS = SamplingOptions(max_tokens=8)
@@ -181,7 +182,7 @@ def generate_error(cause: BaseException) -> EngineGenerateError:
 
 
 ERROR_CASES = [
-    pytest.param(EngineDeadError(), EngineUnavailableError, None, id="engine-dead"),
+    pytest.param(EngineDeadError(), GatewayEngineDeadError, None, id="engine-dead"),
     pytest.param(QueueOverflowError(), EngineUnavailableError, None, id="queue-full-0.32"),
     pytest.param(
         VLLMValidationError("bad prompt", parameter="prompt", value=1),
@@ -245,7 +246,7 @@ class VLLMValidationError026(ValueError):
     [
         pytest.param(VLLMValidationError026("bad"), InvalidRequestError, id="validation"),
         pytest.param(ValueError("bad"), InvalidRequestError, id="value-error"),
-        pytest.param(EngineDeadError(), EngineUnavailableError, id="engine-dead"),
+        pytest.param(EngineDeadError(), GatewayEngineDeadError, id="engine-dead"),
         pytest.param(EngineGenerateError(), EngineFailureError, id="generate-error"),
         pytest.param(RuntimeError("secret"), EngineFailureError, id="unexpected"),
     ],

@@ -12,7 +12,12 @@ from service.engine.base import Beam, BeamSearchOptions, GenerationChunk, Sampli
 from service.engine.vllm import compat, convert
 from service.engine.vllm.args import cpu_environment, engine_kwargs
 from service.engine.vllm.logits import LOGITS_PROCESSORS
-from service.errors import EngineFailureError, EngineUnavailableError, InvalidRequestError
+from service.errors import (
+    EngineDeadError,
+    EngineFailureError,
+    EngineUnavailableError,
+    InvalidRequestError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +103,7 @@ class VLLMEngine:
         stream: bool,
     ) -> AsyncIterator[GenerationChunk]:
         if self._engine.errored:
-            raise EngineUnavailableError("The engine is not running.")
+            raise EngineDeadError("The engine is not running.")
         outputs = None
         try:
             params = convert.sampling_params(options, stream=stream)
@@ -109,7 +114,7 @@ class VLLMEngine:
             async for output in outputs:
                 yield convert.chunk(output, options)
         except compat.EngineDeadError as err:
-            raise EngineUnavailableError("The engine has stopped.") from err
+            raise EngineDeadError("The engine has stopped.") from err
         except compat.GracefulHTTPError as err:
             raise EngineUnavailableError(str(err)) from err
         except compat.CLIENT_ERRORS as err:
@@ -130,7 +135,7 @@ class VLLMEngine:
         self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
     ) -> list[Beam]:
         if self._engine.errored:
-            raise EngineUnavailableError("The engine is not running.")
+            raise EngineDeadError("The engine is not running.")
         params = compat.BeamSearchParams(
             beam_width=options.beam_width,
             max_tokens=options.max_tokens,
@@ -145,7 +150,7 @@ class VLLMEngine:
                     raise EngineFailureError("The engine failed during beam search.")
                 return convert.beams(output)
         except compat.EngineDeadError as err:
-            raise EngineUnavailableError("The engine has stopped.") from err
+            raise EngineDeadError("The engine has stopped.") from err
         except EngineFailureError:
             raise
         except Exception as err:
@@ -160,7 +165,7 @@ class VLLMEngine:
         try:
             await self._engine.check_health()
         except Exception as err:
-            raise EngineUnavailableError("The engine is not healthy.") from err
+            raise EngineDeadError("The engine is not healthy.") from err
 
     def shutdown(self) -> None:
         self._engine.shutdown()
