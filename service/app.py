@@ -7,11 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.admission import Admission
 from service.config import Settings
+from service.disconnect import CancelOnDisconnect
 from service.engine.base import Engine
 from service.errors import install_error_handlers
+from service.metrics import serve_metrics_port
 from service.middleware import install_observability
 from service.routes import health, openai, tasks
+from service.security import install_security
 from service.state import EngineState
 
 
@@ -38,16 +42,27 @@ def create_app(
     settings = settings or Settings()
     factory = engine_factory or engine_factory_for(settings)
 
-    state = EngineState(factory)
+    admission = Admission(  # sized from the engine's batch once it has started
+        max_inflight=settings.max_inflight_sequences or 1,
+        max_queued=settings.max_queued_sequences or 0,
+    )
+    state = EngineState(factory, settings, admission)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_metrics_port = None
+        if settings.metrics_port is not None:
+            stop_metrics_port = serve_metrics_port(
+                app.state.metrics, settings.host, settings.metrics_port
+            )
         state.begin()
         try:
             yield
         finally:
             await state.stop()
             await app.state.observability.aclose()
+            if stop_metrics_port is not None:
+                stop_metrics_port()
 
     app = FastAPI(
         title="LLM gateway",
@@ -57,8 +72,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine_state = state
+    app.state.admission = admission
     install_error_handlers(app)
-    install_observability(app, settings)  # after other middleware: the last added is outermost
+    app.add_middleware(CancelOnDisconnect)  # innermost: cancels only the handler
+    install_security(app, settings)  # API keys, rate limits, body size, CORS
+    observability = install_observability(app, settings)  # last added: the outermost
+    admission.attach_gauges(observability.metrics.queue_depth, observability.metrics.sequences)
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(tasks.router)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from service.engine.base import EngineTimings
 
 if TYPE_CHECKING:
+    from service.admission import Permit
     from service.metrics import GatewayMetrics
 
 _current: ContextVar[RequestContext | None] = ContextVar("gateway_request", default=None)
@@ -49,8 +50,15 @@ class RequestContext:
     stream_error_status: int | None = None
     # The `code` of the error answered (or sent in-band): the outcome of a 503 depends on it.
     error_code: str | None = None
+    # Admission permits to release when the request ends, however it ends (`guard.py`).
+    permits: list[Permit] = field(default_factory=list)
     # Free-form fields a service adds to the access log line (bounded values only).
     log_fields: dict[str, Any] = field(default_factory=dict)
+    # The caller's API key, by its public id (sha256 prefix), when authentication is on.
+    key_id: str | None = None
+    # The caller's priority class (`service/keys.py`), vLLM's convention: lower runs earlier;
+    # high = -10, normal = 0, low = 10. For the engine and the admission queue.
+    priority: int = 0
 
     def engine_enter(self) -> None:
         if self._engine_waits == 0:
@@ -74,6 +82,20 @@ def current() -> RequestContext | None:
 def current_request_id() -> str | None:
     ctx = _current.get()
     return ctx.request_id if ctx is not None else None
+
+
+def current_priority() -> int:
+    """The caller's priority class for vLLM's priority scheduling (lower = sooner)."""
+    ctx = _current.get()
+    return getattr(ctx, "priority", 0) if ctx is not None else 0
+
+
+def count_partial_output(tokens: int) -> None:
+    """Tokens an engine request generated before it was aborted, where no delta carried them
+    (a non-streaming request cancelled by a disconnect or its deadline)."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.completion_tokens += tokens
 
 
 @contextmanager

@@ -12,7 +12,6 @@ from fastapi import Depends, Request
 
 from service.config import Settings
 from service.engine.base import Engine
-from service.errors import EngineUnavailableError
 from service.state import EngineState
 
 
@@ -29,7 +28,7 @@ async def get_settings(request: Request) -> Settings:
 async def get_engine(state: Annotated[EngineState, Depends(get_state)]) -> Engine:
     """The engine, once it is ready; 503 with Retry-After before that."""
     if state.engine is None or not state.ready:
-        raise EngineUnavailableError(state.unavailable_reason())
+        raise state.unavailable_error()
     return state.engine
 
 

@@ -13,10 +13,20 @@ Labels are bounded: `endpoint` is the route template (`/v1/chat/completions`), n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Metric,
+    start_http_server,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
 
 from service import context
 from service.errors import OUTCOMES, Outcome, outcome_for
@@ -76,6 +86,16 @@ class GatewayMetrics:
         )
         self.in_flight = Gauge(
             "gateway_requests_in_flight", "HTTP requests being served right now.", registry=r
+        )
+        self.queue_depth = Gauge(
+            "gateway_queue_depth",
+            "Engine sequences waiting for admission in the gateway (scale out on this).",
+            registry=r,
+        )
+        self.sequences = Gauge(
+            "gateway_sequences_in_flight",
+            "Engine sequences admitted and not yet finished (bounded by max_inflight_sequences).",
+            registry=r,
         )
         self.duration = Histogram(
             "gateway_request_duration_seconds",
@@ -171,6 +191,31 @@ class GatewayMetrics:
         `process_`, `python_` vs `gateway_`), so the two expositions concatenate into one.
         """
         return generate_latest(REGISTRY) + generate_latest(self.registry)
+
+
+class _Both(Collector):
+    """vLLM's process-wide families and one app's own, as one collector (the metrics port)."""
+
+    def __init__(self, app_registry: CollectorRegistry) -> None:
+        self._app_registry = app_registry
+
+    def collect(self) -> Iterable[Metric]:
+        yield from REGISTRY.collect()
+        yield from self._app_registry.collect()
+
+
+def serve_metrics_port(metrics: GatewayMetrics, host: str, port: int) -> Callable[[], None]:
+    """Serve /metrics on a port of its own (scrape-only, no API keys); returns its stop."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Both(metrics.registry))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
 
 
 def _metrics() -> GatewayMetrics | None:

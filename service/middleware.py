@@ -150,6 +150,8 @@ class ObservabilityMiddleware:
                 raise
             finally:
                 obs.metrics.in_flight.dec()
+                for permit in ctx.permits:  # a stream that never started holds its permit
+                    permit.release()
                 _finish(scope, ctx, exchange, error, obs.metrics, span)
 
 

@@ -96,6 +96,14 @@ class EngineTimings:
     last_token: float
 
 
+@dataclass(frozen=True, slots=True)
+class EngineProgress:
+    """For the watchdog: whether the engine has work, and a marker that changes as it works."""
+
+    busy: bool
+    marker: tuple[int, ...]
+
+
 @dataclass(slots=True)
 class GenerationChunk:
     sequences: list[SequenceDelta]
@@ -132,6 +140,13 @@ class Engine(Protocol):
 
     @property
     def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def max_num_seqs(self) -> int:
+        """Sequences the engine batches per step (admission control's defaults derive from it)."""
+        ...
+
+    def progress(self) -> EngineProgress: ...
 
     def generate(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 from service.engine.base import (
     Beam,
     BeamSearchOptions,
+    EngineProgress,
     EngineTimings,
     FinishReason,
     GenerationChunk,
@@ -67,8 +68,13 @@ class FakeTokenizer:
 
 
 class FakeEngine:
-    def __init__(self, *, reply: str = DEFAULT_REPLY, max_model_len: int = 256) -> None:
+    def __init__(
+        self, *, reply: str = DEFAULT_REPLY, max_model_len: int = 256, max_num_seqs: int = 8
+    ) -> None:
         self._tokenizer = FakeTokenizer()
+        self._max_num_seqs = max_num_seqs
+        self.active = 0  # open generate() calls
+        self._chunks = 0  # chunks yielded, ever
         self._reply = reply
         self._max_model_len = max_model_len
         self.fail_with: BaseException | None = None
@@ -97,6 +103,13 @@ class FakeEngine:
     @property
     def tokenizer(self) -> FakeTokenizer:
         return self._tokenizer
+
+    @property
+    def max_num_seqs(self) -> int:
+        return self._max_num_seqs
+
+    def progress(self) -> EngineProgress:
+        return EngineProgress(self.active > 0, (self._chunks,))
 
     def _reply_words(self, options: SamplingOptions) -> list[str]:
         structured = options.structured
@@ -152,8 +165,9 @@ class FakeEngine:
         self.requests.append((prompt_token_ids, options, request_id))
         self._loop = asyncio.get_running_loop()
         queued = time.monotonic()
+        self.active += 1
         try:
-            if self.gate is not None:
+            if self.gate is not None and request_id != "warmup":  # start-up is never held
                 await self.gate.wait()
             if self.fail_with is not None:
                 raise self.fail_with
@@ -169,6 +183,7 @@ class FakeEngine:
             if not stream:
                 now = time.monotonic()
                 timings = EngineTimings(queued, scheduled, now, now)
+                self._chunks += 1
                 yield GenerationChunk(full, n_prompt, True, prompt_logprobs, timings)
                 return
             first = True
@@ -189,6 +204,7 @@ class FakeEngine:
                     )
                     if first:
                         first_token = time.monotonic()
+                    self._chunks += 1
                     yield GenerationChunk(
                         [delta], n_prompt, False, prompt_logprobs if first else None
                     )
@@ -206,6 +222,8 @@ class FakeEngine:
         except (asyncio.CancelledError, GeneratorExit):
             self.aborted.append(request_id)
             raise
+        finally:
+            self.active -= 1
 
     async def beam_search(
         self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
@@ -227,10 +245,16 @@ class FakeEngine:
         self.aborted.append(request_id)
 
     async def check_health(self) -> None:
-        from service.errors import EngineUnavailableError
+        from service.errors import EngineDeadError
 
         if not self.healthy:
-            raise EngineUnavailableError("The engine is not healthy.")
+            raise EngineDeadError("The engine is not healthy.")
 
     def shutdown(self) -> None:
+        """Like the real engine: requests in flight fail with EngineDeadError."""
+        from service.errors import EngineDeadError
+
         self.shut_down = True
+        self.healthy = False
+        self.fail_with = EngineDeadError("The engine has stopped.")
+        self.open_gate()

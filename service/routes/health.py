@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.deps import StateDep
-from service.errors import EngineUnavailableError
+from service.errors import EngineDeadError
 
 router = APIRouter(tags=["health"])
 
@@ -19,8 +19,13 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=None)
 async def ready(state: StateDep) -> dict[str, str] | JSONResponse:
-    """200 once the engine has produced its warm-up token and is still healthy."""
+    """200 once the engine has produced its warm-up token and is still healthy; 503 while it
+    starts, from the first moment of a drain (SIGTERM), and after an engine failure."""
     if state.engine is None or not state.ready:
-        raise EngineUnavailableError(state.unavailable_reason())
-    await state.engine.check_health()
+        raise state.unavailable_error()
+    try:
+        await state.engine.check_health()
+    except EngineDeadError as err:  # found before the watchdog's next look
+        state.fail("the engine is not healthy", err)
+        raise
     return {"status": "ready"}

@@ -8,11 +8,11 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from service.deps import EngineDep, SettingsDep, StateDep
-from service.routes.sse import event_stream
+from service.guard import GuardDep
 from service.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
 from service.schemas.common import ModelCard, ModelList
 from service.schemas.completions import CompletionRequest, CompletionResponse
-from service.services import chat, completions
+from service.services import chat, completions, costs
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 _STARTED = int(time.time())
@@ -27,19 +27,23 @@ async def list_models(settings: SettingsDep, state: StateDep) -> ModelList:
 
 @router.post("/completions", response_model=None)
 async def create_completion(
-    request: CompletionRequest, engine: EngineDep, settings: SettingsDep
+    request: CompletionRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> CompletionResponse | EventSourceResponse:
     prepared = completions.prepare(request, engine, settings)
+    cost = costs.of_jobs(prepared.jobs)
     if request.stream:
-        return event_stream(completions.stream(prepared, engine), settings)
-    return await completions.complete(prepared, engine)
+        return await guard.stream(
+            cost, lambda: completions.stream(prepared, engine), request.timeout
+        )
+    return await guard.run(cost, lambda: completions.complete(prepared, engine), request.timeout)
 
 
 @router.post("/chat/completions", response_model=None)
 async def create_chat_completion(
-    request: ChatCompletionRequest, engine: EngineDep, settings: SettingsDep
+    request: ChatCompletionRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> ChatCompletionResponse | EventSourceResponse:
     prepared = chat.prepare(request, engine, settings)
+    cost = costs.of_jobs([prepared.job])
     if request.stream:
-        return event_stream(chat.stream(prepared, engine), settings)
-    return await chat.complete(prepared, engine)
+        return await guard.stream(cost, lambda: chat.stream(prepared, engine), request.timeout)
+    return await guard.run(cost, lambda: chat.complete(prepared, engine), request.timeout)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from service.deps import EngineDep, SettingsDep
-from service.routes.sse import event_stream
+from service.guard import GuardDep
 from service.schemas.tasks import (
     ChatResponse,
     ClassifyRequest,
@@ -17,45 +17,64 @@ from service.schemas.tasks import (
     SummarizeResponse,
     TaskChatRequest,
 )
+from service.services import costs
 from service.services.tasks import chat, classify, generate, summarize
 from service.services.tasks.common import new_id
+from service.services.tasks.labels import PRESETS
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
 
 @router.post("/generate", response_model=GenerateResponse)
 async def generate_text(
-    request: GenerateRequest, engine: EngineDep, settings: SettingsDep
+    request: GenerateRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> GenerateResponse | EventSourceResponse:
     """Free text generation with Hugging Face `generate` semantics; streams with `stream`."""
     prepared = generate.prepare(request, engine, settings)
+    if prepared.beams is not None:
+        cost = costs.of_beams(len(prepared.jobs), prepared.beams.beam_width)
+    else:
+        cost = costs.of_jobs(prepared.jobs)
     if request.stream:
-        return event_stream(generate.stream(prepared, engine), settings)
-    return await generate.generate(prepared, engine)
+        return await guard.stream(cost, lambda: generate.stream(prepared, engine), request.timeout)
+    return await guard.run(cost, lambda: generate.generate(prepared, engine), request.timeout)
 
 
 @router.post("/summarize", response_model=SummarizeResponse)
 async def summarize_text(
-    request: SummarizeRequest, engine: EngineDep, settings: SettingsDep
+    request: SummarizeRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> SummarizeResponse:
     """Summaries of any length of text (map-reduce beyond the context)."""
-    return await summarize.summarize(request, engine, settings)
+    texts = request.texts or ([request.text] if request.text is not None else [])
+    cost = costs.of_summary(texts, engine.max_model_len)
+    return await guard.run(
+        cost, lambda: summarize.summarize(request, engine, settings), request.timeout
+    )
 
 
 @router.post("/classify", response_model=ClassifyResponse)
 async def classify_text(
-    request: ClassifyRequest, engine: EngineDep, settings: SettingsDep
+    request: ClassifyRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> ClassifyResponse:
     """One label per text, with a calibrated probability for every label."""
-    return await classify.classify(request, engine, settings, request_id=new_id("classify"))
+    texts = len(request.texts) if request.texts is not None else 1
+    labels = len(
+        PRESETS[request.labels].labels if isinstance(request.labels, str) else request.labels
+    )
+    return await guard.run(
+        costs.of_classify(texts, labels),
+        lambda: classify.classify(request, engine, settings, request_id=new_id("classify")),
+        request.timeout,
+    )
 
 
 @router.post("/chat", response_model=ChatResponse)
 async def chat_turn(
-    request: TaskChatRequest, engine: EngineDep, settings: SettingsDep
+    request: TaskChatRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> ChatResponse | EventSourceResponse:
     """A conversation turn with personas; old history is dropped to fit the context."""
     prepared = chat.prepare(request, engine, settings)
+    cost = costs.of_jobs([prepared.job])
     if request.stream:
-        return event_stream(chat.stream(prepared, engine), settings)
-    return await chat.reply(prepared, engine)
+        return await guard.stream(cost, lambda: chat.stream(prepared, engine), request.timeout)
+    return await guard.run(cost, lambda: chat.reply(prepared, engine), request.timeout)

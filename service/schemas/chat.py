@@ -7,11 +7,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import OpenAIRequest, Usage
+from service.schemas.common import OpenAIRequest, RequestModel, TokenCount, Usage
 
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TextPart(RequestModel):
     type: str
     text: str | None = None
 
@@ -30,8 +29,7 @@ class TextPart(BaseModel):
 Content = str | list[TextPart]
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Message(RequestModel):
     name: str | None = None
 
     def text(self) -> str:
@@ -78,15 +76,16 @@ class AssistantMessage(_Message):
 Message = Annotated[SystemMessage | UserMessage | AssistantMessage, Field(discriminator="role")]
 
 
-class JsonSchemaFormat(BaseModel):
-    name: str = Field(..., max_length=64)
+class JsonSchemaFormat(RequestModel):
+    # OpenAI's fields; others are accepted and ignored, as OpenAI does.
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(..., min_length=1, max_length=64)
     description: str | None = None
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     strict: bool | None = None
 
 
-class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ResponseFormat(RequestModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
@@ -116,7 +115,7 @@ class ChatCompletionRequest(OpenAIRequest):
     )
 
     messages: list[Message] = Field(..., min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: TokenCount | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 # Accepted and ignored: none of them can change what the model generates.
@@ -22,21 +24,117 @@ IGNORED_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+MAX_INT32 = 2**31 - 1
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# Counts and ids that reach the engine: bounded, so that a huge integer is a 400, not an
+# overflow inside vLLM or torch. No context is anywhere near 2**31 tokens.
+TokenId = Annotated[int, Field(ge=0, le=MAX_INT32)]
+TokenCount = Annotated[int, Field(ge=1, le=MAX_INT32)]
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_INT32)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+MAX_STOP = 16
 
 
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def one_or_many(value: Any) -> str | None:
+    """The tag of a "string or list" union: errors then name the item (`stop.1`), not every
+    branch the value failed to be."""
+    if isinstance(value, str):
+        return "one"
+    if isinstance(value, list):
+        return "many"
+    return None
+
+
+Stop = (
+    Annotated[
+        Annotated[NonEmptyStr, Tag("one")]
+        | Annotated[list[NonEmptyStr], Tag("many"), Field(max_length=MAX_STOP)],
+        Discriminator(
+            one_or_many,
+            custom_error_type="stop_type",
+            custom_error_message="Input should be a string or a list of strings",
+        ),
+    ]
+    | None
+)
+
+TIMEOUT_DESCRIPTION = (
+    "Deadline for this request in seconds, covering queueing and generation (and a summary's "
+    "whole map-reduce); capped by the server's max_request_timeout_seconds; the "
+    "`x-request-timeout` header does the same."
+)
+Timeout = Annotated[float | None, Field(gt=0.0, description=TIMEOUT_DESCRIPTION)]
+
+MAX_JSON_DEPTH = 100  # nesting of arrays/objects within a request body
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class RequestModel(BaseModel):
+    """Base of every request-side model: unknown fields are errors, numbers are finite.
+
+    Python's json accepts the `NaN`/`Infinity` literals; `allow_inf_nan=False` refuses them.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _bad_text(text: str) -> bool:
+    # JSON's \ud800 escapes decode to lone surrogates, which no tokenizer or encoder takes.
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def json_problem(data: Any, prefix: tuple[str, ...] = ()) -> tuple[str | None, str] | None:
+    """(where, what) of the first thing JSON parses but nothing downstream can handle, or None.
+
+    Walks the whole value (iteratively): lone surrogates in strings or keys (invalid Unicode),
+    non-finite numbers (also inside free-form fields such as a JSON schema) and nesting deeper
+    than MAX_JSON_DEPTH.
+    """
+    stack: list[tuple[tuple[str, ...], Any]] = [(prefix, data)]
+    while stack:
+        path, node = stack.pop()
+        problem = None
+        if len(path) - len(prefix) > MAX_JSON_DEPTH:
+            problem = f"nested more than {MAX_JSON_DEPTH} levels deep"
+        elif isinstance(node, str):
+            if _bad_text(node):
+                problem = "not valid Unicode (it has an unpaired surrogate)"
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                problem = "not a finite number"
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and _bad_text(key):
+                    problem = "a key that is not valid Unicode (an unpaired surrogate)"
+                    break
+                stack.append(((*path, str(key)), value))
+        elif isinstance(node, list):
+            stack.extend(((*path, str(i)), value) for i, value in enumerate(node))
+        if problem is not None:
+            return ".".join(path) or None, problem
+    return None
+
+
+def screen_json(data: Any) -> None:
+    """A request body's `json_problem` as a validation error naming the field."""
+    found = json_problem(data)
+    if found is not None:
+        param, problem = found
+        raise PydanticCustomError(
+            "value_error", "The value is {problem}.", {"problem": problem, "param": param}
+        )
+
+
+class StreamOptions(RequestModel):
     include_usage: bool = False
 
 
-class StructuredOutputsSpec(BaseModel):
+class StructuredOutputsSpec(RequestModel):
     """vLLM's `structured_outputs` extension: exactly one constraint."""
 
-    model_config = ConfigDict(extra="forbid")
     json_: dict[str, Any] | str | None = Field(None, alias="json")
     regex: str | None = None
-    choice: list[str] | None = Field(None, min_length=1)
+    choice: list[NonEmptyStr] | None = Field(None, min_length=1)
     grammar: str | None = None
     json_object: bool | None = None
 
@@ -52,14 +150,13 @@ class StructuredOutputsSpec(BaseModel):
         return self
 
 
-class OpenAIRequest(BaseModel):
+class OpenAIRequest(RequestModel):
     """Base for request bodies: unknown fields are errors, except the explicitly ignored ones.
 
     `_unsupported` names OpenAI fields we do not implement and whose presence would change the
     result; sending one (with a non-null value) is a 400 that names it.
     """
 
-    model_config = ConfigDict(extra="forbid")
     _unsupported: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
@@ -67,6 +164,7 @@ class OpenAIRequest(BaseModel):
     def _screen_fields(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        screen_json(data)
         for key in data.keys() & cls._unsupported:
             if data[key] is not None:
                 raise PydanticCustomError(
@@ -77,27 +175,29 @@ class OpenAIRequest(BaseModel):
         return {k: v for k, v in data.items() if k not in IGNORED_FIELDS}
 
     # --- sampling, shared by completions and chat (OpenAI fields, then vLLM's extensions)
-    model: str
-    max_tokens: int | None = Field(None, ge=1)
+    model: NonEmptyStr
+    max_tokens: TokenCount | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=128)
-    stop: str | list[Annotated[str, Field(min_length=1)]] | None = Field(None, max_length=16)
+    stop: Stop = None
     seed: Int64 | None = None
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    top_k: int | None = Field(None, ge=-1)
+    top_k: int | None = Field(None, ge=-1, le=MAX_INT32)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
-    min_tokens: int = Field(0, ge=0)
+    min_tokens: NonNegativeCount = 0
     ignore_eos: bool = False
-    stop_token_ids: list[int] | None = None
+    stop_token_ids: list[TokenId] | None = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
     structured_outputs: StructuredOutputsSpec | None = None
+    # The gateway's own: read by the request's deadline, never an engine parameter.
+    timeout: Timeout = None
 
     @model_validator(mode="after")
     def _stream_options_need_stream(self) -> OpenAIRequest:

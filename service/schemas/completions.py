@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import OpenAIRequest, Usage
+from service.schemas.common import OpenAIRequest, TokenId, Usage
 
-TokenIds = list[Annotated[int, Field(ge=0)]]
+TokenIds = list[TokenId]
+
+
+def _prompt_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if not isinstance(value, list):
+        return None
+    if value and isinstance(value[0], list):
+        return "token_id_lists"
+    if value and isinstance(value[0], int) and not isinstance(value[0], bool):
+        return "token_ids"
+    return "texts"
+
+
+# The four shapes OpenAI takes, told apart by the first element so that an error names the
+# offending item (`prompt.1`) instead of every shape the prompt failed to be.
+Prompt = Annotated[
+    Annotated[str, Tag("text")]
+    | Annotated[list[str], Tag("texts")]
+    | Annotated[TokenIds, Tag("token_ids")]
+    | Annotated[list[TokenIds], Tag("token_id_lists")],
+    Discriminator(
+        _prompt_kind,
+        custom_error_type="prompt_type",
+        custom_error_message="Input should be a string, a list of strings, a list of token "
+        "ids or a list of token-id lists",
+    ),
+]
 
 
 class CompletionRequest(OpenAIRequest):
     _unsupported: ClassVar[frozenset[str]] = frozenset({"suffix"})
 
-    prompt: str | list[str] | TokenIds | list[TokenIds]
+    prompt: Prompt
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
-    best_of: int | None = Field(None, ge=1)
+    best_of: int | None = Field(None, ge=1, le=128)
 
     @model_validator(mode="after")
     def _check(self) -> CompletionRequest:

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import Int64, Usage
+from service.schemas.common import (
+    MAX_INT32,
+    Int64,
+    NonEmptyStr,
+    NonNegativeCount,
+    RequestModel,
+    Stop,
+    Timeout,
+    TokenCount,
+    Usage,
+    one_or_many,
+    screen_json,
+)
 
-NonEmptyText = Annotated[str, Field(min_length=1)]
+NonEmptyText = NonEmptyStr
 FinishReason = Literal["stop", "length"]
-StopField = str | list[Annotated[str, Field(min_length=1)]] | None
+StopField = Stop
 
 
 def _one_of(data: Any, single: str, batch: str) -> None:
@@ -33,9 +45,16 @@ def _one_of(data: Any, single: str, batch: str) -> None:
         )
 
 
-class TaskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: str | None = Field(None, description="Defaults to the served model.")
+class TaskRequest(RequestModel):
+    model: NonEmptyStr | None = Field(None, description="Defaults to the served model.")
+    timeout: Timeout = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _screen(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            screen_json(data)
+        return data
 
 
 # --------------------------------------------------------------------------- generate
@@ -51,21 +70,24 @@ class GenerateRequest(TaskRequest):
     prompt: NonEmptyText | None = None
     prompts: list[NonEmptyText] | None = Field(None, min_length=1)
     stream: bool = False
-    max_new_tokens: int | None = Field(None, ge=1)
-    max_length: int | None = Field(None, ge=1, description="Prompt plus new tokens, as in HF.")
-    min_new_tokens: int | None = Field(None, ge=0)
-    min_length: int | None = Field(None, ge=0, description="Prompt plus new tokens, as in HF.")
+    max_new_tokens: TokenCount | None = None
+    max_length: TokenCount | None = Field(None, description="Prompt plus new tokens, as in HF.")
+    min_new_tokens: NonNegativeCount | None = None
+    min_length: NonNegativeCount | None = Field(
+        None, description="Prompt plus new tokens, as in HF."
+    )
     do_sample: bool = False
     temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_k: int = Field(50, ge=0)
+    top_k: int = Field(50, ge=0, le=MAX_INT32)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
     no_repeat_ngram_size: int = Field(0, ge=0, le=32)
     num_beams: int = Field(1, ge=1, le=16)
-    length_penalty: float = 1.0
+    # Beam scores divide by length**length_penalty: beyond +-10 that overflows a float.
+    length_penalty: float = Field(1.0, ge=-10.0, le=10.0)
     early_stopping: bool | Literal["never"] = False
     num_return_sequences: int = Field(1, ge=1, le=16)
-    stop: StopField = Field(None, max_length=16)
+    stop: StopField = None
     seed: Int64 | None = None
 
     @model_validator(mode="before")
@@ -97,8 +119,8 @@ class SummarizeRequest(TaskRequest):
     )
     text: NonEmptyText | None = None
     texts: list[NonEmptyText] | None = Field(None, min_length=1)
-    max_length: int | None = Field(None, ge=1, description="Most summary tokens.")
-    min_length: int | None = Field(None, ge=0, description="Fewest summary tokens.")
+    max_length: TokenCount | None = Field(None, description="Most summary tokens.")
+    min_length: NonNegativeCount | None = Field(None, description="Fewest summary tokens.")
     style: Literal["paragraph", "bullets", "headline"] = "paragraph"
     language: str | None = Field(None, max_length=64, description="Language of the summary.")
     focus: str | None = Field(None, max_length=500, description="What the summary should stress.")
@@ -123,8 +145,23 @@ class SummarizeResult(BaseModel):
 LabelPreset = Literal["sentiment", "news_topic", "customer_intent"]
 
 
-class LabelledExample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _labels_kind(value: Any) -> str | None:
+    return {"one": "preset", "many": "labels", None: None}[one_or_many(value)]
+
+
+# A preset's name or a list of labels; the discriminator makes a bad label's error name it
+# (`labels.1`) instead of complaining that the list is not a preset.
+Labels = Annotated[
+    Annotated[LabelPreset, Tag("preset")] | Annotated[list[NonEmptyText], Tag("labels")],
+    Discriminator(
+        _labels_kind,
+        custom_error_type="labels_type",
+        custom_error_message="Input should be a preset's name or a list of labels",
+    ),
+]
+
+
+class LabelledExample(RequestModel):
     text: NonEmptyText
     label: NonEmptyText
 
@@ -136,7 +173,7 @@ class ClassifyRequest(TaskRequest):
     )
     text: NonEmptyText | None = None
     texts: list[NonEmptyText] | None = Field(None, min_length=1)
-    labels: LabelPreset | list[NonEmptyText]
+    labels: Labels
     label_descriptions: dict[str, str] | None = None
     examples: list[LabelledExample] | None = Field(None, max_length=32)
     multi_label: bool = False
@@ -164,8 +201,7 @@ class ClassifyResult(BaseModel):
 ChatPreset = Literal["customer_service", "assistant"]
 
 
-class ChatTurn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChatTurn(RequestModel):
     role: Literal["system", "user", "assistant"]
     content: str
 
@@ -183,12 +219,12 @@ class TaskChatRequest(TaskRequest):
     system: str | None = None
     preset: ChatPreset | None = None
     stream: bool = False
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: TokenCount | None = None
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
+    top_k: int = Field(0, ge=0, le=MAX_INT32)
     repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
-    stop: StopField = Field(None, max_length=16)
+    stop: StopField = None
     seed: Int64 | None = None
 
     @model_validator(mode="before")

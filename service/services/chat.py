@@ -24,7 +24,13 @@ from service.schemas.chat import (
 )
 from service.schemas.common import Usage
 from service.services.generation import EngineJob, run_to_completion, stream_deltas
-from service.services.sampling import check_model, sampling_options, token_budget
+from service.services.sampling import (
+    check_count,
+    check_model,
+    check_text,
+    sampling_options,
+    token_budget,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,9 @@ class PreparedChat:
 
 def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) -> PreparedChat:
     check_model(request.model, settings)
+    check_count(len(request.messages), settings.max_messages, what="messages", param="messages")
+    for i, message in enumerate(request.messages):
+        check_text(message.text(), settings, param=f"messages.{i}.content")
     messages = [
         {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
         for m in request.messages

@@ -23,7 +23,13 @@ from service.services.generation import (
     run_to_completion,
     stream_deltas,
 )
-from service.services.sampling import check_model, sampling_options, token_budget
+from service.services.sampling import (
+    check_count,
+    check_model,
+    check_text,
+    sampling_options,
+    token_budget,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +46,15 @@ class PreparedCompletion:
 
 def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> PreparedCompletion:
     check_model(request.model, settings)
+    prompts = request.prompts()
+    check_count(len(prompts), settings.max_batch_size, what="prompts", param="prompt")
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, str):
+            single = isinstance(request.prompt, str)
+            check_text(prompt, settings, param="prompt" if single else f"prompt.{i}")
     tokenizer = engine.tokenizer
     jobs, texts = [], []
-    for prompt in request.prompts():
+    for prompt in prompts:
         if isinstance(prompt, str):
             ids = tokenizer.encode(prompt)
             text = prompt

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from typing import Any
+
 from service.config import Settings
 from service.engine.base import SamplingOptions, StructuredOutput
-from service.errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
+from service.errors import (
+    ContextLengthError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+)
 from service.schemas.chat import ChatCompletionRequest
-from service.schemas.common import OpenAIRequest
+from service.schemas.common import MAX_INT32, OpenAIRequest, json_problem
 
 
 def check_model(requested: str, settings: Settings) -> None:
@@ -15,6 +24,30 @@ def check_model(requested: str, settings: Settings) -> None:
             f"The model '{requested}' does not exist. This server serves '{settings.model_name}'.",
             param="model",
         )
+
+
+# --- input limits: they depend on settings, so they are checked here and not by the schemas,
+# always before any tokenization. Beyond a limit is a 413 naming the field.
+def check_count(count: int, limit: int, *, what: str, param: str) -> None:
+    """At most `limit` items (messages, inputs, labels) in the field `param`."""
+    if count > limit:
+        raise PayloadTooLargeError(f"At most {limit} {what} per request; got {count}.", param=param)
+
+
+def check_text(text: str, settings: Settings, *, param: str) -> None:
+    """One text (a prompt, an input, a message's content) within `max_text_chars`."""
+    if len(text) > settings.max_text_chars:
+        raise PayloadTooLargeError(
+            f"A text may have at most {settings.max_text_chars} characters; got {len(text)}.",
+            param=param,
+        )
+
+
+def check_texts(texts: Sequence[str], settings: Settings, *, param: str) -> None:
+    """A batch of texts: their number within `max_batch_size`, each within `max_text_chars`."""
+    check_count(len(texts), settings.max_batch_size, what="inputs", param=param)
+    for i, text in enumerate(texts):
+        check_text(text, settings, param=f"{param}.{i}")
 
 
 def token_budget(
@@ -59,14 +92,7 @@ def _structured(request: OpenAIRequest) -> StructuredOutput | None:
     if spec.json_ is not None:
         schema = spec.json_
         if isinstance(schema, str):
-            import json
-
-            try:
-                schema = json.loads(schema)
-            except ValueError as err:
-                raise InvalidRequestError(
-                    "structured_outputs.json is not valid JSON.", param="structured_outputs.json"
-                ) from err
+            schema = _json_schema(schema)
         return StructuredOutput(json_schema=schema)
     return StructuredOutput(
         json_object=bool(spec.json_object),
@@ -74,6 +100,30 @@ def _structured(request: OpenAIRequest) -> StructuredOutput | None:
         choice=tuple(spec.choice) if spec.choice else None,
         grammar=spec.grammar,
     )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_schema(text: str) -> dict[str, Any]:
+    """`structured_outputs.json` given as a string: a JSON object (finite, not absurdly deep)."""
+    try:
+        schema = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deeply
+        raise InvalidRequestError(
+            "structured_outputs.json is not valid JSON.", param="structured_outputs.json"
+        ) from err
+    if not isinstance(schema, dict):
+        raise InvalidRequestError(
+            "structured_outputs.json must be a JSON schema (an object).",
+            param="structured_outputs.json",
+        )
+    found = json_problem(schema, ("structured_outputs", "json"))
+    if found is not None:
+        param, problem = found
+        raise InvalidRequestError(f"The value is {problem}.", param=param)
+    return schema
 
 
 def _logit_bias(request: OpenAIRequest) -> dict[int, float] | None:
@@ -87,7 +137,7 @@ def _logit_bias(request: OpenAIRequest) -> dict[int, float] | None:
             raise InvalidRequestError(
                 f"logit_bias keys must be token ids, got {key!r}.", param="logit_bias"
             ) from err
-        if token_id < 0:
+        if not 0 <= token_id <= MAX_INT32:
             raise InvalidRequestError(f"Token id {token_id} is out of range.", param="logit_bias")
         bias[token_id] = value
     return bias

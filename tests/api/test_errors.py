@@ -226,7 +226,7 @@ INVALID = [
         None,
         id="stream_options-without-stream",
     ),
-    pytest.param(CHAT, chat_body(stop=[""]), 400, "stop", None, id="empty-stop-string"),
+    pytest.param(CHAT, chat_body(stop=[""]), 400, "stop.0", None, id="empty-stop-string"),
     pytest.param(CHAT, chat_body(stop=["s"] * 17), 400, "stop", None, id="too-many-stops"),
     pytest.param(CHAT, chat_body(seed=2**64), 400, "seed", None, id="seed-over-int64"),
     pytest.param(

@@ -37,8 +37,12 @@ async def test_ready_is_503_when_the_engine_turns_unhealthy(
 ) -> None:
     fake_engine.healthy = False
     response = await client.get("/ready")
-    assert_openai_error(response, 503, code="engine_unavailable")
-    assert response.headers["retry-after"] == "5"
+    assert_openai_error(response, 503, code="engine_dead")
+    assert response.headers["retry-after"] == "10"
+    # The failure is final: the engine is shut down and requests are refused.
+    assert fake_engine.shut_down
+    chat = await client.post(CHAT, json=chat_body())
+    assert_openai_error(chat, 503, code="engine_dead")
 
 
 async def test_models_lists_the_served_model(client: httpx.AsyncClient) -> None:
@@ -108,10 +112,10 @@ async def test_a_factory_failure_makes_ready_and_requests_503(settings: Settings
         ready = await client.get("/ready")
         chat = await client.post(CHAT, json=chat_body())
     assert health.status_code == 200
-    error = assert_openai_error(ready, 503, code="engine_unavailable")
+    error = assert_openai_error(ready, 503, code="engine_dead")
     assert "failed to start" in error["message"]
     assert "retry-after" in ready.headers
-    assert_openai_error(chat, 503, code="engine_unavailable")
+    assert_openai_error(chat, 503, code="engine_dead")
     for response in (ready, chat):
         assert "CUDA" not in response.text
         assert "/secret/path" not in response.text
@@ -124,7 +128,7 @@ async def test_a_warm_up_failure_counts_as_a_failed_start(
     app = create_app(settings, engine_factory=lambda: fake_engine)
     async with serve(app) as client:
         ready = await client.get("/ready")
-    error = assert_openai_error(ready, 503, code="engine_unavailable")
+    error = assert_openai_error(ready, 503, code="engine_dead")
     assert "failed to start" in error["message"]
     assert "exploded" not in ready.text
 
@@ -138,7 +142,7 @@ async def test_after_shutdown_the_engine_is_stopped_and_requests_are_503(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post(CHAT, json=chat_body())
-    error = assert_openai_error(response, 503, code="engine_unavailable")
+    error = assert_openai_error(response, 503, code="draining")
     assert "shutting down" in error["message"]
 
 

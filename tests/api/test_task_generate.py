@@ -230,7 +230,7 @@ async def test_a_bad_request_is_a_400_naming_the_field(
 
 
 LIMITS = [
-    pytest.param({"prompts": ["a", "b", "c"]}, 400, "prompts", "batch_too_large", id="batch"),
+    pytest.param({"prompts": ["a", "b", "c"]}, 413, "prompts", "payload_too_large", id="batch"),
     pytest.param({"prompt": "x" * 51}, 413, "prompt", "payload_too_large", id="long-prompt"),
     pytest.param({"prompts": ["a", "x" * 51]}, 413, "prompts.1", None, id="long-batch-item"),
 ]

@@ -235,7 +235,7 @@ async def test_a_batch_gives_one_result_per_text(
 
 
 LIMITS = [
-    pytest.param({"texts": ["a", "b", "c"]}, 400, "texts", id="batch"),
+    pytest.param({"texts": ["a", "b", "c"]}, 413, "texts", id="batch"),
     pytest.param({"text": "x" * 51}, 413, "text", id="long-text"),
     pytest.param({"texts": ["a", "x" * 51]}, 413, "texts.1", id="long-batch-item"),
 ]

@@ -7,8 +7,15 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from service import context
 from service.config import Settings
-from service.engine.base import Beam, BeamSearchOptions, GenerationChunk, SamplingOptions
+from service.engine.base import (
+    Beam,
+    BeamSearchOptions,
+    EngineProgress,
+    GenerationChunk,
+    SamplingOptions,
+)
 from service.engine.vllm import compat, convert
 from service.engine.vllm.args import cpu_environment, engine_kwargs
 from service.engine.vllm.logits import LOGITS_PROCESSORS
@@ -64,10 +71,13 @@ class _Stopped:
 
 
 class VLLMEngine:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, *, priority_scheduling: bool = False) -> None:
         self._engine = engine
         self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
         self._max_model_len = int(engine.model_config.max_model_len)
+        self._priority_scheduling = priority_scheduling
+        self._active = 0  # open generate() and beam_search() calls
+        self._outputs = 0  # outputs received, ever
 
     @classmethod
     def start(cls, settings: Settings, *, model_path: str) -> VLLMEngine:
@@ -84,7 +94,7 @@ class VLLMEngine:
         )
         logger.info("starting vLLM %s engine: %s", compat.VERSION, kwargs)
         engine = compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs))
-        return cls(engine)
+        return cls(engine, priority_scheduling=settings.scheduling_policy == "priority")
 
     @property
     def max_model_len(self) -> int:
@@ -93,6 +103,15 @@ class VLLMEngine:
     @property
     def tokenizer(self) -> VLLMTokenizer:
         return self._tokenizer
+
+    @property
+    def max_num_seqs(self) -> int:
+        return compat.max_num_seqs(self._engine)
+
+    def progress(self) -> EngineProgress:
+        return EngineProgress(
+            self._active > 0, (self._outputs, compat.tokens_in_progress(self._engine))
+        )
 
     async def generate(
         self,
@@ -105,13 +124,20 @@ class VLLMEngine:
         if self._engine.errored:
             raise EngineDeadError("The engine is not running.")
         outputs = None
+        finished = False
+        self._active += 1
         try:
             params = convert.sampling_params(options, stream=stream)
+            extra: dict[str, Any] = {}
+            if self._priority_scheduling:
+                extra["priority"] = context.current_priority()
             outputs = self._engine.generate(
-                {"prompt_token_ids": prompt_token_ids}, params, request_id
+                {"prompt_token_ids": prompt_token_ids}, params, request_id, **extra
             )
             # vLLM aborts the request itself when this generator is closed or cancelled.
             async for output in outputs:
+                self._outputs += 1
+                finished = output.finished
                 yield convert.chunk(output, options)
         except compat.EngineDeadError as err:
             raise EngineDeadError("The engine has stopped.") from err
@@ -125,6 +151,10 @@ class VLLMEngine:
             logger.exception("engine request %s failed", request_id)
             raise EngineFailureError("The engine failed to process the request.") from err
         finally:
+            self._active -= 1
+            if not stream and not finished and outputs is not None:
+                # Aborted before its only output: count what it generated (metrics, limits).
+                context.count_partial_output(compat.generated_so_far(self._engine, request_id))
             if outputs is not None:
                 try:
                     await outputs.aclose()
@@ -142,6 +172,7 @@ class VLLMEngine:
             ignore_eos=options.ignore_eos,
             length_penalty=options.length_penalty,
         )
+        self._active += 1
         try:
             async for output in compat.beam_search(
                 self._engine, prompt_token_ids, params, request_id
@@ -156,6 +187,8 @@ class VLLMEngine:
         except Exception as err:
             logger.exception("beam search %s failed", request_id)
             raise EngineFailureError("The engine failed during beam search.") from err
+        finally:
+            self._active -= 1
         raise EngineFailureError("Beam search returned no result.")
 
     async def abort(self, request_id: str) -> None:

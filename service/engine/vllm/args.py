@@ -44,6 +44,7 @@ def engine_kwargs(
         "disable_log_stats": settings.disable_log_stats,
         "max_logprobs": settings.max_logprobs,
         "logits_processors": logits_processors or None,
+        "scheduling_policy": "priority" if settings.scheduling_policy == "priority" else None,
     }
     # None means "vLLM's own default": leave it out rather than override it.
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}

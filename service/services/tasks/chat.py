@@ -19,6 +19,7 @@ from service.schemas.tasks import (
     TaskChatRequest,
 )
 from service.services.generation import EngineJob, run_to_completion
+from service.services.sampling import check_count, check_text
 from service.services.tasks.common import (
     envelope,
     finish_reason,
@@ -63,8 +64,23 @@ def _conversation(req: TaskChatRequest) -> tuple[str | None, list[ChatTurn]]:
     return system, turns
 
 
+def _check_limits(req: TaskChatRequest, settings: Settings) -> None:
+    """Turns within `max_messages`, each text within `max_text_chars` (413, no tokenizing yet)."""
+    field = "messages" if req.messages is not None else "history"
+    given = req.messages if req.messages is not None else (req.history or [])
+    count = len(given) + (1 if req.message is not None else 0)
+    check_count(count, settings.max_messages, what="messages", param=field)
+    for i, turn in enumerate(given):
+        check_text(turn.content, settings, param=f"{field}.{i}.content")
+    if req.message is not None:
+        check_text(req.message, settings, param="message")
+    if req.system is not None:
+        check_text(req.system, settings, param="system")
+
+
 def prepare(req: TaskChatRequest, engine: Engine, settings: Settings) -> PreparedChat:
     model = served_model(req.model, settings)
+    _check_limits(req, settings)
     system, turns = _conversation(req)
     context = engine.max_model_len
     reserve = req.max_tokens or min(settings.default_max_tokens, context // 4)

@@ -39,6 +39,7 @@ from service.errors import ContextLengthError, EngineFailureError, InvalidReques
 from service.metrics import record_classification
 from service.schemas.tasks import ClassifyRequest, ClassifyResponse, ClassifyResult
 from service.services.generation import EngineJob, PromptResult, run_to_completion
+from service.services.sampling import check_count, check_text
 from service.services.tasks import common
 from service.services.tasks.calibration import Priors, cache_for
 from service.services.tasks.labels import CUSTOM_ANSWER, PRESETS
@@ -46,7 +47,6 @@ from service.services.tasks.labels import CUSTOM_ANSWER, PRESETS
 # Bump when the prompt wording changes: cached priors belong to one wording.
 TEMPLATE_VERSION = 2
 CONTENT_FREE = ("N/A", "", "[MASK]")
-MAX_LABELS = 32
 MAX_LABEL_CHARS = 200
 
 A = TypeVar("A")
@@ -130,14 +130,20 @@ def label_spec(request: ClassifyRequest) -> LabelSpec:
     )
 
 
+def check_limits(request: ClassifyRequest, settings: Settings) -> None:
+    """The labels within `max_labels`, the examples' texts within `max_text_chars` (413)."""
+    if not isinstance(request.labels, str):
+        check_count(len(request.labels), settings.max_labels, what="labels", param="labels")
+    for i, example in enumerate(request.examples or ()):
+        check_text(example.text, settings, param=f"examples.{i}.text")
+    for name, description in (request.label_descriptions or {}).items():
+        check_text(description, settings, param=f"label_descriptions.{name}")
+
+
 def _check_labels(labels: Sequence[str]) -> None:
     if len(labels) < 2:
         raise InvalidRequestError(
             f"Give at least 2 labels (or a preset); got {len(labels)}.", param="labels"
-        )
-    if len(labels) > MAX_LABELS:
-        raise InvalidRequestError(
-            f"At most {MAX_LABELS} labels; got {len(labels)}.", param="labels"
         )
     seen: set[str] = set()
     for i, label in enumerate(labels):
@@ -313,6 +319,7 @@ async def classify(
     model = common.served_model(request.model, settings)
     param = "text" if request.text is not None else "texts"
     texts = common.inputs(request.text, request.texts, param=param, settings=settings)
+    check_limits(request, settings)
     spec = label_spec(request)
     tokenizer = engine.tokenizer
     labels = label_ids(tokenizer, spec.labels)

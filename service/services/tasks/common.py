@@ -11,11 +11,10 @@ from pydantic import BaseModel
 
 from service.config import Settings
 from service.engine.base import Engine
-from service.errors import InvalidRequestError, PayloadTooLargeError
 from service.schemas.common import Usage
 from service.schemas.tasks import FinishReason, TaskChunk, TaskDelta, TaskName, TaskResponse
 from service.services.generation import EngineJob, stream_deltas
-from service.services.sampling import check_model
+from service.services.sampling import check_model, check_text, check_texts
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -34,21 +33,12 @@ def new_id(task: TaskName) -> str:
 def inputs(
     single: str | None, batch: Sequence[str] | None, *, param: str, settings: Settings
 ) -> list[str]:
-    """The request's texts as a list, within the configured batch and length limits."""
-    texts = [single] if single is not None else list(batch or [])
-    if len(texts) > settings.max_batch_size:
-        raise InvalidRequestError(
-            f"At most {settings.max_batch_size} inputs per request; got {len(texts)}.",
-            param=param,
-            code="batch_too_large",
-        )
-    for i, text in enumerate(texts):
-        if len(text) > settings.max_text_chars:
-            where = param if single is not None else f"{param}.{i}"
-            raise PayloadTooLargeError(
-                f"An input may have at most {settings.max_text_chars} characters; got {len(text)}.",
-                param=where,
-            )
+    """The request's texts as a list, within the configured batch and length limits (413)."""
+    if single is not None:
+        check_text(single, settings, param=param)
+        return [single]
+    texts = list(batch or [])
+    check_texts(texts, settings, param=param)
     return texts
 
 

@@ -1,0 +1,212 @@
+"""Deadlines, admission control, drain and the engine watchdog, on the fake engine in process.
+
+The real-engine and real-process versions (a burst, 50 disconnects, SIGTERM under load, a
+SIGKILLed engine core) are in tests/integration/test_lifecycle.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.config import Settings
+from service.engine.fake import FakeEngine
+from service.state import EngineState
+from tests.api.helpers import CHAT, assert_openai_error, chat_body, serve, sse_json
+from tests.servers import serve_in_thread
+
+HANG_GUARD = 30.0  # seconds: a broken implementation fails here instead of hanging
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a condition the server reaches on its own (bounded, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + HANG_GUARD
+    while not condition():
+        if loop.time() > give_up:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.005)
+
+
+def app_with(fake_engine: FakeEngine, **overrides: Any) -> FastAPI:
+    settings = Settings(model="fake-model", default_max_tokens=16, **overrides)
+    return create_app(settings, engine_factory=lambda: fake_engine)
+
+
+@pytest.fixture
+def gated(fake_engine: FakeEngine) -> FakeEngine:
+    fake_engine.gate = asyncio.Event()  # generations wait until the test opens it
+    return fake_engine
+
+
+# ------------------------------------------------------------------------------ deadlines
+async def test_a_deadline_in_the_body_gives_504_and_aborts_the_engine_request(
+    client: httpx.AsyncClient, gated: FakeEngine
+) -> None:
+    response = await client.post(CHAT, json=chat_body(timeout=0.2))
+    assert_openai_error(response, 504, code="timeout")
+    (_, _, engine_id) = gated.requests[-1]
+    assert engine_id in gated.aborted
+    metrics = (await client.get("/metrics")).text
+    assert 'outcome="timeout",status="504"' in metrics
+
+
+async def test_the_deadline_header_works_like_the_field(
+    client: httpx.AsyncClient, gated: FakeEngine
+) -> None:
+    response = await client.post(CHAT, json=chat_body(), headers={"x-request-timeout": "0.2"})
+    assert_openai_error(response, 504, code="timeout")
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf"])
+async def test_a_bad_deadline_header_is_a_400(client: httpx.AsyncClient, value: str) -> None:
+    response = await client.post(CHAT, json=chat_body(), headers={"x-request-timeout": value})
+    assert_openai_error(response, 400, param="x-request-timeout")
+
+
+async def test_the_server_maximum_caps_a_longer_deadline(gated: FakeEngine) -> None:
+    app = app_with(gated, max_request_timeout_seconds=0.2)
+    async with serve(app) as client:
+        response = await client.post(CHAT, json=chat_body(timeout=3600))
+    assert_openai_error(response, 504, code="timeout")
+
+
+async def test_a_stream_past_its_deadline_ends_with_a_timeout_event(
+    client: httpx.AsyncClient, gated: FakeEngine
+) -> None:
+    response = await client.post(CHAT, json=chat_body(stream=True, timeout=0.2))
+    assert response.status_code == 200
+    events = sse_json(response.text)
+    assert events[-1]["error"]["code"] == "timeout"
+    (_, _, engine_id) = gated.requests[-1]
+    assert engine_id in gated.aborted
+
+
+async def test_a_deadline_covers_the_wait_for_admission(gated: FakeEngine) -> None:
+    app = app_with(gated, max_inflight_sequences=1, max_queued_sequences=4)
+    async with serve(app) as client:
+        first = asyncio.create_task(client.post(CHAT, json=chat_body()))
+        await until(lambda: len(gated.requests) == 2, "the first request reached the engine")
+        waiting = await client.post(CHAT, json=chat_body(timeout=0.2))
+        assert_openai_error(waiting, 504, code="timeout")
+        assert len(gated.requests) == 2  # warm-up + the first: the queued one never ran
+        assert app.state.admission.queued == 0
+        gated.open_gate()
+        assert (await first).status_code == 200
+
+
+# ------------------------------------------------------------------------ admission control
+async def test_beyond_the_queue_requests_get_503_at_once_without_engine_work(
+    gated: FakeEngine,
+) -> None:
+    app = app_with(gated, max_inflight_sequences=2, max_queued_sequences=1)
+    admission = app.state.admission
+    async with serve(app) as client:
+        # n=2 costs both in-flight sequences; the next request waits; the one after is refused.
+        first = asyncio.create_task(client.post(CHAT, json=chat_body(n=2)))
+        await until(lambda: admission.in_flight == 2, "the n=2 request was admitted")
+        second = asyncio.create_task(client.post(CHAT, json=chat_body()))
+        await until(lambda: admission.queued == 1, "the second request queued")
+        metrics = (await client.get("/metrics")).text
+        assert "gateway_queue_depth 1.0" in metrics
+        assert "gateway_sequences_in_flight 2.0" in metrics
+        refused = await client.post(CHAT, json=chat_body())
+        assert_openai_error(refused, 503, code="overloaded")
+        assert refused.headers["retry-after"] == "1"
+        assert len(gated.requests) == 2  # warm-up + the first request only
+        gated.open_gate()
+        assert (await first).status_code == 200
+        assert (await second).status_code == 200
+    assert admission.in_flight == 0 and admission.queued == 0
+
+
+# ---------------------------------------------------------------------------------- drain
+async def test_drain_refuses_new_work_and_finishes_admitted_work(
+    app: FastAPI, gated: FakeEngine
+) -> None:
+    state: EngineState = app.state.engine_state
+    async with serve(app) as client:
+        admitted = asyncio.create_task(client.post(CHAT, json=chat_body()))
+        await until(lambda: app.state.admission.in_flight == 1, "the request was admitted")
+        state.drain()
+        ready = await client.get("/ready")
+        assert_openai_error(ready, 503, code="draining")
+        refused = await client.post(CHAT, json=chat_body())
+        assert_openai_error(refused, 503, code="draining")
+        assert "retry-after" in refused.headers
+        assert not app.state.admission.idle.is_set()
+        gated.open_gate()
+        assert (await admitted).status_code == 200
+        assert app.state.admission.idle.is_set()
+
+
+# ------------------------------------------------------------------------------- watchdog
+@asynccontextmanager
+async def watched(
+    fake_engine: FakeEngine, **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, list[str]]]:
+    app = app_with(fake_engine, health_check_interval_seconds=0.02, **overrides)
+    fatal: list[str] = []
+    app.state.engine_state.on_fatal = lambda: fatal.append("exit")
+    async with serve(app) as client:
+        yield app, client, fatal
+
+
+async def test_a_wedged_engine_is_declared_dead_and_in_flight_requests_fail(
+    gated: FakeEngine,
+) -> None:
+    async with watched(gated, engine_stall_seconds=0.2) as (_, client, fatal):
+        stuck = asyncio.create_task(client.post(CHAT, json=chat_body()))
+        await until(lambda: bool(fatal), "the watchdog saw the engine make no progress")
+        assert_openai_error(await stuck, 503, code="engine_dead")
+        assert_openai_error(await client.get("/ready"), 503, code="engine_dead")
+        assert_openai_error(await client.post(CHAT, json=chat_body()), 503, code="engine_dead")
+        assert gated.shut_down
+        assert fatal == ["exit"]
+        metrics = (await client.get("/metrics")).text
+        assert 'outcome="engine_error",status="503"' in metrics
+
+
+async def test_an_idle_engine_is_not_declared_wedged(fake_engine: FakeEngine) -> None:
+    async with watched(fake_engine, engine_stall_seconds=0.05) as (_, client, fatal):
+        for _ in range(3):  # several stall periods with no work at all
+            assert (await client.post(CHAT, json=chat_body())).status_code == 200
+        loop = asyncio.get_running_loop()
+        quiet_until = loop.time() + 0.2
+        await until(lambda: loop.time() > quiet_until, "a few watchdog rounds passed")
+        assert fatal == []
+        assert (await client.get("/ready")).status_code == 200
+
+
+async def test_a_dead_engine_makes_the_process_exit(fake_engine: FakeEngine) -> None:
+    async with watched(fake_engine) as (app, client, fatal):
+        fake_engine.healthy = False
+        await until(lambda: bool(fatal), "the watchdog saw the engine die")
+        assert app.state.engine_state.failure is not None
+        assert_openai_error(await client.post(CHAT, json=chat_body()), 503, code="engine_dead")
+
+
+# ---------------------------------------------------------------------------- disconnects
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
+async def test_a_client_disconnect_aborts_the_engine_request(
+    gated: FakeEngine, stream: bool
+) -> None:
+    app = app_with(gated)
+    with serve_in_thread(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            request = asyncio.create_task(http.post(CHAT, json=chat_body(stream=stream)))
+            await until(lambda: len(gated.requests) == 2, "the request reached the engine")
+            request.cancel()  # closes the connection mid-request
+            await asyncio.gather(request, return_exceptions=True)
+        (_, _, engine_id) = gated.requests[1]
+        await until(lambda: engine_id in gated.aborted, "the engine request was aborted")
+        await until(lambda: app.state.admission.in_flight == 0, "the permit was released")
+        metrics = app.state.metrics.render().decode()
+    assert 'outcome="aborted",status="499"' in metrics

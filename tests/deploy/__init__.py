@@ -1,0 +1,1 @@
+"""Deployment checks: Dockerfile, compose, Prometheus/Grafana config and Kubernetes manifests."""
