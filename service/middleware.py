@@ -93,10 +93,21 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def endpoint_of(scope: Scope) -> str:
-    """The route template that served the request (bounded), or `unmatched`."""
+    """The route template that served the request (bounded), or `unmatched`.
+
+    A request answered before routing (401, 413, 429 from the security middleware) has no
+    route; its path names it when it is one of the app's own (every route is a fixed path).
+    """
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    if isinstance(path, str):
+        return path
+    app = scope.get("app")
+    paths = getattr(getattr(app, "state", None), "route_paths", None)
+    if paths is None and app is not None and hasattr(app, "routes"):
+        paths = frozenset(getattr(r, "path", "") for r in app.routes)
+        app.state.route_paths = paths
+    return scope["path"] if paths is not None and scope["path"] in paths else UNMATCHED
 
 
 class ObservabilityMiddleware:

@@ -42,7 +42,8 @@ from service.ratelimit import Caller, RateLimiter, Refusal
 # the API's public shape; a browser opening /docs cannot send a key for /openapi.json anyway).
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
-CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "x-request-id", "x-request-timeout")
+# Any request header: the OpenAI JS SDK in a browser sends its own x-stainless-* headers.
+CORS_ALLOW_HEADERS = ("*",)
 CORS_EXPOSE_HEADERS = ("x-request-id", "Retry-After")
 
 _NO_KEY = (

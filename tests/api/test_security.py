@@ -95,7 +95,13 @@ async def test_a_missing_or_wrong_key_is_a_401_before_the_engine(
         assert KEY not in response.text
         response = await http.get("/v1/models", headers=headers)
         assert_openai_error(response, 401, code="invalid_api_key")
+        metrics = (await http.get("/metrics")).text
     assert engine_calls(fake_engine) == 0
+    # Answered before routing, yet counted under its route, not `unmatched`.
+    assert (
+        'gateway_requests_total{endpoint="/v1/chat/completions",method="POST",'
+        'outcome="client_error",status="401"} 1.0' in metrics
+    )
 
 
 async def test_the_right_key_is_served(fake_engine: FakeEngine) -> None:
