@@ -87,7 +87,7 @@ def current_request_id() -> str | None:
 def current_priority() -> int:
     """The caller's priority class for vLLM's priority scheduling (lower = sooner)."""
     ctx = _current.get()
-    return getattr(ctx, "priority", 0) if ctx is not None else 0
+    return ctx.priority if ctx is not None else 0
 
 
 def count_partial_output(tokens: int) -> None:

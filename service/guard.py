@@ -62,18 +62,13 @@ class RequestGuard:
         limit = self.settings.max_request_timeout_seconds
         return self.arrived + (limit if chosen is None else min(chosen, limit))
 
-    @staticmethod
-    def _priority() -> int:
-        ctx = context.current()
-        return getattr(ctx, "priority", 0) if ctx is not None else 0
-
     async def run(
         self, cost: int, work: Callable[[], Awaitable[T]], requested_timeout: float | None = None
     ) -> T:
         """Admit, then run `work()`, all before the deadline."""
         try:
             async with asyncio.timeout_at(self.deadline(requested_timeout)):
-                permit = await self.admission.acquire(cost, priority=self._priority())
+                permit = await self.admission.acquire(cost, priority=context.current_priority())
                 try:
                     return await work()
                 finally:
@@ -92,7 +87,7 @@ class RequestGuard:
         deadline = self.deadline(requested_timeout)
         try:
             async with asyncio.timeout_at(deadline):
-                permit = await self.admission.acquire(cost, priority=self._priority())
+                permit = await self.admission.acquire(cost, priority=context.current_priority())
         except TimeoutError as err:
             raise _expired() from err
         ctx = context.current()

@@ -210,3 +210,19 @@ async def test_a_client_disconnect_aborts_the_engine_request(
         await until(lambda: app.state.admission.in_flight == 0, "the permit was released")
         metrics = app.state.metrics.render().decode()
     assert 'outcome="aborted",status="499"' in metrics
+
+
+# --------------------------------------------------------------------------- metrics port
+async def test_metrics_can_be_scraped_on_a_port_of_their_own(fake_engine: FakeEngine) -> None:
+    from tests.processes import free_port
+
+    port = free_port()
+    app = app_with(fake_engine, metrics_port=port)
+    async with serve(app) as client:
+        assert (await client.post(CHAT, json=chat_body())).status_code == 200
+        async with httpx.AsyncClient() as scraper:
+            scrape = await scraper.get(f"http://127.0.0.1:{port}/metrics")
+    assert scrape.status_code == 200
+    assert "gateway_queue_depth" in scrape.text
+    assert 'gateway_requests_total{endpoint="/v1/chat/completions"' in scrape.text
+    assert "process_cpu_seconds_total" in scrape.text  # the process-wide registry too
