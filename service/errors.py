@@ -220,6 +220,9 @@ def error_body(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
+# FastAPI's detail when reading the body as JSON raised something other than a syntax error.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
 # Error kinds that say more than the "wrong type" error of a sibling union branch does.
 _SPECIFIC_KINDS = ("unsupported_parameter", "extra_forbidden")
 
@@ -291,6 +294,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            # A body json.loads refused beyond syntax: invalid UTF-8, a 5000-digit number,
+            # nesting deeper than the parser's recursion limit.
+            return JSONResponse(
+                error_body(
+                    "The request body is not valid JSON.",
+                    "invalid_request_error",
+                    code="invalid_json",
+                ),
+                status_code=400,
+            )
         error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return JSONResponse(

@@ -87,8 +87,8 @@ def json_problem(data: Any, prefix: tuple[str, ...] = ()) -> tuple[str | None, s
     """(where, what) of the first thing JSON parses but nothing downstream can handle, or None.
 
     Walks the whole value (iteratively): lone surrogates in strings or keys (invalid Unicode),
-    non-finite numbers (also inside free-form fields such as a JSON schema) and nesting deeper
-    than MAX_JSON_DEPTH.
+    non-finite numbers and integers beyond 64 bits (also inside free-form fields such as a JSON
+    schema, which reach the engine's grammar compiler) and nesting deeper than MAX_JSON_DEPTH.
     """
     stack: list[tuple[tuple[str, ...], Any]] = [(prefix, data)]
     while stack:
@@ -102,6 +102,9 @@ def json_problem(data: Any, prefix: tuple[str, ...] = ()) -> tuple[str | None, s
         elif isinstance(node, float):
             if not math.isfinite(node):
                 problem = "not a finite number"
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -(2**63) <= node < 2**63:
+                problem = "an integer beyond 64 bits"
         elif isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(key, str) and _bad_text(key):

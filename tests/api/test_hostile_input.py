@@ -85,7 +85,9 @@ async def test_a_body_that_is_not_a_json_object_is_a_400(
     client: httpx.AsyncClient, path: str, content: bytes
 ) -> None:
     response = await post_raw(client, path, content)
-    assert_openai_error(response, 400)
+    error = assert_openai_error(response, 400)
+    if b"\xff" in content or content.startswith(b"[" * 1000):  # refused by the JSON parser
+        assert error["code"] == "invalid_json", error
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -124,11 +126,14 @@ async def test_nan_and_infinity_are_a_400_naming_the_field(
     assert_openai_error(response, 400, param=field)
 
 
-async def test_nan_deep_inside_a_free_form_field_is_refused(client: httpx.AsyncClient) -> None:
+async def test_nan_and_huge_ints_in_free_form_fields(client: httpx.AsyncClient) -> None:
     schema = b'{"type": "object", "properties": {"x": {"type": "number", "maximum": NaN}}}'
     body = with_raw(CHAT, "structured_outputs", b'{"json": ' + schema + b"}")
     response = await post_raw(client, CHAT, body)
     assert_openai_error(response, 400, param="structured_outputs.json.properties.x.maximum")
+    huge = {"json": {"type": "string", "maxLength": HUGE}}
+    response = await client.post(CHAT, json={**VALID[CHAT], "structured_outputs": huge})
+    assert_openai_error(response, 400, param="structured_outputs.json.maxLength")
     logit_bias = with_raw(CHAT, "logit_bias", b'{"5": Infinity}')
     assert_openai_error(await post_raw(client, CHAT, logit_bias), 400, param="logit_bias.5")
 
@@ -201,7 +206,7 @@ async def test_an_integer_beyond_pythons_digit_limit_is_a_400(
 ) -> None:
     # int("9" * 5000) raises ValueError (the 4300-digit limit) inside the JSON parser.
     response = await post_raw(client, path, with_raw(path, "seed", b"9" * 5000))
-    assert_openai_error(response, 400)
+    assert_openai_error(response, 400, code="invalid_json")
 
 
 async def test_a_long_digit_string_is_a_400_naming_the_field(client: httpx.AsyncClient) -> None:
@@ -370,3 +375,22 @@ async def test_too_many_items_are_a_413_naming_the_field(
     body = {k: v for k, v in {**VALID[path], **fields}.items() if v is not None}
     response = await client.post(path, json=body)
     assert_openai_error(response, 413, param=param, code="payload_too_large")
+
+
+JSON_STRINGS = [
+    # json.loads raises RecursionError here, which is no ValueError: unchecked, a 500.
+    pytest.param("[" * 5000 + "]" * 5000, id="deep"),
+    pytest.param('{"type": "number", "maximum": NaN}', id="nan"),
+    pytest.param('{"type": ', id="truncated"),
+    pytest.param("5", id="not-an-object"),
+    pytest.param('{"maxLength": ' + str(HUGE) + "}", id="huge-int"),
+]
+
+
+@pytest.mark.parametrize("schema", JSON_STRINGS)
+async def test_a_bad_json_schema_given_as_a_string_is_a_400(
+    client: httpx.AsyncClient, schema: str
+) -> None:
+    body = {**VALID[CHAT], "structured_outputs": {"json": schema}}
+    error = assert_openai_error(await client.post(CHAT, json=body), 400)
+    assert error["param"].startswith("structured_outputs.json")

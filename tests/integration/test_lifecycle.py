@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -187,6 +188,7 @@ def test_fifty_clients_leaving_mid_generation_leave_the_engine_idle(
     aborted_before = server.sample_sum("gateway_requests_total", outcome="aborted")
 
     async def leave() -> None:
+        first_token = asyncio.Event()
         async with httpx.AsyncClient(base_url=server.base_url, timeout=HANG_GUARD) as http:
 
             async def stream_until_first_token() -> None:
@@ -196,7 +198,10 @@ def test_fifty_clients_leaving_mid_generation_leave_the_engine_idle(
                 ) as response:
                     assert response.status_code == 200
                     async for line in response.aiter_lines():
-                        if '"content"' in line:
+                        if line.startswith("data: {") and json.loads(line[6:])["choices"][0][
+                            "delta"
+                        ].get("content"):
+                            first_token.set()
                             await asyncio.Event().wait()  # hold the stream open until cancelled
 
             streams = [asyncio.create_task(stream_until_first_token()) for _ in range(25)]
@@ -213,6 +218,7 @@ def test_fifty_clients_leaving_mid_generation_leave_the_engine_idle(
 
             await async_until(all_admitted, "all 50 requests were admitted or queued")
             await async_until(lambda: engine_busy(server) > 0, "the engine was generating")
+            await asyncio.wait_for(first_token.wait(), HANG_GUARD)  # tokens were generated
             for task in (*streams, *plain):
                 task.cancel()  # each closes its connection
             await asyncio.gather(*streams, *plain, return_exceptions=True)
