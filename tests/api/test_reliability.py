@@ -175,11 +175,11 @@ async def test_a_wedged_engine_is_declared_dead_and_in_flight_requests_fail(
 
 
 async def test_an_idle_engine_is_not_declared_wedged(fake_engine: FakeEngine) -> None:
-    async with watched(fake_engine, engine_stall_seconds=0.05) as (_, client, fatal):
+    async with watched(fake_engine, engine_stall_seconds=0.3) as (_, client, fatal):
         for _ in range(3):  # several stall periods with no work at all
             assert (await client.post(CHAT, json=chat_body())).status_code == 200
         loop = asyncio.get_running_loop()
-        quiet_until = loop.time() + 0.2
+        quiet_until = loop.time() + 1.0  # over three stall periods
         await until(lambda: loop.time() > quiet_until, "a few watchdog rounds passed")
         assert fatal == []
         assert (await client.get("/ready")).status_code == 200
