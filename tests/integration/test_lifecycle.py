@@ -28,6 +28,7 @@ pytestmark = pytest.mark.engine
 
 MAIN_KEY = "sk-test-main-0123456789"
 LIMITED_KEY = "sk-test-limited-0123456789"
+RETRY_KEY = "sk-test-retry-0123456789"  # 60 a minute: one more each second once spent
 INFLIGHT, QUEUED = 8, 56  # the admission bound: 64 sequences
 HANG_GUARD = 300.0
 
@@ -44,6 +45,11 @@ key_sha256 = "{hashlib.sha256(MAIN_KEY.encode()).hexdigest()}"
 name = "limited"
 key = "{LIMITED_KEY}"
 requests_per_minute = 2
+
+[[keys]]
+name = "retry"
+key = "{RETRY_KEY}"
+requests_per_minute = 60
 '''
     )
     return path
@@ -135,6 +141,26 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(server: ServerProce
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
     assert int(refused.headers["retry-after"]) >= 1
     assert engine_requests(server) - before == 2  # the refused request never reached vLLM
+
+
+def test_the_client_sdk_waits_out_a_429_and_then_succeeds(server: ServerProcess) -> None:
+    from llm_gateway import Client
+
+    statuses: list[int] = []
+    http_client = httpx.Client(event_hooks={"response": [lambda r: statuses.append(r.status_code)]})
+    client = Client(
+        base_url=f"{server.base_url}/v1", api_key=RETRY_KEY, http_client=http_client, max_retries=3
+    )
+    for _ in range(61):  # spend the key's bucket on a route that costs the engine nothing
+        response = httpx.get(f"{server.base_url}/v1/models", headers=auth(RETRY_KEY))
+        if response.status_code == 429:
+            break
+        assert response.status_code == 200
+    assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
+    result = client.tasks.classify(text="I love this phone!", labels="sentiment")
+    assert statuses[0] == 429 and statuses[-1] == 200, statuses
+    assert result.results[0].label in {"positive", "negative", "neutral"}
+    assert result.request_id
 
 
 # ---------------------------------------------------------------- burst beyond the bound
