@@ -230,21 +230,27 @@ def test_fifty_clients_leaving_mid_generation_leave_the_engine_idle(
                             first_token.set()
                             await asyncio.Event().wait()  # hold the stream open until cancelled
 
-            streams = [asyncio.create_task(stream_until_first_token()) for _ in range(25)]
-            plain = [
-                asyncio.create_task(
-                    http.post("/v1/chat/completions", json=chat(1500), headers=auth())
+            def admitted(count: int) -> Callable[[], bool]:
+                def check() -> bool:
+                    m = server.metrics()
+                    return m["gateway_sequences_in_flight"] + m["gateway_queue_depth"] == count
+
+                return check
+
+            def plain_request() -> asyncio.Task[httpx.Response]:
+                body = chat(1500)
+                return asyncio.create_task(
+                    http.post("/v1/chat/completions", json=body, headers=auth())
                 )
-                for _ in range(25)
-            ]
 
-            def all_admitted() -> bool:
-                m = server.metrics()
-                return m["gateway_sequences_in_flight"] + m["gateway_queue_depth"] == 50
-
-            await async_until(all_admitted, "all 50 requests were admitted or queued")
-            await async_until(lambda: engine_busy(server) > 0, "the engine was generating")
-            await asyncio.wait_for(first_token.wait(), HANG_GUARD)  # tokens were generated
+            # In this order, so that both kinds are generating (8 in flight) and both are queued.
+            plain = [plain_request() for _ in range(INFLIGHT // 2)]
+            await async_until(admitted(INFLIGHT // 2), "the first non-streaming requests run")
+            streams = [asyncio.create_task(stream_until_first_token()) for _ in range(25)]
+            await asyncio.wait_for(first_token.wait(), HANG_GUARD)  # a stream is generating
+            plain += [plain_request() for _ in range(25 - INFLIGHT // 2)]
+            await async_until(admitted(50), "all 50 requests were admitted or queued")
+            assert engine_busy(server) > 0
             for task in (*streams, *plain):
                 task.cancel()  # each closes its connection
             await asyncio.gather(*streams, *plain, return_exceptions=True)
