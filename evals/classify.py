@@ -98,9 +98,10 @@ class InProcess:
         out: dict[str, list[str]] = {m: [] for m in self.methods}
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
-            response = await service.classify(
+            prepared = service.prepare(
                 evalset.request(batch), self.engine, self.settings, request_id=f"eval-{start}"
             )
+            response = await service.classify(prepared, self.engine)
             prior = cache_for(self.engine).peek(spec.cache_key)
             assert prior is not None
             for r in response.results:

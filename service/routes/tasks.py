@@ -20,7 +20,6 @@ from service.schemas.tasks import (
 from service.services import costs
 from service.services.tasks import chat, classify, generate, summarize
 from service.services.tasks.common import new_id
-from service.services.tasks.labels import PRESETS
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
@@ -45,11 +44,9 @@ async def summarize_text(
     request: SummarizeRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> SummarizeResponse:
     """Summaries of any length of text (map-reduce beyond the context)."""
-    texts = request.texts or ([request.text] if request.text is not None else [])
-    cost = costs.of_summary(texts, engine.max_model_len)
-    return await guard.run(
-        cost, lambda: summarize.summarize(request, engine, settings), request.timeout
-    )
+    prepared = summarize.prepare(request, engine, settings)
+    cost = costs.of_summary(prepared.texts, engine.max_model_len)
+    return await guard.run(cost, lambda: summarize.summarize(prepared, engine), request.timeout)
 
 
 @router.post("/classify", response_model=ClassifyResponse)
@@ -57,15 +54,9 @@ async def classify_text(
     request: ClassifyRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> ClassifyResponse:
     """One label per text, with a calibrated probability for every label."""
-    texts = len(request.texts) if request.texts is not None else 1
-    labels = len(
-        PRESETS[request.labels].labels if isinstance(request.labels, str) else request.labels
-    )
-    return await guard.run(
-        costs.of_classify(texts, labels),
-        lambda: classify.classify(request, engine, settings, request_id=new_id("classify")),
-        request.timeout,
-    )
+    prepared = classify.prepare(request, engine, settings, request_id=new_id("classify"))
+    cost = costs.of_classify(len(prepared.prompts), len(prepared.labels))
+    return await guard.run(cost, lambda: classify.classify(prepared, engine), request.timeout)
 
 
 @router.post("/chat", response_model=ChatResponse)

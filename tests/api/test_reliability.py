@@ -226,3 +226,25 @@ async def test_metrics_can_be_scraped_on_a_port_of_their_own(fake_engine: FakeEn
     assert "gateway_queue_depth" in scrape.text
     assert 'gateway_requests_total{endpoint="/v1/chat/completions"' in scrape.text
     assert "process_cpu_seconds_total" in scrape.text  # the process-wide registry too
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/classify", {"text": "hi", "labels": [f"l{i}" for i in range(65)]}, "labels"),
+        ("/v1/summarize", {"texts": ["hi"] * 65}, "texts"),
+    ],
+    ids=["classify", "summarize"],
+)
+async def test_a_bad_task_request_is_refused_before_admission(
+    gated: FakeEngine, path: str, body: dict[str, Any], param: str
+) -> None:
+    app = app_with(gated, max_inflight_sequences=1, max_queued_sequences=0)
+    async with serve(app) as client:
+        held = asyncio.create_task(client.post(CHAT, json=chat_body()))
+        await until(lambda: app.state.admission.in_flight == 1, "the server is full")
+        # A full server would answer 503; the request's own fault comes first.
+        response = await client.post(path, json={"model": "fake-model", **body})
+        assert_openai_error(response, 413, param=param)
+        gated.open_gate()
+        assert (await held).status_code == 200

@@ -313,9 +313,19 @@ def result(index: int, spec: LabelSpec, probs: Sequence[float]) -> ClassifyResul
 
 
 # --------------------------------------------------------------------------- the task
-async def classify(
+@dataclass(frozen=True, slots=True)
+class PreparedClassify:
+    id: str
+    model: str
+    spec: LabelSpec
+    labels: list[list[int]]  # token ids per label
+    prompts: list[list[int]]  # token ids per text
+
+
+def prepare(
     request: ClassifyRequest, engine: Engine, settings: Settings, *, request_id: str
-) -> ClassifyResponse:
+) -> PreparedClassify:
+    """Validate and tokenize (no engine work): every 4xx is raised here."""
     model = common.served_model(request.model, settings)
     param = "text" if request.text is not None else "texts"
     texts = common.inputs(request.text, request.texts, param=param, settings=settings)
@@ -326,6 +336,11 @@ async def classify(
     prompts = [prompt_ids(tokenizer, spec, text) for text in texts]
     params = [param] if request.text is not None else [f"texts.{i}" for i in range(len(texts))]
     check_context(prompts, labels, limit=engine.max_model_len, params=params)
+    return PreparedClassify(request_id, model, spec, labels, prompts)
+
+
+async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyResponse:
+    request_id, spec, labels = prepared.id, prepared.spec, prepared.labels
 
     async def compute_priors() -> Priors:
         return await priors(engine, spec, labels, f"{request_id}-prior")
@@ -333,7 +348,7 @@ async def classify(
     # The texts and (on a cache miss) the priors are scored in the same engine batch.
     cache = cache_for(engine)
     scored, (prior, fresh) = await _gather(
-        label_logprobs(engine, prompts, labels, request_id),
+        label_logprobs(engine, prepared.prompts, labels, request_id),
         cache.get(spec.cache_key, compute_priors),
     )
     results = []
@@ -346,7 +361,7 @@ async def classify(
     return common.envelope(
         "classify",
         id=request_id,
-        model=model,
+        model=prepared.model,
         results=results,
         usage=common.usage(prompt_tokens, completion_tokens),
     )

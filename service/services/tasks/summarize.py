@@ -127,22 +127,32 @@ def _check(req: SummarizeRequest, engine: Engine) -> None:
         )
 
 
-async def summarize(
-    req: SummarizeRequest, engine: Engine, settings: Settings, *, request_id: str | None = None
-) -> SummarizeResponse:
+@dataclass(frozen=True, slots=True)
+class PreparedSummary:
+    id: str
+    model: str
+    request: SummarizeRequest
+    texts: list[str]
+
+
+def prepare(req: SummarizeRequest, engine: Engine, settings: Settings) -> PreparedSummary:
+    """Validate (no engine work): every 4xx but a too-long text is raised here."""
     model = served_model(req.model, settings)
     param = "text" if req.text is not None else "texts"
     texts = inputs(req.text, req.texts, param=param, settings=settings)
     _check(req, engine)
-    response_id = new_id("summarize")
-    summarizer = _Summarizer(req, engine, request_id or response_id)
-    done = await gather_or_cancel([summarizer.run(i, t) for i, t in enumerate(texts)])
+    return PreparedSummary(new_id("summarize"), model, req, texts)
+
+
+async def summarize(prepared: PreparedSummary, engine: Engine) -> SummarizeResponse:
+    summarizer = _Summarizer(prepared.request, engine, prepared.id)
+    done = await gather_or_cancel([summarizer.run(i, t) for i, t in enumerate(prepared.texts)])
     prompt = sum(c.prompt for _, c in done)
     completion = sum(c.completion for _, c in done)
     return envelope(
         "summarize",
-        id=response_id,
-        model=model,
+        id=prepared.id,
+        model=prepared.model,
         results=[r for r, _ in done],
         usage=usage(prompt, completion),
     )
