@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
 SERVE_ARGS ?=
 
-.PHONY: serve test install install-test install-tools model constraints clean
+.PHONY: serve test docs install install-test install-tools model constraints clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,16 @@ serve: model
 	$(PY) -m service $(SERVE_ARGS)
 
 test: install-test install-tools model
-	$(PY) -m ruff check service tests loadtests evals llm_gateway examples
-	$(PY) -m ruff format --check service tests loadtests evals llm_gateway examples
+	$(PY) -m ruff check service tests loadtests evals llm_gateway examples docs
+	$(PY) -m ruff format --check service tests loadtests evals llm_gateway examples docs
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports  # the layer contract in pyproject.toml: imports point down only
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 	$(PY) -m pytest
+
+# The docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or anchor fails it.
+docs: install-test
+	$(PY) -m mkdocs build --strict --site-dir site
 
 # Pin what is installed now (after an upgrade that passed `make test`).
 constraints:

@@ -37,7 +37,9 @@ from service.engine.base import Engine, SamplingOptions, StructuredOutput
 from service.schemas.tasks import ClassifyRequest, LabelPreset
 from service.services.generation import EngineJob, run_to_completion
 from service.services.tasks import classify as service
-from service.services.tasks.calibration import cache_for
+from service.services.tasks.classify import prompts as classify_prompts
+from service.services.tasks.classify import scoring
+from service.services.tasks.classify.calibration import cache_for
 
 DATA = Path(__file__).parent / "data"
 METHODS: tuple[str, ...] = ("raw", "chat", "service", "choice")
@@ -94,7 +96,7 @@ class InProcess:
         self.settings = settings
 
     async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
-        spec = service.label_spec(evalset.request(texts))
+        spec = classify_prompts.label_spec(evalset.request(texts))
         out: dict[str, list[str]] = {m: [] for m in self.methods}
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
@@ -113,17 +115,17 @@ class InProcess:
         out["choice"] = await self._choice(spec, texts)
         return out
 
-    async def _raw(self, spec: service.LabelSpec, texts: list[str]) -> list[str]:
+    async def _raw(self, spec: classify_prompts.LabelSpec, texts: list[str]) -> list[str]:
         tok = self.engine.tokenizer
-        instruction = service.messages(spec, "")[0]["content"]
+        instruction = classify_prompts.messages(spec, "")[0]["content"]
         prompts = [tok.encode(f"{instruction}\n\n{t}\n{spec.answer}") for t in texts]
-        labels = service.label_ids(tok, spec.labels)
-        scored = await service.label_logprobs(self.engine, prompts, labels, "eval-raw")
+        labels = classify_prompts.label_ids(tok, spec.labels)
+        scored = await scoring.label_logprobs(self.engine, prompts, labels, "eval-raw")
         return [_argmax(spec.labels, row) for row in scored.logprobs]
 
-    async def _choice(self, spec: service.LabelSpec, texts: list[str]) -> list[str]:
+    async def _choice(self, spec: classify_prompts.LabelSpec, texts: list[str]) -> list[str]:
         tok = self.engine.tokenizer
-        longest = max(len(ids) for ids in service.label_ids(tok, spec.labels))
+        longest = max(len(ids) for ids in classify_prompts.label_ids(tok, spec.labels))
         options = SamplingOptions(
             max_tokens=longest + 2,
             temperature=0.0,
@@ -131,7 +133,10 @@ class InProcess:
         )
         # As one would on /v1/chat/completions: the same turns, no answer opening.
         prompts = [
-            tok.encode(tok.apply_chat_template(service.messages(spec, t)), add_special_tokens=False)
+            tok.encode(
+                tok.apply_chat_template(classify_prompts.messages(spec, t)),
+                add_special_tokens=False,
+            )
             for t in texts
         ]
         jobs = [EngineJob(prompt, options) for prompt in prompts]
@@ -158,7 +163,7 @@ class OverHTTP:
         self.model = model
 
     async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
-        spec = service.label_spec(evalset.request(texts))
+        spec = classify_prompts.label_spec(evalset.request(texts))
         out: dict[str, list[str]] = {"service": [], "choice": []}
         for start in range(0, len(texts), BATCH):
             body = evalset.request(texts[start : start + BATCH]).model_dump(exclude_none=True)
@@ -168,12 +173,12 @@ class OverHTTP:
         out["choice"] = list(await asyncio.gather(*(self._choice(spec, t) for t in texts)))
         return out
 
-    async def _choice(self, spec: service.LabelSpec, text: str) -> str:
+    async def _choice(self, spec: classify_prompts.LabelSpec, text: str) -> str:
         response = await self.client.post(
             "/v1/chat/completions",
             json={
                 "model": self.model,
-                "messages": service.messages(spec, text),
+                "messages": classify_prompts.messages(spec, text),
                 "temperature": 0,
                 "max_tokens": 32,
                 "structured_outputs": {"choice": list(spec.labels)},

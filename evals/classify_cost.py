@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from service.engine.base import Engine, SamplingOptions
 from service.schemas.tasks import ClassifyRequest, LabelledExample
 from service.services.generation import EngineJob, run_to_completion
-from service.services.tasks import classify as service
+from service.services.tasks.classify import prompts as classify_prompts
+from service.services.tasks.classify import scoring
 
 TEXTS = (
     "I was charged twice for my subscription this month.",
@@ -93,14 +94,14 @@ async def measure(engine: Engine) -> None:
                 labels="customer_intent",
                 examples=[LabelledExample(text=t, label=label) for t, label in examples],
             )
-            spec = service.label_spec(request)
+            spec = classify_prompts.label_spec(request)
             tok = engine.tokenizer
-            prompts = [service.prompt_ids(tok, spec, t) for t in request.texts or []]
-            labels = service.label_ids(tok, spec.labels)
+            prompts = [classify_prompts.prompt_ids(tok, spec, t) for t in request.texts or []]
+            labels = classify_prompts.label_ids(tok, spec.labels)
             pairs = len(prompts) * len(labels)
             tokens = sum(map(len, prompts)) // len(prompts)
             began = time.perf_counter()
-            full = await service.label_logprobs(engine, prompts, labels, f"cost-p-{nonce}")
+            full = await scoring.label_logprobs(engine, prompts, labels, f"cost-p-{nonce}")
             seconds = time.perf_counter() - began
             row = f"{name:<22} {tokens:>6}"
             print(

@@ -1,5 +1,5 @@
 """`python -m service [--flags]`: settings from flags and GATEWAY_* variables, then the server
-(`service/server.py`: uvicorn, with SIGTERM draining in-flight requests first)."""
+(`service/runtime/server.py`: uvicorn, with SIGTERM draining in-flight requests first)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ def main() -> int:
 
     from service.app import create_app
     from service.config import Settings
-    from service.logs import configure_logging
-    from service.server import CLOSE_GRACE_SECONDS, GatewayServer
-    from service.state import EngineState
+    from service.http.deps import gateway_state
+    from service.runtime.server import CLOSE_GRACE_SECONDS, GatewayServer
+    from service.telemetry.logs import configure_logging
 
     settings = CliApp.run(Settings)
     configure_logging(settings)  # before vLLM is imported: it reads its logging set-up then
     app = create_app(settings)
-    state: EngineState = app.state.engine_state
+    state = gateway_state(app).engine_state
     server = GatewayServer(
         uvicorn.Config(
             app,

@@ -7,16 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.admission import Admission
 from service.config import Settings
-from service.disconnect import CancelOnDisconnect
 from service.engine.base import Engine
-from service.errors import install_error_handlers
-from service.metrics import serve_metrics_port
-from service.middleware import install_observability
-from service.routes import health, openai, tasks
-from service.security import install_security
-from service.state import EngineState
+from service.http.deps import GatewayState
+from service.http.disconnect import CancelOnDisconnect
+from service.http.encode import install_error_handlers
+from service.http.observability import install_observability
+from service.http.security import install_security
+from service.routes import health, metrics, openai, tasks
+from service.runtime.admission import Admission
+from service.runtime.engine_lifecycle import EngineState
+from service.telemetry.metrics import serve_metrics_port
 
 
 def engine_factory_for(settings: Settings) -> Callable[[], Engine]:
@@ -53,14 +54,14 @@ def create_app(
         stop_metrics_port = None
         if settings.metrics_port is not None:
             stop_metrics_port = serve_metrics_port(
-                app.state.metrics, settings.host, settings.metrics_port
+                gateway.metrics, settings.host, settings.metrics_port
             )
         state.begin()
         try:
             yield
         finally:
             await state.stop()
-            await app.state.observability.aclose()
+            await gateway.observability.aclose()
             if stop_metrics_port is not None:
                 stop_metrics_port()
 
@@ -70,15 +71,15 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine_state = state
-    app.state.admission = admission
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # innermost: cancels only the handler
-    install_security(app, settings)  # API keys, rate limits, body size, CORS
+    security = install_security(app, settings)  # API keys, rate limits, body size, CORS
     observability = install_observability(app, settings)  # last added: the outermost
     admission.attach_gauges(observability.metrics.queue_depth, observability.metrics.sequences)
+    gateway = GatewayState(settings, state, admission, observability, security)
+    app.state.gateway = gateway
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(tasks.router)
     return app

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     # --- HTTP server
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port.")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level of the gateway, uvicorn and vLLM."
+    )
 
     # --- Model
     model: str = Field(
@@ -63,10 +65,23 @@ class Settings(BaseSettings):
     )
     max_model_len: int | None = Field(None, ge=16, description="Context length; None = model's.")
     max_num_seqs: int | None = Field(None, ge=1, description="Sequences batched per step.")
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    tensor_parallel_size: int = Field(1, ge=1)
-    pipeline_parallel_size: int = Field(1, ge=1)
-    distributed_executor_backend: Literal["mp", "ray"] | None = None
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0.0, le=1.0, description="GPU memory share for weights and KV cache."
+    )
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="Multi-GPU parallelism: each layer split over this many GPUs of one node.",
+    )
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="Multi-GPU parallelism: the layers split into this many stages, also "
+        "across nodes.",
+    )
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        None, description="mp or ray; None = vLLM's default (mp when parallel)."
+    )
     enforce_eager: bool | None = Field(
         None, description="None = True on CPU (starts in ~45 s instead of ~3 min), False on GPU."
     )
@@ -78,7 +93,9 @@ class Settings(BaseSettings):
     )
     seed: int | None = Field(None, description="Engine seed.")
     enable_prefix_caching: bool | None = Field(None, description="None = vLLM's default.")
-    disable_log_stats: bool = False
+    disable_log_stats: bool = Field(
+        False, description="Turn off vLLM's periodic stats log and metrics."
+    )
 
     # --- API behaviour
     default_max_tokens: int = Field(
@@ -95,8 +112,9 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Most characters in one task input (longer: 413)."
     )
 
-    # --- Admission control and deadlines (service/admission.py). The unit is engine sequences:
-    # `n`, beams, a classify batch x its labels and a summary's chunks count for what they cost.
+    # --- Admission control and deadlines (service/runtime/admission.py). The unit is engine
+    # sequences: `n`, beams, a classify batch x its labels and a summary's chunks count for
+    # what they cost.
     max_inflight_sequences: int | None = Field(
         None,
         ge=1,
@@ -135,14 +153,14 @@ class Settings(BaseSettings):
         5.0, gt=0.0, description="How often the watchdog asks the engine whether it is alive."
     )
 
-    # --- Security (service/security.py)
+    # --- Security (service/http/security.py)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Accepted API keys (`Authorization: Bearer <key>`); with neither this nor "
         "api_key_file set, authentication is off. Env: a JSON list or comma-separated.",
     )
     api_key_file: Path | None = Field(
-        None, description="A TOML file of keys with per-key limits (see README, API keys)."
+        None, description="A TOML file of keys with per-key limits (docs/security.md)."
     )
     requests_per_minute: int | None = Field(
         None, ge=1, description="Default per-key request rate limit (per replica); None = none."
@@ -168,7 +186,7 @@ class Settings(BaseSettings):
         description="Also serve /metrics on this port (a scrape-only port behind no auth).",
     )
 
-    # --- Observability (metrics are always on at /metrics; see service/metrics.py)
+    # --- Observability (metrics are always on at /metrics; see service/telemetry/metrics.py)
     log_format: Literal["json", "text"] = Field(
         "json", description="json = one JSON object per line; text = for reading in a terminal."
     )

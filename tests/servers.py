@@ -11,13 +11,13 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from service.state import EngineState
+from service.runtime.engine_lifecycle import EngineState
 
 
 @contextmanager
 def serve_in_thread(app: FastAPI, *, startup_timeout: float = 900) -> Iterator[str]:
     """Serve `app` until the block ends; yields the base URL once its engine has started."""
-    state: EngineState = app.state.engine_state
+    state: EngineState = app.state.gateway.engine_state
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from service.telemetry.timings import EngineTimings
+
 FinishReason = Literal["stop", "length", "abort"]
 
 
@@ -86,17 +88,6 @@ class SequenceDelta:
 
 
 @dataclass(frozen=True, slots=True)
-class EngineTimings:
-    """When the engine queued, scheduled and last served a request, in `time.monotonic()` seconds
-    (the clock vLLM's engine core stamps with; the same clock in every process of one host)."""
-
-    queued: float
-    scheduled: float
-    first_token: float
-    last_token: float
-
-
-@dataclass(frozen=True, slots=True)
 class EngineProgress:
     """For the watchdog: whether the engine has work, and a marker that changes as it works."""
 
@@ -155,8 +146,12 @@ class Engine(Protocol):
         request_id: str,
         *,
         stream: bool,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
-        """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts."""
+        """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts.
+
+        `priority` is the caller's class in vLLM's convention (lower runs earlier); engines
+        without priority scheduling ignore it."""
         ...
 
     async def beam_search(

@@ -18,13 +18,13 @@ from service.engine.base import (
     Beam,
     BeamSearchOptions,
     EngineProgress,
-    EngineTimings,
     FinishReason,
     GenerationChunk,
     SamplingOptions,
     SequenceDelta,
     TokenLogprob,
 )
+from service.telemetry.timings import EngineTimings
 
 DEFAULT_REPLY = "The capital of France is Paris."
 
@@ -161,6 +161,7 @@ class FakeEngine:
         request_id: str,
         *,
         stream: bool,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
         self.requests.append((prompt_token_ids, options, request_id))
         self._loop = asyncio.get_running_loop()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.deps import StateDep
 from service.errors import EngineDeadError
+from service.http.deps import StateDep
 
 router = APIRouter(tags=["health"])
 

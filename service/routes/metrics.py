@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from service.metrics import CONTENT_TYPE, GatewayMetrics
+from service.http.deps import gateway_state
+from service.telemetry.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["observability"])
 
@@ -12,5 +13,4 @@ router = APIRouter(tags=["observability"])
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     """Rendered in the thread pool: a scrape walks every series and should not hold the loop."""
-    gateway: GatewayMetrics = request.app.state.metrics
-    return Response(gateway.render(), media_type=CONTENT_TYPE)
+    return Response(gateway_state(request.app).metrics.render(), media_type=CONTENT_TYPE)

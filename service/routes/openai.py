@@ -7,12 +7,12 @@ import time
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from service.deps import EngineDep, SettingsDep, StateDep
-from service.guard import GuardDep
+from service.http.deps import EngineDep, SettingsDep, StateDep
+from service.http.guard import GuardDep
 from service.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
 from service.schemas.common import ModelCard, ModelList
 from service.schemas.completions import CompletionRequest, CompletionResponse
-from service.services import chat, completions, costs
+from service.services.openai import chat, completions
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 _STARTED = int(time.time())
@@ -30,12 +30,13 @@ async def create_completion(
     request: CompletionRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> CompletionResponse | EventSourceResponse:
     prepared = completions.prepare(request, engine, settings)
-    cost = costs.of_jobs(prepared.jobs)
     if request.stream:
         return await guard.stream(
-            cost, lambda: completions.stream(prepared, engine), request.timeout
+            prepared.cost, lambda: completions.stream(prepared, engine), request.timeout
         )
-    return await guard.run(cost, lambda: completions.complete(prepared, engine), request.timeout)
+    return await guard.run(
+        prepared.cost, lambda: completions.complete(prepared, engine), request.timeout
+    )
 
 
 @router.post("/chat/completions", response_model=None)
@@ -43,7 +44,8 @@ async def create_chat_completion(
     request: ChatCompletionRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
 ) -> ChatCompletionResponse | EventSourceResponse:
     prepared = chat.prepare(request, engine, settings)
-    cost = costs.of_jobs([prepared.job])
     if request.stream:
-        return await guard.stream(cost, lambda: chat.stream(prepared, engine), request.timeout)
-    return await guard.run(cost, lambda: chat.complete(prepared, engine), request.timeout)
+        return await guard.stream(
+            prepared.cost, lambda: chat.stream(prepared, engine), request.timeout
+        )
+    return await guard.run(prepared.cost, lambda: chat.complete(prepared, engine), request.timeout)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from service.deps import EngineDep, SettingsDep
-from service.guard import GuardDep
+from service.http.deps import EngineDep, SettingsDep
+from service.http.guard import GuardDep
 from service.schemas.tasks import (
     ChatResponse,
     ClassifyRequest,
@@ -17,7 +17,6 @@ from service.schemas.tasks import (
     SummarizeResponse,
     TaskChatRequest,
 )
-from service.services import costs
 from service.services.tasks import chat, classify, generate, summarize
 from service.services.tasks.common import new_id
 
@@ -30,13 +29,13 @@ async def generate_text(
 ) -> GenerateResponse | EventSourceResponse:
     """Free text generation with Hugging Face `generate` semantics; streams with `stream`."""
     prepared = generate.prepare(request, engine, settings)
-    if prepared.beams is not None:
-        cost = costs.of_beams(len(prepared.jobs), prepared.beams.beam_width)
-    else:
-        cost = costs.of_jobs(prepared.jobs)
     if request.stream:
-        return await guard.stream(cost, lambda: generate.stream(prepared, engine), request.timeout)
-    return await guard.run(cost, lambda: generate.generate(prepared, engine), request.timeout)
+        return await guard.stream(
+            prepared.cost, lambda: generate.stream(prepared, engine), request.timeout
+        )
+    return await guard.run(
+        prepared.cost, lambda: generate.generate(prepared, engine), request.timeout
+    )
 
 
 @router.post("/summarize", response_model=SummarizeResponse)
@@ -45,8 +44,9 @@ async def summarize_text(
 ) -> SummarizeResponse:
     """Summaries of any length of text (map-reduce beyond the context)."""
     prepared = summarize.prepare(request, engine, settings)
-    cost = costs.of_summary(prepared.texts, engine.max_model_len)
-    return await guard.run(cost, lambda: summarize.summarize(prepared, engine), request.timeout)
+    return await guard.run(
+        prepared.cost, lambda: summarize.summarize(prepared, engine), request.timeout
+    )
 
 
 @router.post("/classify", response_model=ClassifyResponse)
@@ -55,8 +55,9 @@ async def classify_text(
 ) -> ClassifyResponse:
     """One label per text, with a calibrated probability for every label."""
     prepared = classify.prepare(request, engine, settings, request_id=new_id("classify"))
-    cost = costs.of_classify(len(prepared.prompts), len(prepared.labels))
-    return await guard.run(cost, lambda: classify.classify(prepared, engine), request.timeout)
+    return await guard.run(
+        prepared.cost, lambda: classify.classify(prepared, engine), request.timeout
+    )
 
 
 @router.post("/chat", response_model=ChatResponse)
@@ -65,7 +66,8 @@ async def chat_turn(
 ) -> ChatResponse | EventSourceResponse:
     """A conversation turn with personas; old history is dropped to fit the context."""
     prepared = chat.prepare(request, engine, settings)
-    cost = costs.of_jobs([prepared.job])
     if request.stream:
-        return await guard.stream(cost, lambda: chat.stream(prepared, engine), request.timeout)
-    return await guard.run(cost, lambda: chat.reply(prepared, engine), request.timeout)
+        return await guard.stream(
+            prepared.cost, lambda: chat.stream(prepared, engine), request.timeout
+        )
+    return await guard.run(prepared.cost, lambda: chat.reply(prepared, engine), request.timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -217,6 +218,19 @@ class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
+
+def stop_sequences(stop: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A `stop` field (one string, a list, or nothing) as the engine takes it."""
+    return (stop,) if isinstance(stop, str) else tuple(stop or ())
 
 
 class ModelCard(BaseModel):

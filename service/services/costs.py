@@ -1,4 +1,4 @@
-"""What a request costs in engine sequences, the unit of admission control (`admission.py`).
+"""What a request costs in engine sequences, the unit of admission control (`runtime/admission.py`).
 
 Known exactly after preparation for generation (prompts x n, beams); estimated for a summary,
 whose chunk count is only known after tokenizing the text (about 3 characters a token, a

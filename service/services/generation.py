@@ -5,8 +5,9 @@ One HTTP request may become several engine requests (a list of prompts); each ge
 more than once) and they run concurrently, so continuous batching serves them together. Leaving a
 stream early (client gone) closes every engine generator, which aborts them.
 
-This is where the engine is called, so this is where the request context (`service.context`)
-learns the engine time, the tokens in and out and, for streams, when each token event arrived.
+This is where the engine is called, so this is where the request context
+(`service.telemetry.context`) learns the engine time, the tokens in and out and, for streams,
+when each token event arrived.
 Per streamed chunk that is two clock reads and a few additions; metrics are made at request end.
 """
 
@@ -16,11 +17,10 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from service import context
-from service.context import RequestContext
 from service.engine.base import (
     Engine,
     FinishReason,
@@ -28,6 +28,8 @@ from service.engine.base import (
     SamplingOptions,
     TokenLogprob,
 )
+from service.telemetry import context
+from service.telemetry.context import RequestContext
 
 T = TypeVar("T")
 
@@ -95,13 +97,14 @@ async def run_to_completion(
 ) -> list[PromptResult]:
     ids = engine_request_ids(request_id, len(jobs))
     ctx = _context()
+    priority = ctx.priority
 
     async def run(index: int, job: EngineJob) -> PromptResult:
         result = PromptResult(
             len(job.prompt_token_ids), [SequenceResult() for _ in range(job.options.n)]
         )
         async for chunk in engine.generate(
-            job.prompt_token_ids, job.options, ids[index], stream=False
+            job.prompt_token_ids, job.options, ids[index], stream=False, priority=priority
         ):
             _accumulate(result, chunk)
             if chunk.timings is not None:
@@ -125,13 +128,21 @@ async def run_to_completion(
     return results
 
 
-async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run concurrently; the first failure cancels the rest (no orphaned engine work)."""
+@asynccontextmanager
+async def first_failure_cancels() -> AsyncIterator[asyncio.TaskGroup]:
+    """A task group whose first failure cancels the others and is raised as itself (not as
+    an exception group): no orphaned engine work, and callers catch the gateway's errors."""
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(c) for c in coroutines]
+            yield group
     except BaseExceptionGroup as grouped:
         raise grouped.exceptions[0] from None
+
+
+async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; the first failure cancels the rest."""
+    async with first_failure_cancels() as group:
+        tasks = [group.create_task(c) for c in coroutines]
     return [task.result() for task in tasks]
 
 
@@ -144,7 +155,7 @@ async def stream_deltas(
     ctx.engine_requests += len(jobs)
     started = [False] * len(jobs)
     texts: dict[tuple[int, int], list[str]] | None = {} if ctx.log_prompts else None
-    chunks = _engine_streams(engine, jobs, ids)
+    chunks = _engine_streams(engine, jobs, ids, ctx.priority)
     try:
         while True:
             ctx.engine_enter()
@@ -177,11 +188,13 @@ async def stream_deltas(
 
 
 async def _engine_streams(
-    engine: Engine, jobs: list[EngineJob], ids: list[str]
+    engine: Engine, jobs: list[EngineJob], ids: list[str], priority: int
 ) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
     if len(jobs) == 1:
         job = jobs[0]
-        async for chunk in engine.generate(job.prompt_token_ids, job.options, ids[0], stream=True):
+        async for chunk in engine.generate(
+            job.prompt_token_ids, job.options, ids[0], stream=True, priority=priority
+        ):
             yield 0, chunk
         return
 
@@ -190,7 +203,7 @@ async def _engine_streams(
     async def pump(index: int, job: EngineJob) -> None:
         try:
             async for chunk in engine.generate(
-                job.prompt_token_ids, job.options, ids[index], stream=True
+                job.prompt_token_ids, job.options, ids[index], stream=True, priority=priority
             ):
                 queue.put_nowait((index, chunk))
         except Exception as err:

@@ -3,51 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from service.config import Settings
 from service.engine.base import SamplingOptions, StructuredOutput
-from service.errors import (
-    ContextLengthError,
-    InvalidRequestError,
-    ModelNotFoundError,
-    PayloadTooLargeError,
-)
+from service.errors import ContextLengthError, InvalidRequestError
 from service.schemas.chat import ChatCompletionRequest
-from service.schemas.common import MAX_INT32, OpenAIRequest, json_problem
-
-
-def check_model(requested: str, settings: Settings) -> None:
-    if requested != settings.model_name:
-        raise ModelNotFoundError(
-            f"The model '{requested}' does not exist. This server serves '{settings.model_name}'.",
-            param="model",
-        )
-
-
-# --- input limits: they depend on settings, so they are checked here and not by the schemas,
-# always before any tokenization. Beyond a limit is a 413 naming the field.
-def check_count(count: int, limit: int, *, what: str, param: str) -> None:
-    """At most `limit` items (messages, inputs, labels) in the field `param`."""
-    if count > limit:
-        raise PayloadTooLargeError(f"At most {limit} {what} per request; got {count}.", param=param)
-
-
-def check_text(text: str, settings: Settings, *, param: str) -> None:
-    """One text (a prompt, an input, a message's content) within `max_text_chars`."""
-    if len(text) > settings.max_text_chars:
-        raise PayloadTooLargeError(
-            f"A text may have at most {settings.max_text_chars} characters; got {len(text)}.",
-            param=param,
-        )
-
-
-def check_texts(texts: Sequence[str], settings: Settings, *, param: str) -> None:
-    """A batch of texts: their number within `max_batch_size`, each within `max_text_chars`."""
-    check_count(len(texts), settings.max_batch_size, what="inputs", param=param)
-    for i, text in enumerate(texts):
-        check_text(text, settings, param=f"{param}.{i}")
+from service.schemas.common import MAX_INT32, OpenAIRequest, json_problem, stop_sequences
 
 
 def token_budget(
@@ -179,7 +141,7 @@ def sampling_options(
         frequency_penalty=request.frequency_penalty,
         repetition_penalty=request.repetition_penalty or 1.0,
         seed=request.seed,
-        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        stop=stop_sequences(stop),
         stop_token_ids=tuple(request.stop_token_ids or ()),
         include_stop_str_in_output=request.include_stop_str_in_output,
         ignore_eos=request.ignore_eos,

@@ -1,9 +1,12 @@
-"""Small helpers for the API tests: OpenAI error bodies, SSE bodies, apps built per test."""
+"""Small helpers for the API tests: OpenAI error bodies, SSE bodies, apps built per test, raw
+ASGI scopes, access-log records, API keys, and an engine that fails mid-stream."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,7 +14,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from starlette.types import Scope
 
+from service.app import create_app
+from service.config import Settings
+from service.engine.base import GenerationChunk, SamplingOptions
+from service.engine.fake import FakeEngine
+from service.telemetry.logs import JsonFormatter, TextFormatter
 from tests.conftest import FAKE_MODEL
 
 CHAT = "/v1/chat/completions"
@@ -58,6 +67,24 @@ def assert_openai_error(
     return error
 
 
+async def assert_rejected_before_the_engine(
+    client: httpx.AsyncClient,
+    engine: FakeEngine,
+    path: str,
+    body: dict[str, Any],
+    status: int,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+) -> None:
+    """POST `body`: an OpenAI `invalid_request_error`, answered without calling the engine."""
+    before = len(engine.requests)
+    response = await client.post(path, json=body)
+    error = assert_openai_error(response, status, param=param, code=code)
+    assert error["type"] == "invalid_request_error"
+    assert len(engine.requests) == before  # rejected before reaching the engine
+
+
 def sse_data(text: str) -> list[str]:
     """The `data:` payloads of an SSE body, in order (comments and blank lines dropped)."""
     return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
@@ -79,7 +106,96 @@ async def serve(
     """Run the app's lifespan and give a client on it (the conftest `client`, configurable)."""
     async with LifespanManager(app) as manager:
         if wait_started:
-            await app.state.engine_state.wait_started()
+            await app.state.gateway.engine_state.wait_started()
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
+
+
+def make_app(fake_engine: FakeEngine, **settings: Any) -> FastAPI:
+    """An app on `fake_engine` with these settings over the fast-suite defaults."""
+    base: dict[str, Any] = {"model": FAKE_MODEL, "default_max_tokens": 16}
+    return create_app(Settings(**{**base, **settings}), engine_factory=lambda: fake_engine)
+
+
+def engine_calls(engine: FakeEngine) -> int:
+    """Generations the engine ran for clients (its start-up warm-up aside)."""
+    return sum(1 for _, _, request_id in engine.requests if request_id != "warmup")
+
+
+def http_scope(
+    path: str, *, method: str = "GET", headers: Mapping[str, str] | None = None
+) -> Scope:
+    """The ASGI scope of a plain HTTP/1.1 request, for driving an app by hand."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("test", 1),
+        "server": ("test", 80),
+    }
+
+
+class FailsMidStream(FakeEngine):
+    """Streams two deltas, then raises `error` the way an engine bug would."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    async def generate(
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        stream: bool,
+        priority: int = 0,
+    ) -> AsyncIterator[GenerationChunk]:
+        produced = 0
+        async for chunk in super().generate(
+            prompt_token_ids, options, request_id, stream=stream, priority=priority
+        ):
+            if stream and produced == 2:
+                raise self.error
+            produced += 1
+            yield chunk
+
+
+# --- Logs
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "service.access"]
+
+
+def everything_logged(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record as both formatters print it: what would reach a log pipeline."""
+    json_lines = [JsonFormatter().format(r) for r in caplog.records]
+    text_lines = [TextFormatter().format(r) for r in caplog.records]
+    return "\n".join(json_lines + text_lines)
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured fields of a log record (an access line's status, outcome, key_id...)."""
+    fields: dict[str, Any] = getattr(record, "fields", {})
+    return fields
+
+
+# --- API keys
+
+KEY = "sk-test-4f1c2a9b7e"
+OTHER_KEY = "sk-other-88d0c3"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def key_id(key: str) -> str:
+    """The id a key is logged under: a prefix of its SHA-256."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -87,7 +87,7 @@ async def test_while_starting_ready_and_requests_are_503_with_retry_after(
             ready = await client.get("/ready")
             chat = await client.post(CHAT, json=chat_body())
             release.set()
-            await app.state.engine_state.wait_started()
+            await app.state.gateway.engine_state.wait_started()
             ready_after = await client.get("/ready")
             chat_after = await client.post(CHAT, json=chat_body())
     finally:
@@ -149,7 +149,7 @@ async def test_after_shutdown_the_engine_is_stopped_and_requests_are_503(
 async def test_fake_engine_setting_serves_without_a_model() -> None:
     app = create_app(Settings(engine="fake", model="demo"))
     async with LifespanManager(app) as manager:
-        await app.state.engine_state.wait_started()
+        await app.state.gateway.engine_state.wait_started()
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             r = await http.post(

@@ -17,8 +17,17 @@ from service.app import create_app
 from service.config import Settings
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
 from service.errors import EngineFailureError, EngineUnavailableError, GatewayError
-from service.metrics import GatewayMetrics
-from tests.api.helpers import CHAT, COMPLETIONS, ENDPOINTS, body_for, chat_body, serve, sse_json
+from service.telemetry.metrics import GatewayMetrics
+from tests.api.helpers import (
+    CHAT,
+    COMPLETIONS,
+    ENDPOINTS,
+    body_for,
+    chat_body,
+    http_scope,
+    serve,
+    sse_json,
+)
 from tests.observability import Scrape, delta
 
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
@@ -224,23 +233,14 @@ async def test_a_client_disconnect_counts_as_aborted(app: FastAPI, fake_engine: 
         if b"assistant" in message.get("body", b""):
             gone.set()  # the client leaves right after the role chunk
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": CHAT,
-        "raw_path": CHAT.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"x-request-id", b"leaver")],
-        "client": ("test", 1),
-        "server": ("test", 80),
-    }
-    metrics: GatewayMetrics = app.state.metrics
+    scope = http_scope(
+        CHAT,
+        method="POST",
+        headers={"content-type": "application/json", "x-request-id": "leaver"},
+    )
+    metrics: GatewayMetrics = app.state.gateway.metrics
     async with LifespanManager(app) as manager:
-        await app.state.engine_state.wait_started()
+        await app.state.gateway.engine_state.wait_started()
         fake_engine.gate = asyncio.Event()  # never set: the engine produces no token
         await manager.app(scope, receive, send)
         async with httpx.AsyncClient(

@@ -15,25 +15,23 @@ from opentelemetry.trace import SpanKind
 from service.app import create_app
 from service.config import Settings
 from service.engine.fake import FakeEngine
-from service.logs import JsonFormatter, TextFormatter
-from service.metrics import record_classification, record_summary
 from service.routes.tasks import router as tasks_router
-from service.tracing import build_tracer
-from tests.api.helpers import CHAT, COMPLETIONS, ENDPOINTS, body_for, chat_body, serve
+from service.telemetry.logs import JsonFormatter
+from service.telemetry.metrics import record_classification, record_summary
+from service.telemetry.tracing import build_tracer
+from tests.api.helpers import (
+    CHAT,
+    COMPLETIONS,
+    ENDPOINTS,
+    access_records,
+    body_for,
+    chat_body,
+    everything_logged,
+    serve,
+)
 from tests.conftest import FAKE_MODEL
 
 SECRET = "Zanzibar-7731 is my password"
-
-
-def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "service.access"]
-
-
-def everything_logged(caplog: pytest.LogCaptureFixture) -> str:
-    """Every record as both formatters print it: what would reach a log pipeline."""
-    json_lines = [JsonFormatter().format(r) for r in caplog.records]
-    text_lines = [TextFormatter().format(r) for r in caplog.records]
-    return "\n".join(json_lines + text_lines)
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -103,8 +101,8 @@ async def test_every_record_of_a_request_carries_its_id(
         await client.post(CHAT, json=chat_body(stream=True), headers={"x-request-id": "s-1"})
         await client.post(CHAT, json=chat_body(), headers={"x-request-id": "p-1"})
     by_id = {(r.name, getattr(r, "request_id", None)) for r in caplog.records}
-    assert ("service.services.streaming", "s-1") in by_id  # "stream failed", inside the request
-    assert ("service.errors", "p-1") in by_id  # "unhandled error", outside every middleware
+    assert ("service.http.sse", "s-1") in by_id  # "stream failed", inside the request
+    assert ("service.http.encode", "p-1") in by_id  # "unhandled error", outside every middleware
     assert ("service.access", "s-1") in by_id
     assert ("service.access", "p-1") in by_id
 
@@ -148,7 +146,7 @@ async def test_log_prompts_logs_prompt_and_output(
 
 
 async def test_tracing_is_off_by_default(client: httpx.AsyncClient, app: Any) -> None:
-    assert app.state.observability.tracer is None
+    assert app.state.gateway.observability.tracer is None
     assert "traceparent" not in (await client.post(CHAT, json=chat_body())).headers
 
 
@@ -158,7 +156,7 @@ async def test_a_span_per_request_with_engine_children(
 ) -> None:
     exporter = InMemorySpanExporter()
     app = create_app(settings, engine_factory=lambda: fake_engine)
-    app.state.observability.tracer = build_tracer(settings, exporter=exporter)
+    app.state.gateway.observability.tracer = build_tracer(settings, exporter=exporter)
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     caplog.set_level(logging.INFO)
     async with serve(app) as client:
@@ -192,13 +190,13 @@ async def test_a_span_per_request_with_engine_children(
 async def test_lifespan_end_shuts_the_tracer_down(settings: Settings) -> None:
     exporter = InMemorySpanExporter()
     app = create_app(settings, engine_factory=FakeEngine)
-    app.state.observability.tracer = build_tracer(settings, exporter=exporter)
+    app.state.gateway.observability.tracer = build_tracer(settings, exporter=exporter)
     async with serve(app) as client:
         await client.get("/health")
     assert len(exporter.get_finished_spans()) == 1
     exporter.clear()
     # After shutdown the provider drops new spans instead of exporting them.
-    app.state.observability.tracer.start("GET", []).end(
+    app.state.gateway.observability.tracer.start("GET", []).end(
         name="late", attributes={}, engine=[], error=False
     )
     assert exporter.get_finished_spans() == ()
@@ -220,7 +218,7 @@ async def test_task_counters_record_inside_a_request(settings: Settings) -> None
     assert tasks_router is not None  # the task routes exist beside this probe route
     async with serve(app) as client:
         await client.get("/test-task")
-        metrics = app.state.metrics
+        metrics = app.state.gateway.metrics
     registry = metrics.registry
     labels = {"preset": "sentiment", "label": "positive"}
     assert registry.get_sample_value("gateway_classify_labels_chosen_total", labels) == 1

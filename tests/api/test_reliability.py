@@ -15,11 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
-from service.config import Settings
 from service.engine.fake import FakeEngine
-from service.state import EngineState
-from tests.api.helpers import CHAT, assert_openai_error, chat_body, serve, sse_json
+from service.runtime.engine_lifecycle import EngineState
+from tests.api.helpers import CHAT, assert_openai_error, chat_body, make_app, serve, sse_json
 from tests.servers import serve_in_thread
 
 HANG_GUARD = 30.0  # seconds: a broken implementation fails here instead of hanging
@@ -33,11 +31,6 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         if loop.time() > give_up:
             raise AssertionError(f"never happened: {what}")
         await asyncio.sleep(0.005)
-
-
-def app_with(fake_engine: FakeEngine, **overrides: Any) -> FastAPI:
-    settings = Settings(model="fake-model", default_max_tokens=16, **overrides)
-    return create_app(settings, engine_factory=lambda: fake_engine)
 
 
 @pytest.fixture
@@ -72,7 +65,7 @@ async def test_a_bad_deadline_header_is_a_400(client: httpx.AsyncClient, value: 
 
 
 async def test_the_server_maximum_caps_a_longer_deadline(gated: FakeEngine) -> None:
-    app = app_with(gated, max_request_timeout_seconds=0.2)
+    app = make_app(gated, max_request_timeout_seconds=0.2)
     async with serve(app) as client:
         response = await client.post(CHAT, json=chat_body(timeout=3600))
     assert_openai_error(response, 504, code="timeout")
@@ -90,14 +83,14 @@ async def test_a_stream_past_its_deadline_ends_with_a_timeout_event(
 
 
 async def test_a_deadline_covers_the_wait_for_admission(gated: FakeEngine) -> None:
-    app = app_with(gated, max_inflight_sequences=1, max_queued_sequences=4)
+    app = make_app(gated, max_inflight_sequences=1, max_queued_sequences=4)
     async with serve(app) as client:
         first = asyncio.create_task(client.post(CHAT, json=chat_body()))
         await until(lambda: len(gated.requests) == 2, "the first request reached the engine")
         waiting = await client.post(CHAT, json=chat_body(timeout=0.2))
         assert_openai_error(waiting, 504, code="timeout")
         assert len(gated.requests) == 2  # warm-up + the first: the queued one never ran
-        assert app.state.admission.queued == 0
+        assert app.state.gateway.admission.queued == 0
         gated.open_gate()
         assert (await first).status_code == 200
 
@@ -106,8 +99,8 @@ async def test_a_deadline_covers_the_wait_for_admission(gated: FakeEngine) -> No
 async def test_beyond_the_queue_requests_get_503_at_once_without_engine_work(
     gated: FakeEngine,
 ) -> None:
-    app = app_with(gated, max_inflight_sequences=2, max_queued_sequences=1)
-    admission = app.state.admission
+    app = make_app(gated, max_inflight_sequences=2, max_queued_sequences=1)
+    admission = app.state.gateway.admission
     async with serve(app) as client:
         # n=2 costs both in-flight sequences; the next request waits; the one after is refused.
         first = asyncio.create_task(client.post(CHAT, json=chat_body(n=2)))
@@ -131,20 +124,20 @@ async def test_beyond_the_queue_requests_get_503_at_once_without_engine_work(
 async def test_drain_refuses_new_work_and_finishes_admitted_work(
     app: FastAPI, gated: FakeEngine
 ) -> None:
-    state: EngineState = app.state.engine_state
+    state: EngineState = app.state.gateway.engine_state
     async with serve(app) as client:
         admitted = asyncio.create_task(client.post(CHAT, json=chat_body()))
-        await until(lambda: app.state.admission.in_flight == 1, "the request was admitted")
+        await until(lambda: app.state.gateway.admission.in_flight == 1, "the request was admitted")
         state.drain()
         ready = await client.get("/ready")
         assert_openai_error(ready, 503, code="draining")
         refused = await client.post(CHAT, json=chat_body())
         assert_openai_error(refused, 503, code="draining")
         assert "retry-after" in refused.headers
-        assert not app.state.admission.idle.is_set()
+        assert not app.state.gateway.admission.idle.is_set()
         gated.open_gate()
         assert (await admitted).status_code == 200
-        assert app.state.admission.idle.is_set()
+        assert app.state.gateway.admission.idle.is_set()
 
 
 # ------------------------------------------------------------------------------- watchdog
@@ -152,9 +145,9 @@ async def test_drain_refuses_new_work_and_finishes_admitted_work(
 async def watched(
     fake_engine: FakeEngine, **overrides: Any
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, list[str]]]:
-    app = app_with(fake_engine, health_check_interval_seconds=0.02, **overrides)
+    app = make_app(fake_engine, health_check_interval_seconds=0.02, **overrides)
     fatal: list[str] = []
-    app.state.engine_state.on_fatal = lambda: fatal.append("exit")
+    app.state.gateway.engine_state.on_fatal = lambda: fatal.append("exit")
     async with serve(app) as client:
         yield app, client, fatal
 
@@ -189,7 +182,7 @@ async def test_a_dead_engine_makes_the_process_exit(fake_engine: FakeEngine) -> 
     async with watched(fake_engine) as (app, client, fatal):
         fake_engine.healthy = False
         await until(lambda: bool(fatal), "the watchdog saw the engine die")
-        assert app.state.engine_state.failure is not None
+        assert app.state.gateway.engine_state.failure is not None
         assert_openai_error(await client.post(CHAT, json=chat_body()), 503, code="engine_dead")
 
 
@@ -198,7 +191,7 @@ async def test_a_dead_engine_makes_the_process_exit(fake_engine: FakeEngine) -> 
 async def test_a_client_disconnect_aborts_the_engine_request(
     gated: FakeEngine, stream: bool
 ) -> None:
-    app = app_with(gated)
+    app = make_app(gated)
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as http:
             request = asyncio.create_task(http.post(CHAT, json=chat_body(stream=stream)))
@@ -207,8 +200,8 @@ async def test_a_client_disconnect_aborts_the_engine_request(
             await asyncio.gather(request, return_exceptions=True)
         (_, _, engine_id) = gated.requests[1]
         await until(lambda: engine_id in gated.aborted, "the engine request was aborted")
-        await until(lambda: app.state.admission.in_flight == 0, "the permit was released")
-        metrics = app.state.metrics.render().decode()
+        await until(lambda: app.state.gateway.admission.in_flight == 0, "the permit was released")
+        metrics = app.state.gateway.metrics.render().decode()
     assert 'outcome="aborted",status="499"' in metrics
 
 
@@ -217,7 +210,7 @@ async def test_metrics_can_be_scraped_on_a_port_of_their_own(fake_engine: FakeEn
     from tests.processes import free_port
 
     port = free_port()
-    app = app_with(fake_engine, metrics_port=port)
+    app = make_app(fake_engine, metrics_port=port)
     async with serve(app) as client:
         assert (await client.post(CHAT, json=chat_body())).status_code == 200
         async with httpx.AsyncClient() as scraper:
@@ -239,10 +232,10 @@ async def test_metrics_can_be_scraped_on_a_port_of_their_own(fake_engine: FakeEn
 async def test_a_bad_task_request_is_refused_before_admission(
     gated: FakeEngine, path: str, body: dict[str, Any], param: str
 ) -> None:
-    app = app_with(gated, max_inflight_sequences=1, max_queued_sequences=0)
+    app = make_app(gated, max_inflight_sequences=1, max_queued_sequences=0)
     async with serve(app) as client:
         held = asyncio.create_task(client.post(CHAT, json=chat_body()))
-        await until(lambda: app.state.admission.in_flight == 1, "the server is full")
+        await until(lambda: app.state.gateway.admission.in_flight == 1, "the server is full")
         # A full server would answer 503; the request's own fault comes first.
         response = await client.post(path, json={"model": "fake-model", **body})
         assert_openai_error(response, 413, param=param)

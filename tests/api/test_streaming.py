@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from starlette.types import Message
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
 from service.errors import EngineFailureError, EngineUnavailableError, GatewayError
 from tests.api.helpers import (
@@ -23,9 +22,11 @@ from tests.api.helpers import (
     COMPLETIONS,
     DONE,
     ENDPOINTS,
+    FailsMidStream,
     body_for,
     chat_body,
     completion_body,
+    http_scope,
     serve,
     sse_data,
 )
@@ -153,29 +154,6 @@ async def test_completion_stream_logprob_offsets_run_across_chunks(
         assert text[offset : offset + len(token)] == token
 
 
-class FailsMidStream(FakeEngine):
-    """Streams two deltas, then fails the way an engine bug would."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
-        self.error = error
-
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-    ) -> AsyncIterator[GenerationChunk]:
-        produced = 0
-        async for chunk in super().generate(prompt_token_ids, options, request_id, stream=stream):
-            if stream and produced == 2:
-                raise self.error
-            produced += 1
-            yield chunk
-
-
 ERRORS = [
     pytest.param(RuntimeError("boom at /srv/secret.py"), "engine_error", id="unexpected"),
     pytest.param(EngineFailureError("The engine failed."), "engine_error", id="engine-failure"),
@@ -229,7 +207,7 @@ async def test_a_client_disconnect_aborts_the_engine_request(
     request = json.dumps(chat_body(stream=True)).encode()
     inbox: list[dict[str, Any]] = [{"type": "http.request", "body": request, "more_body": False}]
     gone = asyncio.Event()
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
     async def receive() -> dict[str, Any]:
         if inbox:
@@ -237,27 +215,14 @@ async def test_a_client_disconnect_aborts_the_engine_request(
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
         if message["type"] == "http.response.body" and b"assistant" in message.get("body", b""):
             gone.set()  # the client leaves right after the role chunk
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": CHAT,
-        "raw_path": CHAT.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("test", 1),
-        "server": ("test", 80),
-    }
+    scope = http_scope(CHAT, method="POST", headers={"content-type": "application/json"})
     async with LifespanManager(app) as manager:
-        await app.state.engine_state.wait_started()
+        await app.state.gateway.engine_state.wait_started()
         fake_engine.gate = asyncio.Event()  # never set: the engine produces no token
         await manager.app(scope, receive, send)
     engine_request_id = fake_engine.requests[-1][2]

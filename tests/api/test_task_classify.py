@@ -19,8 +19,8 @@ from service.app import create_app
 from service.config import Settings
 from service.engine.base import GenerationChunk, SamplingOptions, TokenLogprob
 from service.engine.fake import FakeEngine
-from service.services.tasks.classify import CONTENT_FREE
-from service.services.tasks.labels import PRESETS
+from service.services.tasks.classify.calibration import CONTENT_FREE
+from service.services.tasks.classify.labels import PRESETS
 from tests.api.helpers import assert_openai_error, serve
 from tests.conftest import FAKE_MODEL
 
@@ -50,8 +50,11 @@ class ScoringEngine(FakeEngine):
         request_id: str,
         *,
         stream: bool,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
-        async for chunk in super().generate(prompt_token_ids, options, request_id, stream=stream):
+        async for chunk in super().generate(
+            prompt_token_ids, options, request_id, stream=stream, priority=priority
+        ):
             if chunk.prompt_logprobs is not None:
                 chunk.prompt_logprobs = self._scores(prompt_token_ids)
             yield chunk

@@ -6,7 +6,6 @@ The fake tokenizer counts words, so a prompt of k words is k tokens and the repl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,9 +13,9 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import BeamSearchOptions, GenerationChunk, SamplingOptions
+from service.engine.base import BeamSearchOptions, SamplingOptions
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
-from tests.api.helpers import assert_openai_error, serve, sse_json
+from tests.api.helpers import FailsMidStream, assert_openai_error, serve, sse_json
 from tests.conftest import FAKE_MODEL
 
 GENERATE = "/v1/generate"
@@ -293,27 +292,10 @@ async def test_a_stream_matches_the_whole_response(
     assert len(finishes) == len(sequences)  # one finish per sequence, on its last delta
 
 
-class FailsMidStream(FakeEngine):
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-    ) -> AsyncIterator[GenerationChunk]:
-        produced = 0
-        async for chunk in super().generate(prompt_token_ids, options, request_id, stream=stream):
-            if stream and produced == 2:
-                raise RuntimeError("boom in /srv/secret.py")
-            produced += 1
-            yield chunk
-
-
 async def test_an_engine_failure_mid_stream_is_an_error_event_then_done(
     settings: Settings,
 ) -> None:
-    engine = FailsMidStream()
+    engine = FailsMidStream(RuntimeError("boom in /srv/secret.py"))
     async with serve(create_app(settings, engine_factory=lambda: engine)) as client:
         response = await client.post(GENERATE, json={"prompt": PROMPT, "stream": True})
     assert response.status_code == 200

@@ -262,10 +262,13 @@ class BudgetEngine(FakeEngine):
         request_id: str,
         *,
         stream: bool,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
         if len(self.requests) >= self.budget:
             raise EngineFailureError("Engine call budget spent: map-reduce does not converge.")
-        async for chunk in super().generate(prompt_token_ids, options, request_id, stream=stream):
+        async for chunk in super().generate(
+            prompt_token_ids, options, request_id, stream=stream, priority=priority
+        ):
             yield chunk
 
 

@@ -1,4 +1,5 @@
-"""Shared helpers for the deployment checks: repository paths, validator binaries, YAML."""
+"""Shared helpers for the deployment checks: repository paths, validator binaries, YAML, and
+the Kubernetes manifests (k8s/) as files and as kustomize renders them."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def settings_env_names() -> frozenset[str]:
 
 def shutdown_overhead() -> float:
     """Seconds the server may take after the drain: closing connections (engine stop aside)."""
-    from service.server import CLOSE_GRACE_SECONDS
+    from service.runtime.server import CLOSE_GRACE_SECONDS
 
     return float(CLOSE_GRACE_SECONDS)
 
@@ -102,3 +103,58 @@ def walk(node: Any) -> Iterator[Any]:
     elif isinstance(node, list):
         for value in node:
             yield from walk(value)
+
+
+# --- Kubernetes manifests (k8s/)
+
+K8S = ROOT / "k8s"
+OVERLAYS = ("base", "overlays/cpu", "overlays/gpu")
+
+Doc = dict[str, Any]
+
+
+def manifest_files() -> list[Path]:
+    """Whole manifests: not kustomizations, not the partial patches merged into the base."""
+    return sorted(
+        p
+        for p in K8S.rglob("*.yaml")
+        if p.name != "kustomization.yaml" and not p.name.endswith("-patch.yaml")
+    )
+
+
+def file_docs() -> list[tuple[str, Doc]]:
+    """Every document of every manifest file, named `path#index` (relative to k8s/)."""
+    return [
+        (f"{p.relative_to(K8S)}#{i}", doc)
+        for p in manifest_files()
+        for i, doc in enumerate(load_all_yaml(p.read_text()))
+    ]
+
+
+@cache
+def rendered(overlay: str) -> tuple[Doc, ...]:
+    """`kubectl kustomize` of an overlay (or the base), parsed; rendered once per session."""
+    out = run_ok(tool("kubectl"), "kustomize", str(K8S / overlay))
+    return tuple(load_all_yaml(out))
+
+
+def the(docs: tuple[Doc, ...], kind: str) -> Doc:
+    """The one document of this kind."""
+    (found,) = [d for d in docs if d["kind"] == kind]
+    return found
+
+
+def container(docs: tuple[Doc, ...]) -> Doc:
+    """The gateway container of the rendered Deployment."""
+    (gateway,) = the(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    result: Doc = gateway
+    return result
+
+
+def settings_of(docs: tuple[Doc, ...]) -> dict[str, str]:
+    """The ConfigMap the gateway container reads (by the generated, hashed name)."""
+    (ref,) = container(docs)["envFrom"]
+    name = ref["configMapRef"]["name"]
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name]
+    data: dict[str, str] = config["data"]
+    return data

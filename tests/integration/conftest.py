@@ -13,7 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
-from service.state import EngineState
+from service.runtime.engine_lifecycle import EngineState
 from tests.servers import serve_in_thread
 
 pytestmark = pytest.mark.engine
@@ -35,7 +35,7 @@ def live_server() -> Iterator[LiveServer]:
     settings = Settings(**TEST_PROFILE)
     app = create_app(settings)
     with serve_in_thread(app) as base_url:
-        yield LiveServer(base_url, settings, app.state.engine_state)
+        yield LiveServer(base_url, settings, app.state.gateway.engine_state)
 
 
 @pytest.fixture(scope="session")

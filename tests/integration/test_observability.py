@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.logs import JsonFormatter
+from service.telemetry.logs import JsonFormatter
 from tests.integration.conftest import LiveServer
 from tests.observability import AccessLog, Scrape, dashboard_queries, delta, metric_names
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from service.admission import Admission, default_bounds
 from service.errors import DrainingError, OverloadedError
+from service.runtime.admission import Admission, default_bounds
 
 
 def admission(inflight: int = 4, queued: int = 4) -> Admission:

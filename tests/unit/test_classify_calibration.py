@@ -13,7 +13,7 @@ import weakref
 import pytest
 
 from service.engine.fake import FakeEngine
-from service.services.tasks.calibration import PriorCache, Priors, cache_for
+from service.services.tasks.classify.calibration import PriorCache, Priors, cache_for
 
 
 def priors(value: float) -> Priors:

@@ -10,20 +10,17 @@ import pytest
 from service.engine.fake import FakeTokenizer
 from service.errors import InvalidRequestError
 from service.schemas.tasks import ClassifyRequest
-from service.services.tasks.classify import (
+from service.services.tasks.classify.calibration import calibrate
+from service.services.tasks.classify.labels import PRESETS
+from service.services.tasks.classify.pipeline import result
+from service.services.tasks.classify.prompts import (
     LabelSpec,
-    calibrate,
     label_ids,
     label_spec,
-    log_softmax,
     messages,
-    probabilities,
     prompt_ids,
-    result,
-    sigmoid,
-    softmax,
 )
-from service.services.tasks.labels import PRESETS
+from service.services.tasks.classify.scoring import log_softmax, probabilities, sigmoid, softmax
 
 
 def spec(**fields: Any) -> LabelSpec:

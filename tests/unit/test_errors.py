@@ -16,8 +16,8 @@ from service.errors import (
     ModelNotFoundError,
     UnsupportedParameterError,
     error_body,
-    validation_error,
 )
+from service.http.encode import validation_error
 
 
 def error(

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from service.keys import ApiKey, KeyFileError, KeyStore, build_key_store, key_digest, load_key_file
+from service.http.keys import (
+    ApiKey,
+    KeyFileError,
+    KeyStore,
+    build_key_store,
+    key_digest,
+    load_key_file,
+)
 
 KEY_A = "sk-team-a-0123456789"
 KEY_B = "sk-team-b-9876543210"
@@ -31,17 +37,12 @@ def test_the_key_id_is_a_prefix_of_the_keys_sha256() -> None:
     assert KEY_A not in repr(key)
 
 
-def test_find_compares_with_every_key_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_compares_with_every_key_in_constant_time(
+    compare_digest_calls: list[tuple[bytes, bytes]],
+) -> None:
     keys = [ApiKey(key_digest(f"sk-{i}".encode())) for i in range(5)]
     store = KeyStore(keys)
-    compared: list[tuple[bytes, bytes]] = []
-    real = hmac.compare_digest
-
-    def recording(a: bytes, b: bytes) -> bool:
-        compared.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", recording)
+    compared = compare_digest_calls
     assert store.find(b"sk-0") is keys[0]  # a match at the start does not stop the loop
     assert [b for _, b in compared] == [k.digest for k in keys]
     compared.clear()

@@ -18,21 +18,22 @@ from pydantic import ValidationError
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.v1.metrics.stats import RequestStateStats
 
-from service import context
 from service.config import Settings
-from service.engine.base import EngineTimings, GenerationChunk, SamplingOptions
+from service.engine.base import GenerationChunk, SamplingOptions
 from service.engine.fake import FakeEngine
 from service.engine.vllm import convert
-from service.logs import (
+from service.services.generation import EngineJob, engine_request_ids, run_to_completion
+from service.telemetry import context
+from service.telemetry.logs import (
     JsonFormatter,
     TextFormatter,
     configure_logging,
     install_request_ids,
     vllm_logging_environment,
 )
-from service.metrics import OUTCOMES, GatewayMetrics, outcome_for
-from service.services.generation import EngineJob, engine_request_ids, run_to_completion
-from service.tracing import build_tracer, traces_url
+from service.telemetry.metrics import OUTCOMES, GatewayMetrics, outcome_for
+from service.telemetry.timings import EngineTimings
+from service.telemetry.tracing import build_tracer, traces_url
 
 
 @pytest.mark.parametrize(
@@ -219,11 +220,14 @@ class TwoCallEngine(FakeEngine):
         request_id: str,
         *,
         stream: bool,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
         self.calls += 1
         if self.calls == 2:
             self.both_waiting.set()  # the first waits at the gate; this one gets there next
-        async for chunk in super().generate(prompt_token_ids, options, request_id, stream=stream):
+        async for chunk in super().generate(
+            prompt_token_ids, options, request_id, stream=stream, priority=priority
+        ):
             yield chunk
 
 

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from service.ratelimit import Caller, RateLimiter, Refusal, TokenBucket
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from service.http.ratelimit import Caller, RateLimiter, Refusal, TokenBucket
+from tests.fakes import Clock
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from service.engine.base import SamplingOptions, StructuredOutput
 from service.errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from service.schemas.chat import ChatCompletionRequest
 from service.schemas.completions import CompletionRequest
-from service.services.sampling import check_model, sampling_options, token_budget
+from service.services.limits import check_model
+from service.services.sampling import sampling_options, token_budget
 
 SETTINGS = Settings(model="m", served_model_name=None, max_logprobs=5)
 

@@ -7,7 +7,6 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from service import context
 from service.config import Settings
 from service.engine.base import (
     Beam,
@@ -25,6 +24,7 @@ from service.errors import (
     EngineUnavailableError,
     InvalidRequestError,
 )
+from service.telemetry import context
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ class VLLMEngine:
         request_id: str,
         *,
         stream: bool,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
         if self._engine.errored:
             raise EngineDeadError("The engine is not running.")
@@ -130,7 +131,7 @@ class VLLMEngine:
             params = convert.sampling_params(options, stream=stream)
             extra: dict[str, Any] = {}
             if self._priority_scheduling:
-                extra["priority"] = context.current_priority()
+                extra["priority"] = priority
             outputs = self._engine.generate(
                 {"prompt_token_ids": prompt_token_ids}, params, request_id, **extra
             )

@@ -8,7 +8,6 @@ from typing import Any
 
 from service.engine.base import (
     Beam,
-    EngineTimings,
     FinishReason,
     GenerationChunk,
     SamplingOptions,
@@ -18,6 +17,7 @@ from service.engine.base import (
 )
 from service.engine.vllm import compat
 from service.engine.vllm.logits import NO_REPEAT_NGRAM
+from service.telemetry.timings import EngineTimings
 
 # JSON has no -inf; vLLM's own server writes the same floor.
 _LOGPROB_FLOOR = -9999.0

@@ -12,21 +12,22 @@ from dataclasses import dataclass
 from service.config import Settings
 from service.engine.base import Engine, SamplingOptions
 from service.errors import ContextLengthError, InvalidRequestError
+from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
     ChatResponse,
     ChatResult,
     ChatTurn,
     TaskChatRequest,
 )
+from service.services import costs
 from service.services.generation import EngineJob, run_to_completion
-from service.services.sampling import check_count, check_text
+from service.services.limits import check_count, check_text
 from service.services.tasks.common import (
     envelope,
     finish_reason,
     new_id,
     served_model,
     stream_task,
-    usage,
 )
 from service.services.tasks.prompts import CHAT_PRESETS
 
@@ -37,6 +38,11 @@ class PreparedChat:
     model: str
     job: EngineJob
     truncated_turns: int
+
+    @property
+    def cost(self) -> int:
+        """Engine sequences, for admission control."""
+        return costs.of_jobs([self.job])
 
 
 def _conversation(req: TaskChatRequest) -> tuple[str | None, list[ChatTurn]]:
@@ -105,7 +111,7 @@ def prepare(req: TaskChatRequest, engine: Engine, settings: Settings) -> Prepare
             else ("message" if req.message is not None else "messages"),
         )
     max_tokens = req.max_tokens or min(settings.default_max_tokens, context - len(ids))
-    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    stop = stop_sequences(req.stop)
     options = SamplingOptions(
         max_tokens=max_tokens,
         temperature=req.temperature,
@@ -131,7 +137,7 @@ async def reply(prepared: PreparedChat, engine: Engine) -> ChatResponse:
         id=prepared.id,
         model=prepared.model,
         results=[answer],
-        usage=usage(result.num_prompt_tokens, len(seq.token_ids)),
+        usage=Usage.of(result.num_prompt_tokens, len(seq.token_ids)),
     )
 
 

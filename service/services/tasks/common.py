@@ -14,7 +14,7 @@ from service.engine.base import Engine
 from service.schemas.common import Usage
 from service.schemas.tasks import FinishReason, TaskChunk, TaskDelta, TaskName, TaskResponse
 from service.services.generation import EngineJob, stream_deltas
-from service.services.sampling import check_model, check_text, check_texts
+from service.services.limits import check_model, check_text, check_texts
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -40,14 +40,6 @@ def inputs(
     texts = list(batch or [])
     check_texts(texts, settings, param=param)
     return texts
-
-
-def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )
 
 
 def envelope(
@@ -87,7 +79,7 @@ async def stream_task(
         created=created,
         model=model,
         results=[],
-        usage=usage(prompt, completion),
+        usage=Usage.of(prompt, completion),
     )
     yield last.model_dump_json()
 

@@ -11,15 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from service.config import Settings
-from service.context import engine_wait
 from service.engine.base import BeamSearchOptions, Engine, SamplingOptions
 from service.errors import ContextLengthError, InvalidRequestError
+from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
     GenerateRequest,
     GenerateResponse,
     GenerateResult,
     Generation,
 )
+from service.services import costs
 from service.services.generation import (
     EngineJob,
     engine_request_ids,
@@ -33,8 +34,8 @@ from service.services.tasks.common import (
     new_id,
     served_model,
     stream_task,
-    usage,
 )
+from service.telemetry.context import engine_wait
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")
 # What beam search cannot honour, each with the values that leave it a no-op (one shared
@@ -56,6 +57,13 @@ class PreparedGenerate:
     jobs: list[EngineJob]
     beams: BeamSearchOptions | None  # per-prompt max_tokens is in the job's options
     num_return_sequences: int
+
+    @property
+    def cost(self) -> int:
+        """Engine sequences, for admission control."""
+        if self.beams is not None:
+            return costs.of_beams(len(self.jobs), self.beams.beam_width)
+        return costs.of_jobs(self.jobs)
 
 
 def _conflict(message: str, param: str) -> InvalidRequestError:
@@ -144,7 +152,7 @@ def _lengths(
 def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> PreparedGenerate:
     model = served_model(req.model, settings)
     _check_combinations(req)
-    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    stop = stop_sequences(req.stop)
     jobs = []
     param = "prompt" if req.prompt is not None else "prompts"
     for text in inputs(req.prompt, req.prompts, param=param, settings=settings):
@@ -236,7 +244,7 @@ def _response(prepared: PreparedGenerate, results: list[GenerateResult]) -> Gene
         id=prepared.id,
         model=prepared.model,
         results=results,
-        usage=usage(prompt, completion),
+        usage=Usage.of(prompt, completion),
     )
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from service.config import Settings
 from service.engine.base import Engine, SamplingOptions
 from service.errors import InvalidRequestError
-from service.metrics import record_summary
+from service.schemas.common import Usage
 from service.schemas.tasks import SummarizeRequest, SummarizeResponse, SummarizeResult
+from service.services import costs
 from service.services.generation import EngineJob, gather_or_cancel, run_to_completion
 from service.services.tasks.chunking import split_by_tokens
 from service.services.tasks.common import (
@@ -23,9 +24,9 @@ from service.services.tasks.common import (
     inputs,
     new_id,
     served_model,
-    usage,
 )
 from service.services.tasks.prompts import summarize_messages
+from service.telemetry.metrics import record_summary
 
 DEFAULT_MAX_TOKENS = {"paragraph": 160, "bullets": 200, "headline": 24}
 PARTIAL_SUMMARY_TOKENS = 160  # each map-step summary; far below a chunk, so levels shrink
@@ -133,6 +134,7 @@ class PreparedSummary:
     model: str
     request: SummarizeRequest
     texts: list[str]
+    cost: int  # engine sequences, estimated (admission control)
 
 
 def prepare(req: SummarizeRequest, engine: Engine, settings: Settings) -> PreparedSummary:
@@ -141,7 +143,8 @@ def prepare(req: SummarizeRequest, engine: Engine, settings: Settings) -> Prepar
     param = "text" if req.text is not None else "texts"
     texts = inputs(req.text, req.texts, param=param, settings=settings)
     _check(req, engine)
-    return PreparedSummary(new_id("summarize"), model, req, texts)
+    cost = costs.of_summary(texts, engine.max_model_len)
+    return PreparedSummary(new_id("summarize"), model, req, texts, cost)
 
 
 async def summarize(prepared: PreparedSummary, engine: Engine) -> SummarizeResponse:
@@ -154,5 +157,5 @@ async def summarize(prepared: PreparedSummary, engine: Engine) -> SummarizeRespo
         id=prepared.id,
         model=prepared.model,
         results=[r for r, _ in done],
-        usage=usage(prompt, completion),
+        usage=Usage.of(prompt, completion),
     )

@@ -1,0 +1,71 @@
+"""The app's state, one typed object, and the dependencies handlers read it through.
+
+`create_app` puts one `GatewayState` on `app.state.gateway`; handlers say what they need with
+the `Annotated` aliases below, and pure-ASGI middleware (which has no dependency injection) is
+handed what it needs when it is added. Nothing else reads `app.state`.
+
+The dependencies are all async: they do no I/O, and FastAPI would run a plain `def` dependency
+in its thread pool (measured: 5.6 % of the API process's samples under streaming load).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from service.config import Settings
+from service.engine.base import Engine
+from service.http.observability import Observability
+from service.http.security import SecurityPolicy
+from service.runtime.admission import Admission
+from service.runtime.engine_lifecycle import EngineState
+from service.telemetry.metrics import GatewayMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayState:
+    """Everything one app owns besides its routes."""
+
+    settings: Settings
+    engine_state: EngineState
+    admission: Admission
+    observability: Observability
+    security: SecurityPolicy
+
+    @property
+    def metrics(self) -> GatewayMetrics:
+        return self.observability.metrics
+
+
+def gateway_state(app: FastAPI) -> GatewayState:
+    state: GatewayState = app.state.gateway
+    return state
+
+
+async def get_gateway(request: Request) -> GatewayState:
+    return gateway_state(request.app)
+
+
+GatewayDep = Annotated[GatewayState, Depends(get_gateway)]
+
+
+async def get_state(gateway: GatewayDep) -> EngineState:
+    return gateway.engine_state
+
+
+async def get_settings(gateway: GatewayDep) -> Settings:
+    return gateway.settings
+
+
+async def get_engine(state: Annotated[EngineState, Depends(get_state)]) -> Engine:
+    """The engine, once it is ready; 503 with Retry-After before that."""
+    if state.engine is None or not state.ready:
+        raise state.unavailable_error()
+    return state.engine
+
+
+StateDep = Annotated[EngineState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]

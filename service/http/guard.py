@@ -1,0 +1,107 @@
+"""What every engine-bound request passes through: its deadline, then admission.
+
+A route prepares its request (validation, tokenization: no engine work; the prepared request
+knows its admission cost) and hands the engine work to its `RequestGuard`:
+
+    return await guard.run(prepared.cost, lambda: completions.complete(prepared, engine), ...)
+
+The HTTP side lives here: the `x-request-timeout` header, and for streams the response, which
+starts only once the request is admitted (a refusal is still an HTTP status) and ends with a
+`timeout` event when the deadline passes mid-stream. The deadline and admission themselves are
+`service/runtime/deadlines.py`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from sse_starlette import EventSourceResponse
+
+from service.config import Settings
+from service.errors import InvalidRequestError
+from service.http.deps import GatewayDep
+from service.http.sse import event_stream
+from service.runtime.admission import Admission, Permit
+from service.runtime.deadlines import admit_and_run, admit_before, deadline_for
+from service.telemetry import context
+
+T = TypeVar("T")
+
+TIMEOUT_HEADER = "x-request-timeout"
+
+
+def _header_timeout(request: Request) -> float | None:
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidRequestError(
+            f"The {TIMEOUT_HEADER} header must be a positive number of seconds.",
+            param=TIMEOUT_HEADER,
+        )
+    return value
+
+
+@dataclass(slots=True)
+class RequestGuard:
+    admission: Admission
+    settings: Settings
+    arrived: float  # loop.time() when the handler started
+    header_timeout: float | None
+
+    def deadline(self, timeout: float | None) -> float:
+        return deadline_for(
+            self.arrived, timeout, self.header_timeout, self.settings.max_request_timeout_seconds
+        )
+
+    async def run(
+        self, cost: int, work: Callable[[], Awaitable[T]], requested_timeout: float | None = None
+    ) -> T:
+        """Admit, then run `work()`, all before the deadline."""
+        return await admit_and_run(
+            self.admission,
+            cost,
+            work,
+            priority=context.current_priority(),
+            deadline=self.deadline(requested_timeout),
+        )
+
+    async def stream(
+        self,
+        cost: int,
+        payloads: Callable[[], AsyncIterator[str]],
+        requested_timeout: float | None = None,
+    ) -> EventSourceResponse:
+        """Admit before the response starts (a refusal is still an HTTP status), then stream
+        until the deadline."""
+        deadline = self.deadline(requested_timeout)
+        permit = await admit_before(
+            self.admission, cost, priority=context.current_priority(), deadline=deadline
+        )
+        ctx = context.current()
+        if ctx is not None:  # released when the request ends, even if the stream never starts
+            ctx.permits.append(permit)
+        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+
+
+async def get_guard(request: Request, gateway: GatewayDep) -> RequestGuard:
+    return RequestGuard(
+        gateway.admission,
+        gateway.settings,
+        asyncio.get_running_loop().time(),
+        _header_timeout(request),
+    )
+
+
+GuardDep = Annotated[RequestGuard, Depends(get_guard)]
+
+__all__ = ["GuardDep", "Permit", "RequestGuard", "get_guard"]

@@ -1,0 +1,220 @@
+"""Pure ASGI middleware: API keys, per-caller rate limits, the body size limit; and CORS.
+
+Per HTTP request, in this order, each refusal answered at once in OpenAI's error shape:
+1. API key (when `api_keys` or `api_key_file` is set): `Authorization: Bearer <key>`, looked up
+   in constant time (`service/http/keys.py`); no key or a wrong one: 401 `invalid_api_key` with
+   `WWW-Authenticate: Bearer`. The caller's hashed key id goes on the request context and the
+   access log line (`key_id`, and `key_name` for named keys); the key itself never does.
+2. Body size: a `Content-Length` over `max_body_bytes`: 413 before the body is read. A body
+   without one (chunked) is counted as it streams in, and answered 413 once it passes the limit.
+3. Rate limits (`service/http/ratelimit.py`), per key, or per client IP when authentication is off:
+   429 `rate_limit_exceeded` with `Retry-After`. The request is charged when admitted, its
+   tokens when it ends (read from the request context).
+
+`OPEN_PATHS` (probes, the scrape and the API docs) need no key and are not rate limited; the
+body limit applies to every path. The observability middleware must be outside this one: it
+opens the request context read here, and counts and logs the refusals (with the request id).
+With no keys and no limits, only the body limit runs (a header scan per request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.config import Settings
+from service.errors import (
+    AuthenticationError,
+    RateLimitError,
+)
+from service.http.body_limit import BodyLimit, too_large
+from service.http.encode import send_error
+from service.http.keys import ApiKey, KeyStore, build_key_store
+from service.http.paths import PROBE_PATHS
+from service.http.ratelimit import Caller, RateLimiter, Refusal
+from service.telemetry import context
+from service.telemetry.context import RequestContext
+
+# Reachable without a key, never rate limited: probes, the scrape, and the docs (the schema is
+# the API's public shape; a browser opening /docs cannot send a key for /openapi.json anyway).
+OPEN_PATHS = PROBE_PATHS
+
+# Any request header: the OpenAI JS SDK in a browser sends its own x-stainless-* headers.
+CORS_ALLOW_HEADERS = ("*",)
+CORS_EXPOSE_HEADERS = ("x-request-id", "Retry-After")
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+_NOT_BEARER = "The Authorization header must use Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+_WRONG_KEY = "Incorrect API key provided."
+
+
+@dataclass(slots=True)
+class SecurityPolicy:
+    """What the middleware enforces; one per app (`GatewayState.security`)."""
+
+    max_body_bytes: int
+    keys: KeyStore | None = None  # None: authentication off
+    limiter: RateLimiter | None = None  # None: no limit for anybody
+    requests_per_minute: int | None = None  # defaults: per key, or per IP with auth off
+    tokens_per_minute: int | None = None
+    open_paths: frozenset[str] = OPEN_PATHS
+
+
+def docs_paths(app: FastAPI) -> set[str]:
+    paths = {app.openapi_url, app.docs_url, app.redoc_url}
+    if app.docs_url and app.swagger_ui_oauth2_redirect_url:
+        paths.add(app.swagger_ui_oauth2_redirect_url)
+    return {path for path in paths if path}
+
+
+def build_policy(settings: Settings, open_paths: frozenset[str] = OPEN_PATHS) -> SecurityPolicy:
+    """The policy for `settings`; `KeyFileError` (a ValueError) for an unusable key setting."""
+    keys = build_key_store(settings.api_keys, settings.api_key_file)
+    limited = bool(settings.requests_per_minute or settings.tokens_per_minute) or (
+        keys is not None and any(k.requests_per_minute or k.tokens_per_minute for k in keys)
+    )
+    return SecurityPolicy(
+        max_body_bytes=settings.max_body_bytes,
+        keys=keys,
+        limiter=RateLimiter() if limited else None,
+        requests_per_minute=settings.requests_per_minute,
+        tokens_per_minute=settings.tokens_per_minute,
+        open_paths=open_paths,
+    )
+
+
+def install_security(app: FastAPI, settings: Settings) -> SecurityPolicy:
+    """Add the security middleware (and CORS, when origins are configured) to `app`.
+
+    Call it before `install_observability`, which must stay outermost. Raises `KeyFileError`
+    when the key settings are unusable, so that a misconfigured gateway does not start.
+    """
+    policy = build_policy(settings, OPEN_PATHS | docs_paths(app))
+    app.add_middleware(SecurityMiddleware, policy=policy)
+    if settings.cors_allow_origins:
+        # Outside the key check: preflights carry no key, and browsers need CORS headers on
+        # 401 and 429 to show them to the page.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=list(CORS_ALLOW_HEADERS),
+            expose_headers=list(CORS_EXPOSE_HEADERS),
+        )
+    return policy
+
+
+def _is_open(scope: Scope, open_paths: frozenset[str]) -> bool:
+    path: str = scope["path"]
+    if path in open_paths:
+        return True
+    root: str = scope.get("root_path", "")
+    return bool(root) and path.startswith(root) and path[len(root) :] in open_paths
+
+
+def _bearer(authorization: bytes) -> bytes | None:
+    scheme, _, token = authorization.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else None
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, *, policy: SecurityPolicy) -> None:
+        self.app = app
+        self.policy = policy
+        self.guarded = policy.keys is not None or policy.limiter is not None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = self.policy
+        length: bytes | None = None
+        authorization: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"authorization" and authorization is None:
+                authorization = value
+        ctx = context.current()
+        guarded = self.guarded and not _is_open(scope, policy.open_paths)
+        key: ApiKey | None = None
+        if guarded and policy.keys is not None:
+            key = await self._authenticate(policy.keys, authorization, send, ctx)
+            if key is None:
+                return
+        if length is not None:
+            if length.isdigit() and int(length) > policy.max_body_bytes:
+                await send_error(send, too_large(policy.max_body_bytes), ctx)
+                return
+        else:  # chunked, or no body: count what comes in
+            body = BodyLimit(receive, send, policy.max_body_bytes, ctx)
+            receive, send = body.receive, body.send
+        limiter = policy.limiter
+        caller: Caller | None = None
+        if guarded and limiter is not None:
+            admitted = self._admit(policy, limiter, key, scope)
+            if isinstance(admitted, Refusal):
+                message = (
+                    f"Rate limit reached for {admitted.limit} per minute (limit "
+                    f"{admitted.per_minute} on this replica). Please try again in "
+                    f"{admitted.retry_after}s."
+                )
+                error = RateLimitError(
+                    message, retry_after=admitted.retry_after, limit=admitted.limit
+                )
+                await send_error(send, error, ctx)
+                return
+            caller = admitted
+        if caller is None or limiter is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            used = ctx.prompt_tokens + ctx.completion_tokens if ctx is not None else 0
+            limiter.finish(caller, used)
+
+    @staticmethod
+    async def _authenticate(
+        keys: KeyStore, authorization: bytes | None, send: Send, ctx: RequestContext | None
+    ) -> ApiKey | None:
+        presented = _bearer(authorization) if authorization is not None else None
+        key = keys.find(presented) if presented else None
+        if key is None:
+            if authorization is None:
+                message = _NO_KEY
+            elif presented is None:
+                message = _NOT_BEARER
+            else:
+                message = _WRONG_KEY  # never echo any part of what was sent
+            await send_error(send, AuthenticationError(message), ctx)
+            return None
+        if ctx is not None:
+            ctx.key_id = key.key_id
+            ctx.priority = key.priority
+            ctx.log_fields["key_id"] = key.key_id
+            if key.name is not None:
+                ctx.log_fields["key_name"] = key.name
+        return key
+
+    @staticmethod
+    def _admit(
+        policy: SecurityPolicy, limiter: RateLimiter, key: ApiKey | None, scope: Scope
+    ) -> Caller | Refusal | None:
+        if key is not None:
+            name = "key:" + key.digest.hex()
+            rpm = key.requests_per_minute or policy.requests_per_minute
+            tpm = key.tokens_per_minute or policy.tokens_per_minute
+        else:
+            client = scope.get("client")
+            name = "ip:" + (client[0] if client else "unknown")
+            rpm, tpm = policy.requests_per_minute, policy.tokens_per_minute
+        if not (rpm or tpm):
+            return None
+        return limiter.admit(name, rpm, tpm)

@@ -1,0 +1,160 @@
+"""The engine's life in the app: starting, warming up, ready, draining, failed, stopped.
+
+Readiness means "send me traffic": false while the engine starts, from the first moment of a
+drain (SIGTERM), and for good once the engine has failed. A failed engine (dead, or wedged:
+work in hand and no progress for `engine_stall_seconds`) is shut down so that in-flight
+requests fail at once instead of hanging, and `on_fatal` stops the server, which then exits
+non-zero so an orchestrator restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from service.config import Settings
+from service.engine.base import Engine, SamplingOptions
+from service.errors import (
+    DrainingError,
+    EngineDeadError,
+    EngineUnavailableError,
+    ServiceUnavailableError,
+)
+from service.runtime.admission import Admission, default_bounds
+
+logger = logging.getLogger(__name__)
+
+EngineFactory = Callable[[], Engine]
+
+
+class EngineState:
+    """Owned by one app (in `GatewayState`); the lifespan drives it."""
+
+    def __init__(self, factory: EngineFactory, settings: Settings, admission: Admission) -> None:
+        self._factory = factory
+        self._settings = settings
+        self.admission = admission
+        self.engine: Engine | None = None
+        self.ready = False
+        self.failure: BaseException | None = None
+        self.stopping = False
+        self.draining = False
+        # Called when the engine fails (at start-up or later), so the process can exit non-zero.
+        self.on_fatal: Callable[[], None] | None = None
+        self._startup: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()  # set when start-up ends, ready or failed
+
+    def unavailable_error(self) -> ServiceUnavailableError:
+        """The 503 to answer while not ready, saying why."""
+        if self.failure is not None:
+            if self._watchdog is None:
+                return EngineDeadError("The engine failed to start; the server is restarting.")
+            return EngineDeadError("The engine has failed; the server is restarting.")
+        if self.stopping or self.draining:
+            return DrainingError()
+        return EngineUnavailableError("The engine is starting; retry shortly.")
+
+    def begin(self) -> None:
+        """Start the engine in the background, so /health answers while the model loads."""
+        self._startup = asyncio.create_task(self._start(), name="engine-startup")
+
+    async def _start(self) -> None:
+        try:
+            # Building the engine blocks for tens of seconds (it spawns the engine core).
+            self.engine = await asyncio.to_thread(self._factory)
+            await self._warm_up(self.engine)
+        except Exception as err:
+            logger.exception("the engine failed to start")
+            self.failure = err
+            if self.on_fatal is not None:
+                self.on_fatal()
+        else:
+            self._size_admission(self.engine)
+            self.ready = not self.draining
+            self._watchdog = asyncio.create_task(self._watch(self.engine), name="engine-watchdog")
+            logger.info(
+                "engine ready",
+                extra={
+                    "fields": {
+                        "max_inflight_sequences": self.admission.max_inflight,
+                        "max_queued_sequences": self.admission.max_queued,
+                    }
+                },
+            )
+        finally:
+            self._started.set()
+
+    def _size_admission(self, engine: Engine) -> None:
+        inflight, queued = default_bounds(engine.max_num_seqs)
+        s = self._settings
+        self.admission.resize(
+            max_inflight=s.max_inflight_sequences or inflight,
+            max_queued=queued if s.max_queued_sequences is None else s.max_queued_sequences,
+        )
+
+    @staticmethod
+    async def _warm_up(engine: Engine) -> None:
+        """One real token through the whole path: /ready means a request will be served."""
+        prompt = engine.tokenizer.encode("Hello")
+        options = SamplingOptions(max_tokens=1, temperature=0.0)
+        async for _ in engine.generate(prompt, options, "warmup", stream=False):
+            pass
+
+    async def _watch(self, engine: Engine) -> None:
+        """Every health_check_interval: is the engine alive, and if it has work, moving?"""
+        loop = asyncio.get_running_loop()
+        interval = self._settings.health_check_interval_seconds
+        stall = self._settings.engine_stall_seconds
+        marker, since = engine.progress().marker, loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(engine.check_health(), timeout=max(interval, 5.0))
+            except Exception as err:
+                self.fail("the engine is not healthy", err)
+                return
+            progress, now = engine.progress(), loop.time()
+            if not progress.busy or progress.marker != marker:
+                marker, since = progress.marker, now
+            elif now - since >= stall:
+                self.fail(f"the engine has had work and made no progress for {stall:g} s", None)
+                return
+
+    def fail(self, reason: str, error: BaseException | None) -> None:
+        """The engine is gone or wedged: refuse traffic, fail in-flight work, exit non-zero."""
+        if self.failure is not None:
+            return
+        logger.error("engine failure: %s; stopping the server", reason, exc_info=error)
+        self.failure = error or RuntimeError(reason)
+        self.ready = False
+        if self.engine is not None:
+            try:  # in-flight requests get EngineDeadError now instead of hanging
+                self.engine.shutdown()
+            except Exception:
+                logger.warning("shutting the failed engine down failed", exc_info=True)
+        if self.on_fatal is not None:
+            self.on_fatal()
+
+    def drain(self) -> None:
+        """SIGTERM: not ready from now on, refuse new requests, let admitted ones finish."""
+        self.draining = True
+        self.ready = False
+        self.admission.drain()
+
+    async def wait_started(self) -> None:
+        """Wait for start-up to finish, ready or failed."""
+        await self._started.wait()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.ready = False
+        for task in (self._startup, self._watchdog):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self.engine is not None:
+            # On the loop thread: vLLM cancels its output task here, which is not thread-safe.
+            self.engine.shutdown()
+            self.engine = None

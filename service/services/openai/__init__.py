@@ -1,0 +1,1 @@
+"""The OpenAI-compatible surface: completions and chat completions."""

@@ -1,0 +1,201 @@
+"""`/v1/completions`: prompts -> engine jobs -> an OpenAI completion or a stream of chunks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.engine.base import Engine, TokenLogprob
+from service.errors import InvalidRequestError
+from service.schemas.common import Usage
+from service.schemas.completions import (
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+)
+from service.services import costs
+from service.services.generation import (
+    EngineJob,
+    PromptResult,
+    run_to_completion,
+    stream_deltas,
+)
+from service.services.limits import check_count, check_model, check_text
+from service.services.sampling import sampling_options, token_budget
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCompletion:
+    id: str
+    created: int
+    model: str
+    jobs: list[EngineJob]
+    prompt_texts: list[str]  # for echo
+    echo: bool
+    n: int
+    include_usage: bool
+
+    @property
+    def cost(self) -> int:
+        """Engine sequences, for admission control."""
+        return costs.of_jobs(self.jobs)
+
+
+def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> PreparedCompletion:
+    check_model(request.model, settings)
+    prompts = request.prompts()
+    check_count(len(prompts), settings.max_batch_size, what="prompts", param="prompt")
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, str):
+            single = isinstance(request.prompt, str)
+            check_text(prompt, settings, param="prompt" if single else f"prompt.{i}")
+    tokenizer = engine.tokenizer
+    jobs, texts = [], []
+    for prompt in prompts:
+        if isinstance(prompt, str):
+            ids = tokenizer.encode(prompt)
+            text = prompt
+        else:
+            ids, text = list(prompt), tokenizer.decode(prompt) if request.echo else ""
+        if not ids:
+            raise InvalidRequestError("The prompt is empty after tokenization.", param="prompt")
+        max_tokens = token_budget(
+            request.max_tokens,
+            prompt_tokens=len(ids),
+            max_model_len=engine.max_model_len,
+            default_cap=settings.default_max_tokens,
+            prompt_param="prompt",
+        )
+        options = sampling_options(
+            request,
+            max_tokens=max_tokens,
+            logprobs=request.logprobs,
+            prompt_logprobs=request.logprobs if request.echo else None,
+            settings=settings,
+        )
+        jobs.append(EngineJob(ids, options))
+        texts.append(text)
+    return PreparedCompletion(
+        id=f"cmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=settings.model_name,
+        jobs=jobs,
+        prompt_texts=texts,
+        echo=request.echo,
+        n=request.n,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+    )
+
+
+def _logprobs(
+    entries: list[TokenLogprob | None], offset: int, first_token: str = ""
+) -> CompletionLogprobs:
+    tokens: list[str] = []
+    token_logprobs: list[float | None] = []
+    top: list[dict[str, float] | None] = []
+    offsets: list[int] = []
+    for entry in entries:
+        if entry is None:  # the first prompt token has no logprob, only its text
+            tokens.append(first_token)
+            token_logprobs.append(None)
+            top.append(None)
+        else:
+            tokens.append(entry.token)
+            token_logprobs.append(entry.logprob)
+            alternatives = {text: lp for _, text, lp in entry.top}
+            alternatives.setdefault(entry.token, entry.logprob)
+            top.append(alternatives)
+        offsets.append(offset)
+        offset += len(tokens[-1])
+    return CompletionLogprobs(
+        tokens=tokens, token_logprobs=token_logprobs, top_logprobs=top, text_offset=offsets
+    )
+
+
+def _first_token(prepared: PreparedCompletion, prompt: int, engine: Engine) -> str:
+    return engine.tokenizer.token_text(prepared.jobs[prompt].prompt_token_ids[0])
+
+
+def _usage(results: list[PromptResult]) -> Usage:
+    prompt = sum(r.num_prompt_tokens for r in results)
+    completion = sum(len(s.token_ids) for r in results for s in r.sequences)
+    return Usage.of(prompt, completion)
+
+
+async def complete(prepared: PreparedCompletion, engine: Engine) -> CompletionResponse:
+    results = await run_to_completion(engine, prepared.jobs, prepared.id)
+    choices = []
+    for p, result in enumerate(results):
+        prefix = prepared.prompt_texts[p] if prepared.echo else ""
+        for s, seq in enumerate(result.sequences):
+            logprobs = None
+            if prepared.jobs[p].options.logprobs is not None:
+                entries: list[TokenLogprob | None] = list(seq.logprobs)
+                first = ""
+                if prepared.echo:
+                    entries = list(result.prompt_logprobs or []) + entries
+                    first = _first_token(prepared, p, engine)
+                logprobs = _logprobs(entries, 0, first)
+            choices.append(
+                CompletionChoice(
+                    index=p * prepared.n + s,
+                    text=prefix + seq.text,
+                    logprobs=logprobs,
+                    finish_reason=seq.finish_reason,
+                    stop_reason=seq.stop_reason,
+                )
+            )
+    return CompletionResponse(
+        id=prepared.id,
+        created=prepared.created,
+        model=prepared.model,
+        choices=choices,
+        usage=_usage(results),
+    )
+
+
+async def stream(prepared: PreparedCompletion, engine: Engine) -> AsyncIterator[str]:
+    """JSON payloads of the SSE events, without the final [DONE]."""
+    prompt_tokens = [len(job.prompt_token_ids) for job in prepared.jobs]
+    completion_tokens = 0
+    echoed: set[int] = set()
+    offsets: dict[int, int] = {}
+    prompt_logprobs: dict[int, list[TokenLogprob | None]] = {}
+    async for p, chunk in stream_deltas(engine, prepared.jobs, prepared.id):
+        if chunk.prompt_logprobs is not None:  # only the first chunk of a prompt has them
+            prompt_logprobs[p] = chunk.prompt_logprobs
+        for delta in chunk.sequences:
+            index = p * prepared.n + delta.index
+            text = delta.text
+            completion_tokens += len(delta.token_ids)
+            entries: list[TokenLogprob | None] = list(delta.logprobs or [])
+            first = ""
+            if prepared.echo and index not in echoed:
+                echoed.add(index)
+                text = prepared.prompt_texts[p] + text
+                entries = list(prompt_logprobs.get(p, [])) + entries
+                first = _first_token(prepared, p, engine)
+            logprobs = None
+            if prepared.jobs[p].options.logprobs is not None:
+                logprobs = _logprobs(entries, offsets.get(index, 0), first)
+            offsets[index] = offsets.get(index, 0) + len(text)
+            choice = CompletionChoice(
+                index=index,
+                text=text,
+                logprobs=logprobs,
+                finish_reason=delta.finish_reason,
+                stop_reason=delta.stop_reason,
+            )
+            yield CompletionResponse(
+                id=prepared.id, created=prepared.created, model=prepared.model, choices=[choice]
+            ).model_dump_json(exclude={"usage"})
+    if prepared.include_usage:
+        prompt = sum(prompt_tokens)
+        usage = Usage.of(prompt, completion_tokens)
+        yield CompletionResponse(
+            id=prepared.id, created=prepared.created, model=prepared.model, choices=[], usage=usage
+        ).model_dump_json()
