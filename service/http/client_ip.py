@@ -38,6 +38,10 @@ class TrustedProxies:
     def __bool__(self) -> bool:
         return bool(self.networks)
 
+    def as_strings(self) -> list[str]:
+        """The networks in CIDR form (uvicorn's `forwarded_allow_ips`)."""
+        return [str(network) for network in self.networks]
+
     def trusts(self, address: Address) -> bool:
         return any(address in network for network in self.networks)
 

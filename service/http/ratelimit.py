@@ -116,7 +116,7 @@ class Caller:
         )
 
 
-def _whole_seconds(seconds: float) -> int:
+def whole_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
@@ -172,11 +172,11 @@ class RateLimiter:
         if caller.tokens is not None:
             wait = caller.tokens.wait(0.0, now)  # refused while in debt
             if wait > 0:
-                refusal = Refusal("tokens", _whole_seconds(wait), int(caller.tokens.capacity))
+                refusal = Refusal("tokens", whole_seconds(wait), int(caller.tokens.capacity))
         if caller.requests is not None:
             wait = caller.requests.wait(1.0, now)
-            if wait > 0 and (refusal is None or _whole_seconds(wait) > refusal.retry_after):
-                refusal = Refusal("requests", _whole_seconds(wait), int(caller.requests.capacity))
+            if wait > 0 and (refusal is None or whole_seconds(wait) > refusal.retry_after):
+                refusal = Refusal("requests", whole_seconds(wait), int(caller.requests.capacity))
         if refusal is not None:
             return refusal
         if caller.requests is not None:

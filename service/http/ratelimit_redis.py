@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from service.errors import RateLimitUnavailableError
-from service.http.ratelimit import Clock, Refusal, Ticket
+from service.http.ratelimit import Clock, Refusal, Ticket, whole_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,6 @@ class _TokenCharge:
             await self.limiter.charge_tokens(self.key, self.per_minute, tokens)
 
 
-def _whole_seconds(seconds: float) -> int:
-    return max(1, int(-(-seconds // 1)))
-
-
 class RedisLimiter:
     """The `Limiter` on a Redis shared by the replicas; one per app."""
 
@@ -163,9 +159,9 @@ class RedisLimiter:
             return self._failed()
         if int(reply[0]) != 1:
             wait_requests, wait_tokens = float(reply[1]), float(reply[2])
-            if wait_tokens > 0 and _whole_seconds(wait_tokens) >= _whole_seconds(wait_requests):
-                return Refusal("tokens", _whole_seconds(wait_tokens), tokens_per_minute or 0)
-            return Refusal("requests", _whole_seconds(wait_requests), requests_per_minute or 0)
+            if wait_tokens > 0 and whole_seconds(wait_tokens) >= whole_seconds(wait_requests):
+                return Refusal("tokens", whole_seconds(wait_tokens), tokens_per_minute or 0)
+            return Refusal("requests", whole_seconds(wait_requests), requests_per_minute or 0)
         if tokens_per_minute:
             return _TokenCharge(self, tokens_key, tokens_per_minute)
         return UNLIMITED
@@ -208,6 +204,6 @@ class RedisLimiter:
         if self.failure == "closed":
             raise RateLimitUnavailableError(
                 "Rate limits cannot be checked right now; retry shortly.",
-                retry_after=_whole_seconds(BACKOFF_SECONDS),
+                retry_after=whole_seconds(BACKOFF_SECONDS),
             )
         return UNLIMITED
