@@ -261,6 +261,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an IP address or CIDR: {entry!r}") from err
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("served_model_name")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

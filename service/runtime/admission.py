@@ -117,8 +117,8 @@ class Admission:
         """
         ahead = self.queued if priority is None else self._queued_ahead(priority)
         must_finish = self.in_flight + ahead + cost - self.max_inflight
-        if must_finish <= 0 and not (self._waiters and priority is not None):
-            return 0.0
+        if must_finish <= 0 and not self._waiters:
+            return 0.0  # it fits now
         return self.drain_rate.wait_for(max(1, must_finish))
 
     def _queued_ahead(self, priority: int) -> int:

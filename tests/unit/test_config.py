@@ -91,6 +91,7 @@ def test_a_blank_served_model_name_from_the_environment_is_unset(
         pytest.param("not_a_setting", 1, id="unknown-field"),
         pytest.param("trusted_proxies", ["10.0.0.0/8", "router"], id="trusted_proxies-name"),
         pytest.param("redis_failure", "maybe", id="redis_failure-unknown"),
+        pytest.param("redis_url", "localhost:6379", id="redis_url-no-scheme"),
         pytest.param("max_queue_wait_seconds", 0, id="max_queue_wait-0"),
     ],
 )

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from service.errors import RateLimitUnavailableError
 from service.http.ratelimit import Refusal, Ticket
-from service.http.ratelimit_redis import RedisLimiter, bucket_keys
+from service.http.ratelimit_redis import BACKOFF_SECONDS, RedisLimiter, bucket_keys
 from tests.fakes import Clock
 from tests.processes import free_port
 from tests.redis_server import RedisServer
@@ -136,7 +136,7 @@ async def test_when_redis_is_down_the_failure_setting_decides_at_once(
         await limiter.aclose()
 
 
-async def test_redis_stopping_mid_run_fails_as_configured(
+async def test_redis_stopping_mid_run_fails_as_configured_then_recovers(
     redis_process: RedisServer,
 ) -> None:
     errors = errors_counter()
@@ -152,5 +152,11 @@ async def test_redis_stopping_mid_run_fails_as_configured(
         with pytest.raises(RateLimitUnavailableError):
             await limiter.admit("key:m", 100, 1000)
         assert errors._value.get() == 2
+        redis_process.start()  # back, empty
+        with pytest.raises(RateLimitUnavailableError):
+            await limiter.admit("key:m", 100, 1000)  # still in its back-off: not asked
+        clock.now += BACKOFF_SECONDS
+        admitted(await limiter.admit("key:m", 100, 1000))
+        assert errors._value.get() == 3
     finally:
         await limiter.aclose()
