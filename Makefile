@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
 SERVE_ARGS ?=
 
-.PHONY: serve test docs install install-test install-tools model constraints clean
+.PHONY: serve test docs install install-test install-tools install-redis model constraints clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,16 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-install-tools: $(VENV)/bin/promtool
+# redis-server for the shared rate-limit tests (a fixture starts one per test on a free loopback
+# port, without persistence): Debian's package, installed when missing (root, as in CI; apt's
+# package lists are fetched when they are not there).
+install-redis:
+	command -v redis-server >/dev/null 2>&1 \
+	  || apt-get install -y --no-install-recommends redis-server \
+	  || { apt-get update -qq && apt-get install -y --no-install-recommends redis-server; }
+	redis-server --version
+
+install-tools: $(VENV)/bin/promtool install-redis
 
 model: install
 	$(PY) -m service.models prepare

@@ -12,6 +12,7 @@ def main() -> int:
 
     from service.app import create_app
     from service.config import Settings
+    from service.http.client_ip import TrustedProxies
     from service.http.deps import gateway_state
     from service.runtime.server import CLOSE_GRACE_SECONDS, GatewayServer
     from service.telemetry.logs import configure_logging
@@ -29,6 +30,9 @@ def main() -> int:
             log_config=None,  # uvicorn's loggers go through ours (configure_logging)
             access_log=False,  # service.access writes one richer line per request
             timeout_graceful_shutdown=CLOSE_GRACE_SECONDS,
+            # uvicorn rewrites the client address (logs, traces) from X-Forwarded-For by the
+            # same trusted proxies as the rate limits; unset, its own default (localhost).
+            forwarded_allow_ips=TrustedProxies(settings.trusted_proxies).as_strings() or None,
         ),
         state,
         settings.drain_timeout_seconds,

@@ -46,6 +46,7 @@ def create_app(
     admission = Admission(  # sized from the engine's batch once it has started
         max_inflight=settings.max_inflight_sequences or 1,
         max_queued=settings.max_queued_sequences or 0,
+        max_queue_wait=settings.max_queue_wait_seconds,
     )
     state = EngineState(factory, settings, admission)
 
@@ -61,6 +62,7 @@ def create_app(
             yield
         finally:
             await state.stop()
+            await gateway.security.aclose()
             await gateway.observability.aclose()
             if stop_metrics_port is not None:
                 stop_metrics_port()
@@ -75,7 +77,9 @@ def create_app(
     app.add_middleware(CancelOnDisconnect)  # innermost: cancels only the handler
     security = install_security(app, settings)  # API keys, rate limits, body size, CORS
     observability = install_observability(app, settings)  # last added: the outermost
-    admission.attach_gauges(observability.metrics.queue_depth, observability.metrics.sequences)
+    telemetry = observability.metrics
+    admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
+    security.attach_metrics(telemetry)
     gateway = GatewayState(settings, state, admission, observability, security)
     app.state.gateway = gateway
     app.include_router(health.router)

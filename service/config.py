@@ -6,6 +6,7 @@ Field names follow vLLM's own engine arguments where one exists (`max_model_len`
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -127,6 +128,14 @@ class Settings(BaseSettings):
         description="Engine sequences that may wait for admission; None = 8 x max_num_seqs. "
         "Beyond it requests get 503 `overloaded` at once.",
     )
+    max_queue_wait_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="Longest estimated wait for admission a request is queued for: beyond it "
+        "(or beyond the request's own deadline) it gets 503 `overloaded` at once, with "
+        "Retry-After = the estimate (the sequences queued ahead over the measured drain rate; "
+        "no estimate until some have drained).",
+    )
     scheduling_policy: Literal["fcfs", "priority"] = Field(
         "fcfs",
         description="priority = vLLM's priority scheduling, and the admission queue served by "
@@ -163,10 +172,41 @@ class Settings(BaseSettings):
         None, description="A TOML file of keys with per-key limits (docs/security.md)."
     )
     requests_per_minute: int | None = Field(
-        None, ge=1, description="Default per-key request rate limit (per replica); None = none."
+        None,
+        ge=1,
+        description="Default per-key request rate limit (per replica; shared by the replicas "
+        "with redis_url); None = none.",
     )
     tokens_per_minute: int | None = Field(
-        None, ge=1, description="Default per-key token rate limit (per replica); None = none."
+        None,
+        ge=1,
+        description="Default per-key token rate limit (per replica; shared by the replicas "
+        "with redis_url); None = none.",
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Keep the rate limits in this Redis (`redis://host:6379/0`, `rediss://` for "
+        "TLS), shared by every replica using it, so N replicas enforce one limit; unset = each "
+        "replica counts on its own.",
+    )
+    redis_failure: Literal["open", "closed"] = Field(
+        "open",
+        description="With redis_url, when Redis does not answer: open = admit the request "
+        "unlimited; closed = 503 `rate_limit_unavailable` with Retry-After. Either way it is "
+        "counted (gateway_ratelimit_backend_errors_total) and logged.",
+    )
+    redis_timeout_seconds: float = Field(
+        0.25,
+        gt=0.0,
+        le=10.0,
+        description="Connect and reply timeout for Redis; after a failure Redis is not asked "
+        "again for a second (redis_failure applies meanwhile).",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of the proxies in front (a router, a load balancer): "
+        "per-IP rate limits of a request from one of them use the right-most address of "
+        "X-Forwarded-For that is not a trusted proxy. Env: a JSON list or comma-separated.",
     )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413)."
@@ -202,13 +242,32 @@ class Settings(BaseSettings):
         "traces to; unset = tracing off.",
     )
 
-    @field_validator("api_keys", "cors_allow_origins", mode="before")
+    @field_validator("api_keys", "cors_allow_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.lstrip().startswith("["):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as err:
+                raise ValueError(f"not an IP address or CIDR: {entry!r}") from err
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @field_validator("served_model_name")

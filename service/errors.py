@@ -12,7 +12,8 @@
     ├── ServiceUnavailableError       503 (Retry-After) ...
     │   ├── EngineUnavailableError        engine_unavailable: starting, or not healthy
     │   ├── EngineDeadError               engine_dead: stopped or stalled; the process will exit
-    │   ├── OverloadedError               overloaded: the admission queue is full
+    │   ├── OverloadedError               overloaded: admission queue full, or its wait too long
+    │   ├── RateLimitUnavailableError     rate_limit_unavailable: Redis down, redis_failure=closed
     │   └── DrainingError                 draining: shutting down, finishing in-flight requests
     └── DeadlineExceededError         504 timeout: the request's deadline passed
 
@@ -67,7 +68,8 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(500, "server_error", "internal_error", "engine_error", "a bug in the gateway"),
     ErrorRow(503, "service_unavailable", "engine_unavailable", "rejected", "engine starting"),
     ErrorRow(503, "service_unavailable", "engine_dead", "engine_error", "engine died"),
-    ErrorRow(503, "service_unavailable", "overloaded", "rejected", "admission queue full"),
+    ErrorRow(503, "service_unavailable", "overloaded", "rejected", "queue full or wait too long"),
+    ErrorRow(503, "service_unavailable", "rate_limit_unavailable", "rejected", "Redis down"),
     ErrorRow(503, "service_unavailable", "draining", "rejected", "shutting down"),
     ErrorRow(504, "timeout_error", "timeout", "timeout", "the request's deadline passed"),
 )
@@ -187,6 +189,13 @@ class EngineDeadError(EngineUnavailableError):
 
 class OverloadedError(ServiceUnavailableError):
     code = "overloaded"
+    retry_after = 1
+
+
+class RateLimitUnavailableError(ServiceUnavailableError):
+    """The shared rate limits (Redis) cannot be checked and `redis_failure` is `closed`."""
+
+    code = "rate_limit_unavailable"
     retry_after = 1
 
 

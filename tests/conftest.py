@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.config import Settings
 from service.engine.fake import FakeEngine
+from tests.redis_server import RedisServer, redis_server
 
 FAKE_MODEL = "fake-model"
 
@@ -54,3 +56,10 @@ def compare_digest_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, b
 
     monkeypatch.setattr(hmac, "compare_digest", recording)
     return calls
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own on a free loopback port, stopped at the end."""
+    with redis_server(tmp_path) as server:
+        yield server

@@ -2,7 +2,8 @@
 
 It "generates" by cycling through a fixed reply, one word-token at a time, honouring max_tokens,
 stop strings, n, logprobs and min_tokens, so the API layer can be tested without a model.
-Tests can make it fail (`fail_with`) or hold a generation open until released (`gate`).
+Tests can make it fail (`fail_with`), hold a generation open until released (`gate`), or make
+every generation take at least `delay` seconds (a slowed engine).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class FakeEngine:
         self._max_model_len = max_model_len
         self.fail_with: BaseException | None = None
         self.gate: asyncio.Event | None = None
+        self.delay = 0.0  # seconds each client generation takes before its output (warm-up: 0)
         self.requests: list[tuple[list[int], SamplingOptions, str]] = []
         self.beam_requests: list[tuple[list[int], BeamSearchOptions, str]] = []
         self.aborted: list[str] = []
@@ -170,6 +172,8 @@ class FakeEngine:
         try:
             if self.gate is not None and request_id != "warmup":  # start-up is never held
                 await self.gate.wait()
+            if self.delay and request_id != "warmup":
+                await asyncio.sleep(self.delay)
             if self.fail_with is not None:
                 raise self.fail_with
             scheduled = time.monotonic()

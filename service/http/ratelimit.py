@@ -12,8 +12,10 @@ per second, so a caller may burst up to a minute's allowance and then goes at th
 
 A refused request is answered at once with the whole seconds after which the bucket would
 admit one more request (at least 1). Nothing is shared between replicas: with N replicas behind
-a load balancer a caller gets up to N times the limits. The clock is injectable (`clock`, a
-monotonic reading in seconds) so that tests need not sleep.
+a load balancer a caller gets up to N times the limits, unless the buckets live in Redis
+(`redis_url`: `service/http/ratelimit_redis.py`, the same buckets behind the same `Limiter`
+interface). The clock is injectable (`clock`, a monotonic reading in seconds) so that tests
+need not sleep.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
+
+from prometheus_client import Counter
 
 Limit = Literal["requests", "tokens"]
 Clock = Callable[[], float]
@@ -65,6 +69,35 @@ class Refusal:
     per_minute: int
 
 
+class Ticket(Protocol):
+    """An admitted request's charge; `finish` charges the tokens it used when it ends."""
+
+    async def finish(self, tokens: int) -> None: ...
+
+
+class Limiter(Protocol):
+    """Where the buckets live: this process (`LocalLimiter`) or Redis (`RedisLimiter`)."""
+
+    @property
+    def scope(self) -> str:
+        """Where the limit holds, for the refusal's message ("on this replica")."""
+        ...
+
+    async def admit(
+        self, name: str, requests_per_minute: int | None, tokens_per_minute: int | None
+    ) -> Ticket | Refusal:
+        """Charge one request to `name`, or refuse it (a refused request is not charged).
+
+        May raise a `GatewayError` when the limits cannot be checked (Redis fail-closed)."""
+        ...
+
+    def count_errors_in(self, counter: Counter) -> None:
+        """Count the requests the limits could not be checked for (Redis unreachable)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class Caller:
     """One caller's buckets and its requests in flight (a caller in flight is never evicted)."""
 
@@ -83,7 +116,7 @@ class Caller:
         )
 
 
-def _whole_seconds(seconds: float) -> int:
+def whole_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
@@ -139,11 +172,11 @@ class RateLimiter:
         if caller.tokens is not None:
             wait = caller.tokens.wait(0.0, now)  # refused while in debt
             if wait > 0:
-                refusal = Refusal("tokens", _whole_seconds(wait), int(caller.tokens.capacity))
+                refusal = Refusal("tokens", whole_seconds(wait), int(caller.tokens.capacity))
         if caller.requests is not None:
             wait = caller.requests.wait(1.0, now)
-            if wait > 0 and (refusal is None or _whole_seconds(wait) > refusal.retry_after):
-                refusal = Refusal("requests", _whole_seconds(wait), int(caller.requests.capacity))
+            if wait > 0 and (refusal is None or whole_seconds(wait) > refusal.retry_after):
+                refusal = Refusal("requests", whole_seconds(wait), int(caller.requests.capacity))
         if refusal is not None:
             return refusal
         if caller.requests is not None:
@@ -156,3 +189,35 @@ class RateLimiter:
         caller.active -= 1
         if caller.tokens is not None and tokens > 0:
             caller.tokens.charge(float(tokens), self.clock())
+
+
+@dataclass(slots=True)
+class _LocalTicket:
+    limiter: RateLimiter
+    caller: Caller
+
+    async def finish(self, tokens: int) -> None:
+        self.limiter.finish(self.caller, tokens)
+
+
+class LocalLimiter:
+    """The buckets in this process (`RateLimiter`), behind the `Limiter` interface."""
+
+    scope = "on this replica"
+
+    def __init__(self, buckets: RateLimiter | None = None) -> None:
+        self.buckets = buckets if buckets is not None else RateLimiter()
+
+    async def admit(
+        self, name: str, requests_per_minute: int | None, tokens_per_minute: int | None
+    ) -> Ticket | Refusal:
+        admitted = self.buckets.admit(name, requests_per_minute, tokens_per_minute)
+        if isinstance(admitted, Refusal):
+            return admitted
+        return _LocalTicket(self.buckets, admitted)
+
+    def count_errors_in(self, counter: Counter) -> None:
+        return None  # nothing here can fail
+
+    async def aclose(self) -> None:
+        return None

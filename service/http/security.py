@@ -9,7 +9,9 @@ Per HTTP request, in this order, each refusal answered at once in OpenAI's error
    without one (chunked) is counted as it streams in, and answered 413 once it passes the limit.
 3. Rate limits (`service/http/ratelimit.py`), per key, or per client IP when authentication is off:
    429 `rate_limit_exceeded` with `Retry-After`. The request is charged when admitted, its
-   tokens when it ends (read from the request context).
+   tokens when it ends (read from the request context). The buckets live in this process, or in
+   Redis when `redis_url` is set (`service/http/ratelimit_redis.py`: one limit across replicas).
+   Behind `trusted_proxies`, the client IP comes from `X-Forwarded-For` (`client_ip.py`).
 
 `OPEN_PATHS` (probes, the scrape and the API docs) need no key and are not rate limited; the
 body limit applies to every path. The observability middleware must be outside this one: it
@@ -19,7 +21,7 @@ With no keys and no limits, only the body limit runs (a header scan per request)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -28,15 +30,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.config import Settings
 from service.errors import (
     AuthenticationError,
+    GatewayError,
     RateLimitError,
 )
 from service.http.body_limit import BodyLimit, too_large
+from service.http.client_ip import TrustedProxies
 from service.http.encode import send_error
 from service.http.keys import ApiKey, KeyStore, build_key_store
 from service.http.paths import PROBE_PATHS
-from service.http.ratelimit import Caller, RateLimiter, Refusal
+from service.http.ratelimit import Limiter, LocalLimiter, Refusal, Ticket
 from service.telemetry import context
 from service.telemetry.context import RequestContext
+from service.telemetry.metrics import GatewayMetrics
 
 # Reachable without a key, never rate limited: probes, the scrape, and the docs (the schema is
 # the API's public shape; a browser opening /docs cannot send a key for /openapi.json anyway).
@@ -60,10 +65,33 @@ class SecurityPolicy:
 
     max_body_bytes: int
     keys: KeyStore | None = None  # None: authentication off
-    limiter: RateLimiter | None = None  # None: no limit for anybody
+    limiter: Limiter | None = None  # None: no limit for anybody
     requests_per_minute: int | None = None  # defaults: per key, or per IP with auth off
     tokens_per_minute: int | None = None
     open_paths: frozenset[str] = OPEN_PATHS
+    trusted_proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
+
+    def attach_metrics(self, metrics: GatewayMetrics) -> None:
+        """Count the shared limiter's backend failures in the app's metrics."""
+        if self.limiter is not None:
+            self.limiter.count_errors_in(metrics.ratelimit_backend_errors)
+
+    async def aclose(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.aclose()
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Redis when `redis_url` is set (imported only then), else the in-process buckets."""
+    if settings.redis_url is None:
+        return LocalLimiter()
+    from service.http.ratelimit_redis import RedisLimiter
+
+    return RedisLimiter(
+        settings.redis_url.get_secret_value(),
+        failure=settings.redis_failure,
+        timeout=settings.redis_timeout_seconds,
+    )
 
 
 def docs_paths(app: FastAPI) -> set[str]:
@@ -82,10 +110,11 @@ def build_policy(settings: Settings, open_paths: frozenset[str] = OPEN_PATHS) ->
     return SecurityPolicy(
         max_body_bytes=settings.max_body_bytes,
         keys=keys,
-        limiter=RateLimiter() if limited else None,
+        limiter=build_limiter(settings) if limited else None,
         requests_per_minute=settings.requests_per_minute,
         tokens_per_minute=settings.tokens_per_minute,
         open_paths=open_paths,
+        trusted_proxies=TrustedProxies(settings.trusted_proxies),
     )
 
 
@@ -136,11 +165,14 @@ class SecurityMiddleware:
         policy = self.policy
         length: bytes | None = None
         authorization: bytes | None = None
+        forwarded_for: list[bytes] = []
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
             elif name == b"authorization" and authorization is None:
                 authorization = value
+            elif name == b"x-forwarded-for":
+                forwarded_for.append(value)
         ctx = context.current()
         guarded = self.guarded and not _is_open(scope, policy.open_paths)
         key: ApiKey | None = None
@@ -156,13 +188,17 @@ class SecurityMiddleware:
             body = BodyLimit(receive, send, policy.max_body_bytes, ctx)
             receive, send = body.receive, body.send
         limiter = policy.limiter
-        caller: Caller | None = None
+        ticket: Ticket | None = None
         if guarded and limiter is not None:
-            admitted = self._admit(policy, limiter, key, scope)
+            try:
+                admitted = await self._admit(policy, limiter, key, scope, forwarded_for)
+            except GatewayError as unchecked:  # the shared limits cannot be checked (closed)
+                await send_error(send, unchecked, ctx)
+                return
             if isinstance(admitted, Refusal):
                 message = (
                     f"Rate limit reached for {admitted.limit} per minute (limit "
-                    f"{admitted.per_minute} on this replica). Please try again in "
+                    f"{admitted.per_minute} {limiter.scope}). Please try again in "
                     f"{admitted.retry_after}s."
                 )
                 error = RateLimitError(
@@ -170,15 +206,15 @@ class SecurityMiddleware:
                 )
                 await send_error(send, error, ctx)
                 return
-            caller = admitted
-        if caller is None or limiter is None:
+            ticket = admitted
+        if ticket is None:
             await self.app(scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
         finally:
             used = ctx.prompt_tokens + ctx.completion_tokens if ctx is not None else 0
-            limiter.finish(caller, used)
+            await ticket.finish(used)
 
     @staticmethod
     async def _authenticate(
@@ -204,17 +240,24 @@ class SecurityMiddleware:
         return key
 
     @staticmethod
-    def _admit(
-        policy: SecurityPolicy, limiter: RateLimiter, key: ApiKey | None, scope: Scope
-    ) -> Caller | Refusal | None:
+    async def _admit(
+        policy: SecurityPolicy,
+        limiter: Limiter,
+        key: ApiKey | None,
+        scope: Scope,
+        forwarded_for: list[bytes],
+    ) -> Ticket | Refusal | None:
         if key is not None:
             name = "key:" + key.digest.hex()
             rpm = key.requests_per_minute or policy.requests_per_minute
             tpm = key.tokens_per_minute or policy.tokens_per_minute
         else:
             client = scope.get("client")
-            name = "ip:" + (client[0] if client else "unknown")
+            peer = client[0] if client else "unknown"
+            if policy.trusted_proxies:
+                peer = policy.trusted_proxies.client(peer, forwarded_for)
+            name = "ip:" + peer
             rpm, tpm = policy.requests_per_minute, policy.tokens_per_minute
         if not (rpm or tpm):
             return None
-        return limiter.admit(name, rpm, tpm)
+        return await limiter.admit(name, rpm, tpm)

@@ -9,6 +9,13 @@ work starts. The unit is engine sequences, so `n`, beams, a classify batch times
 a summary's chunks count for what they cost; a request costing more than `max_inflight` is
 admitted alone (its cost is capped), so nothing is refused for being big.
 
+Time bounds the queue too: once its drain rate is known (`service/runtime/drain_rate.py`:
+sequences finished per second while requests wait), a request that would have to queue gets an
+estimated wait, the sequences ahead of it over that rate. When the estimate passes the request's
+deadline or `max_queue_wait_seconds`, it is refused at once (503 `overloaded`, Retry-After = the
+estimate) instead of waiting to time out. Until a rate is known only the count bounds apply;
+they stay the hard cap either way.
+
 On SIGTERM `drain()` makes every new request a 503 `draining` while admitted ones finish;
 `idle` tells the drain when the last one has.
 """
@@ -18,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
 from service.errors import DrainingError, OverloadedError
+from service.runtime.drain_rate import DrainRate
 
 # How long a client refused with `overloaded` should wait: about one batch's turnaround.
 OVERLOADED_RETRY_AFTER = 1
@@ -64,23 +73,30 @@ class Admission:
         *,
         max_inflight: int,
         max_queued: int,
+        max_queue_wait: float | None = None,
+        drain_rate: DrainRate | None = None,
         queue_gauge: Gauge | None = None,
         inflight_gauge: Gauge | None = None,
+        wait_gauge: Gauge | None = None,
     ) -> None:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
+        self.max_queue_wait = max_queue_wait  # seconds; None: only deadlines bound the wait
+        self.drain_rate = drain_rate if drain_rate is not None else DrainRate()
         self.in_flight = 0  # sequences admitted and not yet released
         self.queued = 0  # sequences waiting here
         self.draining = False
         self.idle = asyncio.Event()  # no request admitted or waiting
         self.idle.set()
         self._waiters: list[_Waiter] = []
+        self._queued_by_priority: dict[int, int] = {}  # sequences waiting, per priority class
         self._arrivals = itertools.count()
         self._queue_gauge = queue_gauge
         self._inflight_gauge = inflight_gauge
+        self._wait_gauge = wait_gauge
 
-    def attach_gauges(self, queue: Gauge, inflight: Gauge) -> None:
-        self._queue_gauge, self._inflight_gauge = queue, inflight
+    def attach_gauges(self, queue: Gauge, inflight: Gauge, wait: Gauge | None = None) -> None:
+        self._queue_gauge, self._inflight_gauge, self._wait_gauge = queue, inflight, wait
         self._update_gauges()
 
     def resize(self, *, max_inflight: int, max_queued: int) -> None:
@@ -93,10 +109,29 @@ class Admission:
         """Refuse new requests from now on; admitted and queued ones go on."""
         self.draining = True
 
-    async def acquire(self, cost: int, *, priority: int = 0) -> Permit:
+    def estimated_wait(self, cost: int = 1, priority: int | None = None) -> float | None:
+        """Seconds a request of `cost` would wait for admission now (0: none); None: unknown.
+
+        The sequences that must finish first: those in flight and queued ahead of it (its own
+        priority class and better, `None`: every one), plus its own, less the bound.
+        """
+        ahead = self.queued if priority is None else self._queued_ahead(priority)
+        must_finish = self.in_flight + ahead + cost - self.max_inflight
+        if must_finish <= 0 and not self._waiters:
+            return 0.0  # it fits now
+        return self.drain_rate.wait_for(max(1, must_finish))
+
+    def _queued_ahead(self, priority: int) -> int:
+        return sum(n for p, n in self._queued_by_priority.items() if p <= priority)
+
+    async def acquire(
+        self, cost: int, *, priority: int = 0, deadline: float | None = None
+    ) -> Permit:
         """Admit `cost` sequences now, or wait in the queue, or raise 503 at once.
 
-        Cancelling the wait (deadline, client gone) leaves the queue with nothing held.
+        `deadline` (loop time) is when the request must be done: a request whose estimated
+        wait passes it, or `max_queue_wait`, is refused instead of queued. Cancelling the wait
+        (deadline, client gone) leaves the queue with nothing held.
         """
         if self.draining:
             raise DrainingError()
@@ -108,11 +143,13 @@ class Admission:
             raise OverloadedError(
                 "The server is at capacity; retry shortly.", retry_after=OVERLOADED_RETRY_AFTER
             )
+        self._refuse_a_long_wait(cost, priority, deadline)
         waiter = _Waiter(
             priority, next(self._arrivals), cost, asyncio.get_running_loop().create_future()
         )
         heapq.heappush(self._waiters, waiter)
-        self.queued += cost
+        self._count_queued(priority, cost)
+        self.drain_rate.queue_started()
         self.idle.clear()
         self._update_gauges()
         try:
@@ -123,10 +160,35 @@ class Admission:
             elif not waiter.dequeued:
                 self._waiters.remove(waiter)
                 heapq.heapify(self._waiters)
-                self.queued -= cost
+                self._count_queued(priority, -cost)
                 self._wake()  # the waiters behind this one may fit now
             raise
         return Permit(self, cost)
+
+    def _refuse_a_long_wait(self, cost: int, priority: int, deadline: float | None) -> None:
+        wait = self.estimated_wait(cost, priority)
+        if wait is None:
+            return  # no rate measured yet: only the count bounds apply
+        left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        if left is not None and wait > left:
+            bound = f"the request's deadline ({left:.1f}s left)"
+        elif self.max_queue_wait is not None and wait > self.max_queue_wait:
+            bound = f"the longest allowed queue wait ({self.max_queue_wait:g}s)"
+        else:
+            return
+        raise OverloadedError(
+            f"The server is busy: the estimated wait for admission ({wait:.1f}s) exceeds "
+            f"{bound}; retry later or on another replica.",
+            retry_after=max(1, math.ceil(wait)),
+        )
+
+    def _count_queued(self, priority: int, cost: int) -> None:
+        self.queued += cost
+        left = self._queued_by_priority.get(priority, 0) + cost
+        if left:
+            self._queued_by_priority[priority] = left
+        else:
+            del self._queued_by_priority[priority]
 
     def _admit(self, cost: int) -> None:
         self.in_flight += cost
@@ -135,6 +197,7 @@ class Admission:
 
     def _release(self, cost: int) -> None:
         self.in_flight -= cost
+        self.drain_rate.finished(cost)
         self._wake()
 
     def _wake(self) -> None:
@@ -142,13 +205,15 @@ class Admission:
         while self._waiters and self.in_flight + self._waiters[0].cost <= self.max_inflight:
             waiter = heapq.heappop(self._waiters)
             waiter.dequeued = True
-            self.queued -= waiter.cost
+            self._count_queued(waiter.priority, -waiter.cost)
             if waiter.admitted.cancelled():  # its task was cancelled; its handler cleans up
                 continue
             self.in_flight += waiter.cost
             waiter.admitted.set_result(None)
-        if self.in_flight == 0 and not self._waiters:
-            self.idle.set()
+        if not self._waiters:
+            self.drain_rate.queue_emptied()
+            if self.in_flight == 0:
+                self.idle.set()
         self._update_gauges()
 
     def _update_gauges(self) -> None:
@@ -156,6 +221,8 @@ class Admission:
             self._queue_gauge.set(self.queued)
         if self._inflight_gauge is not None:
             self._inflight_gauge.set(self.in_flight)
+        if self._wait_gauge is not None:
+            self._wait_gauge.set(self.estimated_wait() or 0.0)
 
 
 def default_bounds(max_num_seqs: int) -> tuple[int, int]:

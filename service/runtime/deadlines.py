@@ -3,7 +3,8 @@
 The deadline (the request's `timeout`, else its header's, else the server's maximum, and never
 more than that maximum) covers the wait for admission and the whole engine work (every step of
 a summary's map-reduce); when it passes, the engine requests are aborted (their generators are
-closed) and the caller gets `DeadlineExceededError` (504).
+closed) and the caller gets `DeadlineExceededError` (504). Admission is told the deadline: a
+request whose estimated queue wait already passes it is refused at once (503 `overloaded`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ async def admit_and_run(
     """Admit `cost` sequences, then run `work()`, all before `deadline`."""
     try:
         async with asyncio.timeout_at(deadline):
-            permit = await admission.acquire(cost, priority=priority)
+            permit = await admission.acquire(cost, priority=priority, deadline=deadline)
             try:
                 return await work()
             finally:
@@ -57,6 +58,6 @@ async def admit_before(
     it until its last event)."""
     try:
         async with asyncio.timeout_at(deadline):
-            return await admission.acquire(cost, priority=priority)
+            return await admission.acquire(cost, priority=priority, deadline=deadline)
     except TimeoutError as err:
         raise expired() from err

@@ -98,6 +98,18 @@ class GatewayMetrics:
             "Engine sequences admitted and not yet finished (bounded by max_inflight_sequences).",
             registry=r,
         )
+        self.ratelimit_backend_errors = Counter(
+            "gateway_ratelimit_backend_errors",
+            "Requests whose shared rate limits could not be checked or charged (Redis did not "
+            "answer); redis_failure decided them.",
+            registry=r,
+        )
+        self.queue_wait = Gauge(
+            "gateway_queue_wait_seconds",
+            "Estimated wait for admission of a request arriving now: the sequences ahead of it "
+            "over the queue's measured drain rate (0 with room, or before a rate is measured).",
+            registry=r,
+        )
         self.duration = Histogram(
             "gateway_request_duration_seconds",
             "Time from a request's arrival to its last byte, as the gateway measures it.",

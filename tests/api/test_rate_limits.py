@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.engine.fake import FakeEngine
-from service.http.ratelimit import RateLimiter
+from service.http.ratelimit import LocalLimiter, RateLimiter
 from service.http.security import SecurityPolicy
 from tests.api.helpers import (
     AUTH,
@@ -34,8 +34,8 @@ from tests.fakes import Clock
 
 def limiter_of(app: FastAPI) -> RateLimiter:
     policy: SecurityPolicy = app.state.gateway.security
-    assert policy.limiter is not None
-    return policy.limiter
+    assert isinstance(policy.limiter, LocalLimiter)
+    return policy.limiter.buckets
 
 
 def with_clock(app: FastAPI) -> Clock:

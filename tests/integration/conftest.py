@@ -5,6 +5,7 @@ Tests reach it over HTTP with the official `openai` client, sync and async, as u
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pytest
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
 from service.runtime.engine_lifecycle import EngineState
-from tests.servers import serve_in_thread
+from tests.servers import loop_in_thread, serve_on
 
 pytestmark = pytest.mark.engine
 
@@ -24,6 +25,7 @@ class LiveServer:
     base_url: str
     settings: Settings
     state: EngineState
+    loop: asyncio.AbstractEventLoop  # the engine's: apps sharing the engine are served on it
 
     @property
     def model(self) -> str:
@@ -34,8 +36,8 @@ class LiveServer:
 def live_server() -> Iterator[LiveServer]:
     settings = Settings(**TEST_PROFILE)
     app = create_app(settings)
-    with serve_in_thread(app) as base_url:
-        yield LiveServer(base_url, settings, app.state.gateway.engine_state)
+    with loop_in_thread() as loop, serve_on(app, loop) as base_url:
+        yield LiveServer(base_url, settings, app.state.gateway.engine_state, loop)
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,10 @@ def test_a_blank_served_model_name_from_the_environment_is_unset(
         pytest.param("max_logprobs", 21, id="max_logprobs-over-20"),
         pytest.param("sse_keepalive_seconds", 0, id="keepalive-0"),
         pytest.param("not_a_setting", 1, id="unknown-field"),
+        pytest.param("trusted_proxies", ["10.0.0.0/8", "router"], id="trusted_proxies-name"),
+        pytest.param("redis_failure", "maybe", id="redis_failure-unknown"),
+        pytest.param("redis_url", "localhost:6379", id="redis_url-no-scheme"),
+        pytest.param("max_queue_wait_seconds", 0, id="max_queue_wait-0"),
     ],
 )
 def test_an_invalid_value_fails_naming_the_field(field: str, value: Any) -> None:
@@ -97,6 +101,13 @@ def test_an_invalid_value_fails_naming_the_field(field: str, value: Any) -> None
     (error,) = caught.value.errors()
     assert error["loc"] == (field,)
     assert field in str(caught.value)
+
+
+def test_trusted_proxies_from_the_environment_are_comma_separated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")
+    assert Settings().trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
 
 
 def test_an_invalid_environment_variable_fails_naming_the_field(
