@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     disable_log_stats: bool = Field(
         False, description="Turn off vLLM's periodic stats log and metrics."
     )
+    no_repeat_ngram: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The n-gram logits processor behind /v1/generate's `no_repeat_ngram_size`. "
+        "on = registered, and vLLM runs its V1 model runner (the processor needs it); off = "
+        "vLLM's default runner (V2 on GPUs), and requests with `no_repeat_ngram_size` get 400; "
+        "auto = on on CPU (which runs the V1 runner anyway), off on GPU.",
+    )
 
     # --- API behaviour
     default_max_tokens: int = Field(
