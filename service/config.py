@@ -242,6 +242,9 @@ TEST_PROFILE: dict[str, Any] = {
     "max_model_len": 2048,
     "max_num_seqs": 8,
     "cpu_kvcache_space": 1,
+    # On one GPU the integration tests hold up to three engines at once (the shared one, the
+    # lifecycle tests' server and one they kill); CPU engines size by cpu_kvcache_space instead.
+    "gpu_memory_utilization": 0.25,
     "enforce_eager": True,
     "seed": 0,
 }

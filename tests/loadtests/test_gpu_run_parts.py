@@ -16,7 +16,7 @@ from loadtests.gpu import describe
 from loadtests.gpu.__main__ import main
 from loadtests.gpu.profiles import CUDA, DRY_RUN
 from loadtests.gpu.run import checks, junit_counts
-from service.config import Settings
+from service.config import TEST_PROFILE, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +58,13 @@ def test_both_servers_accept_the_cuda_profile_and_read_the_same_values() -> None
         assert vllm_value == gateway_value == expected
     # The run keeps the setting's default: on GPU, vLLM's default model runner.
     assert gateway.no_repeat_ngram == "auto"
+
+
+def test_the_gpu_shares_leave_room_for_every_engine_started_at_once() -> None:
+    # The benchmark's two resident servers; then the integration tests' shared engine, the
+    # lifecycle tests' server and the one they kill. vLLM refuses to start without its share free.
+    assert 2 * (CUDA.engine.gpu_memory_utilization or 1.0) <= 0.8
+    assert 3 * TEST_PROFILE["gpu_memory_utilization"] <= 0.8
 
 
 def env_file(path: Path) -> dict[str, str]:
