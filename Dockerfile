@@ -80,7 +80,10 @@ ENTRYPOINT ["python", "-m", "service"]
 # --------------------------------------------------------------------------------------------
 # The GPU image: vLLM's official CUDA image (vLLM, torch, CUDA runtime), the gateway on top.
 # Models are not baked in: mount a volume at /models (GATEWAY_DOWNLOAD_DIR and the Hugging Face
-# cache both live there), so the image stays small and pods share one cache.
+# cache both live there), so the image stays small and pods share one cache. With the defaults it
+# runs what `python -m loadtests.gpu` measures: the model's dtype (bf16 for the default model),
+# CUDA graphs, and vLLM's default model runner (GATEWAY_NO_REPEAT_NGRAM=auto is off on GPU); the
+# official image ships flashinfer, so VLLM_USE_FLASHINFER_SAMPLER needs no setting.
 FROM ${VLLM_IMAGE} AS gpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

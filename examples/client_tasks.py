@@ -23,9 +23,10 @@ REPORT = (
 def main() -> None:
     client = Client(max_retries=3)  # 429 and 503 are retried after their Retry-After
 
-    # /v1/generate: Hugging Face `generate` names and meanings.
+    # /v1/generate: Hugging Face `generate` names and meanings. (`no_repeat_ngram_size` too, where
+    # the server has it on: by default on CPU, not on GPU; docs/tasks.md.)
     generated = client.tasks.generate(
-        prompt="Once upon a time", max_new_tokens=32, no_repeat_ngram_size=3
+        prompt="Once upon a time", max_new_tokens=32, repetition_penalty=1.2
     )
     print("generate:", generated.results[0].generations[0].text)
     print(f"  request id {generated.request_id}, {generated.usage.total_tokens} tokens")

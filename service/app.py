@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -24,7 +25,8 @@ def engine_factory_for(settings: Settings) -> Callable[[], Engine]:
     if settings.engine == "fake":
         from service.engine.fake import FakeEngine
 
-        return FakeEngine
+        # No model runner to keep: `auto` is on, as on CPU.
+        return partial(FakeEngine, no_repeat_ngram=settings.no_repeat_ngram != "off")
 
     def build() -> Engine:
         # Imported here so that the app, its tests and the client never need vllm installed.

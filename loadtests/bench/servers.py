@@ -16,7 +16,7 @@ from types import TracebackType
 
 import httpx
 
-from loadtests.bench.config import ENGINE_ENV, ServerSpec, python
+from loadtests.bench.config import EngineProfile, ServerSpec, python
 
 logger = logging.getLogger(__name__)
 HOST = "127.0.0.1"  # loopback only: the benchmark never sends traffic anywhere else
@@ -27,6 +27,19 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def render(
+    template: str, engine: EngineProfile, *, model_dir: str, model_name: str, port: int | str
+) -> str:
+    """A server's command line from its template (unknown placeholders are an error)."""
+    return template.format(
+        python=python(),
+        port=port,
+        model_dir=model_dir,
+        model_name=model_name,
+        **engine.placeholders(),
+    )
 
 
 class ServerFailed(RuntimeError):
@@ -44,13 +57,19 @@ class ManagedServer:
         model_name: str,
         log_path: Path,
         ready_timeout_s: float,
+        engine: EngineProfile | None = None,
     ) -> None:
         self.spec = spec
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
+        self.engine = engine or EngineProfile()
         self.command = shlex.split(
-            spec.command.format(
-                python=python(), port=self.port, model_dir=model_dir, model_name=model_name
+            render(
+                spec.command,
+                self.engine,
+                model_dir=model_dir,
+                model_name=model_name,
+                port=self.port,
             )
         )
         self.log_path = log_path
@@ -92,7 +111,7 @@ class ManagedServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **ENGINE_ENV},
+                env={**os.environ, **self.engine.environment()},
                 start_new_session=True,  # its own group: Ctrl-C here reaches us, and we stop it
             )
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from service.errors import UnsupportedParameterError
 from service.telemetry.timings import EngineTimings
 
 FinishReason = Literal["stop", "length", "abort"]
@@ -49,8 +50,20 @@ class SamplingOptions:
     logit_bias: dict[int, float] | None = None
     skip_special_tokens: bool = True
     structured: StructuredOutput | None = None
-    # No n-gram of this size may appear twice in the output (0 = off); a logits processor.
+    # No n-gram of this size may appear twice in the output (0 = off); a logits processor that
+    # engines may leave out (`Engine.supports_no_repeat_ngram`).
     no_repeat_ngram_size: int = 0
+
+
+def no_repeat_ngram_off() -> UnsupportedParameterError:
+    """The 400 for `no_repeat_ngram_size` on an engine started without its logits processor."""
+    return UnsupportedParameterError(
+        "no_repeat_ngram_size is turned off on this server (setting no_repeat_ngram, "
+        "GATEWAY_NO_REPEAT_NGRAM; auto turns it off on GPUs, where its logits processor would "
+        "hold vLLM to its older V1 model runner). Omit the field, or ask the operator to set "
+        "GATEWAY_NO_REPEAT_NGRAM=on.",
+        param="no_repeat_ngram_size",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +148,12 @@ class Engine(Protocol):
     @property
     def max_num_seqs(self) -> int:
         """Sequences the engine batches per step (admission control's defaults derive from it)."""
+        ...
+
+    @property
+    def supports_no_repeat_ngram(self) -> bool:
+        """Whether `SamplingOptions.no_repeat_ngram_size` is honoured; an engine without it
+        raises `no_repeat_ngram_off()` for a request that sets it."""
         ...
 
     def progress(self) -> EngineProgress: ...

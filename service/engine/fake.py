@@ -24,6 +24,7 @@ from service.engine.base import (
     SamplingOptions,
     SequenceDelta,
     TokenLogprob,
+    no_repeat_ngram_off,
 )
 from service.telemetry.timings import EngineTimings
 
@@ -70,9 +71,16 @@ class FakeTokenizer:
 
 class FakeEngine:
     def __init__(
-        self, *, reply: str = DEFAULT_REPLY, max_model_len: int = 256, max_num_seqs: int = 8
+        self,
+        *,
+        reply: str = DEFAULT_REPLY,
+        max_model_len: int = 256,
+        max_num_seqs: int = 8,
+        no_repeat_ngram: bool = True,
     ) -> None:
         self._tokenizer = FakeTokenizer()
+        # Accepts no_repeat_ngram_size (its reply ignores it) unless built as without it.
+        self._no_repeat_ngram = no_repeat_ngram
         self._max_num_seqs = max_num_seqs
         self.active = 0  # open generate() calls
         self._chunks = 0  # chunks yielded, ever
@@ -109,6 +117,10 @@ class FakeEngine:
     @property
     def max_num_seqs(self) -> int:
         return self._max_num_seqs
+
+    @property
+    def supports_no_repeat_ngram(self) -> bool:
+        return self._no_repeat_ngram
 
     def progress(self) -> EngineProgress:
         return EngineProgress(self.active > 0, (self._chunks,))
@@ -165,6 +177,8 @@ class FakeEngine:
         stream: bool,
         priority: int = 0,
     ) -> AsyncIterator[GenerationChunk]:
+        if options.no_repeat_ngram_size and not self._no_repeat_ngram:
+            raise no_repeat_ngram_off()
         self.requests.append((prompt_token_ids, options, request_id))
         self._loop = asyncio.get_running_loop()
         queued = time.monotonic()

@@ -81,7 +81,13 @@ class GenerateRequest(TaskRequest):
     top_k: int = Field(50, ge=0, le=MAX_INT32)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
-    no_repeat_ngram_size: int = Field(0, ge=0, le=32)
+    no_repeat_ngram_size: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="No n-gram of this size twice in the output (0 = off). Servers may turn it "
+        "off (setting no_repeat_ngram; by default off on GPUs): then 400.",
+    )
     num_beams: int = Field(1, ge=1, le=16)
     # Beam scores divide by length**length_penalty: beyond +-10 that overflows a float.
     length_penalty: float = Field(1.0, ge=-10.0, le=10.0)

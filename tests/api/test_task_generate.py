@@ -303,3 +303,38 @@ async def test_an_engine_failure_mid_stream_is_an_error_event_then_done(
     assert texts_of(deltas) == {(0, 0): "The capital"}
     assert error["error"]["code"] == "engine_error"
     assert "secret" not in response.text
+
+
+# ------------------------------------------------------- no_repeat_ngram_size, setting turned off
+@pytest.mark.parametrize("stream", [pytest.param(False, id="json"), pytest.param(True, id="sse")])
+async def test_no_repeat_ngram_size_is_a_400_naming_the_setting_when_it_is_off(
+    settings: Settings, stream: bool
+) -> None:
+    # Through the setting, as `python -m service --engine fake --no-repeat-ngram off` builds it.
+    off = settings.model_copy(update={"engine": "fake", "no_repeat_ngram": "off"})
+    app = create_app(off)
+    async with serve(app) as client:
+        engine = app.state.gateway.engine_state.engine
+        assert isinstance(engine, FakeEngine) and not engine.supports_no_repeat_ngram
+        body = {"prompt": PROMPT, "no_repeat_ngram_size": 3, "stream": stream}
+        before = len(engine.requests)
+        response = await client.post(GENERATE, json=body)
+        error = assert_openai_error(
+            response, 400, param="no_repeat_ngram_size", code="unsupported_parameter"
+        )
+        assert "GATEWAY_NO_REPEAT_NGRAM" in error["message"]
+        assert len(engine.requests) == before  # answered before admission and the engine
+        # 0 is the field's "off": such a request runs.
+        await generate(client, no_repeat_ngram_size=0)
+
+
+@pytest.mark.parametrize("setting", ["auto", "on"])
+async def test_no_repeat_ngram_size_reaches_the_engine_when_it_is_on(
+    settings: Settings, setting: str
+) -> None:
+    app = create_app(settings.model_copy(update={"engine": "fake", "no_repeat_ngram": setting}))
+    async with serve(app) as client:
+        engine = app.state.gateway.engine_state.engine
+        assert isinstance(engine, FakeEngine)
+        _, options, _ = await generate_calls(client, engine, no_repeat_ngram_size=3)
+    assert [o.no_repeat_ngram_size for o in options] == [3]

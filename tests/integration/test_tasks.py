@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.engine.vllm import compat
 from tests.integration.conftest import LiveServer
 
 pytestmark = pytest.mark.engine
@@ -45,20 +46,27 @@ def test_greedy_generation_is_deterministic(live_server: LiveServer) -> None:
     assert "Paris" in first_text(first)
 
 
-def test_no_repeat_ngram_size_holds(live_server: LiveServer) -> None:
+def test_no_repeat_ngram_size_holds_where_it_is_on(live_server: LiveServer) -> None:
     prompt = "1, 2, 1, 2, 1, 2, 1, 2, 1, 2,"
     engine = live_server.state.engine
     assert engine is not None
+    # The setting's default (auto): on on CPU, off on GPU, where the n-gram logits processor
+    # would hold vLLM to its V1 model runner (the GPU run, loadtests/gpu, checks that side).
+    assert live_server.settings.no_repeat_ngram == "auto"
+    assert engine.supports_no_repeat_ngram is compat.on_cpu()
+    body = {"prompt": prompt, "max_new_tokens": 24, "no_repeat_ngram_size": 2}
+    if not engine.supports_no_repeat_ngram:
+        response = httpx.post(f"{live_server.base_url}/v1/generate", json=body, timeout=600)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == ("no_repeat_ngram_size", "unsupported_parameter")
+        assert "GATEWAY_NO_REPEAT_NGRAM" in error["message"]
+        return
     tokenize = engine.tokenizer.encode
     plain = first_text(post(live_server, "/v1/generate", {"prompt": prompt, "max_new_tokens": 24}))
     # Without the constraint this prompt makes the model repeat itself...
     assert repeated_ngrams(tokenize(plain, add_special_tokens=False), 2)
-    constrained = post(
-        live_server,
-        "/v1/generate",
-        {"prompt": prompt, "max_new_tokens": 24, "no_repeat_ngram_size": 2},
-    )
-    text = first_text(constrained)
+    text = first_text(post(live_server, "/v1/generate", body))
     # ...with it, no 2-gram of the output appears twice.
     assert not repeated_ngrams(tokenize(text, add_special_tokens=False), 2)
     assert text != plain

@@ -10,12 +10,14 @@ import pytest
 
 from service.config import Settings
 from service.engine.vllm import compat
-from service.engine.vllm.args import cpu_environment, engine_kwargs
+from service.engine.vllm.args import engine_environment, engine_kwargs
 
 MODEL_PATH = "/models/org--model"
 
 # AsyncEngineArgs fields of official vllm 0.26 that the adapter may pass (research notes, section 1:
-# names verified against code targeting 0.26 or unchanged over 2025-2026). The admission-control
+# names verified against code targeting 0.26 or unchanged over 2025-2026; checked again against
+# the vllm-0.26.0 wheel's engine/arg_utils.py, which also has logits_processors and
+# scheduling_policy). The admission-control
 # fields `max_num_queued_reqs` / `max_num_queued_tokens` (PR #49445) came after 0.26, and
 # `device` is a field of neither release.
 VLLM_026_ENGINE_ARGS = frozenset(
@@ -41,6 +43,8 @@ VLLM_026_ENGINE_ARGS = frozenset(
         "enable_log_requests",
         "trust_remote_code",
         "revision",
+        "logits_processors",
+        "scheduling_policy",
     }
 )
 
@@ -262,9 +266,9 @@ def test_installed_async_engine_args_accepts_the_result(
     ],
 )
 def test_cpu_kvcache_space_is_whole_gib(value: Any, expected: str) -> None:
-    env = cpu_environment(make_settings(cpu_kvcache_space=value))
+    env = engine_environment(make_settings(cpu_kvcache_space=value), on_cpu=True)
     # vLLM parses it with int(): "2.0" would crash the engine core at spawn time.
-    assert env == {"VLLM_CPU_KVCACHE_SPACE": expected}
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == expected
     assert int(env["VLLM_CPU_KVCACHE_SPACE"]) == int(expected)
 
 

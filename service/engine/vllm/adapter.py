@@ -14,9 +14,10 @@ from service.engine.base import (
     EngineProgress,
     GenerationChunk,
     SamplingOptions,
+    no_repeat_ngram_off,
 )
 from service.engine.vllm import compat, convert
-from service.engine.vllm.args import cpu_environment, engine_kwargs
+from service.engine.vllm.args import engine_environment, engine_kwargs, no_repeat_ngram_enabled
 from service.engine.vllm.logits import LOGITS_PROCESSORS
 from service.errors import (
     EngineDeadError,
@@ -71,11 +72,18 @@ class _Stopped:
 
 
 class VLLMEngine:
-    def __init__(self, engine: Any, *, priority_scheduling: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        priority_scheduling: bool = False,
+        no_repeat_ngram: bool = True,
+    ) -> None:
         self._engine = engine
         self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
         self._max_model_len = int(engine.model_config.max_model_len)
         self._priority_scheduling = priority_scheduling
+        self._no_repeat_ngram = no_repeat_ngram
         self._active = 0  # open generate() and beam_search() calls
         self._outputs = 0  # outputs received, ever
 
@@ -83,8 +91,8 @@ class VLLMEngine:
     def start(cls, settings: Settings, *, model_path: str) -> VLLMEngine:
         """Build the engine (blocking, ~30 s on CPU): run it off the event loop."""
         cpu = compat.on_cpu()
-        if cpu:
-            os.environ.update(cpu_environment(settings))
+        environment = engine_environment(settings, on_cpu=cpu)
+        os.environ.update(environment)
         kwargs = engine_kwargs(
             settings,
             model_path=model_path,
@@ -92,9 +100,26 @@ class VLLMEngine:
             accepted=compat.engine_arg_names(),
             logits_processors=LOGITS_PROCESSORS,
         )
-        logger.info("starting vLLM %s engine: %s", compat.VERSION, kwargs)
-        engine = compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs))
-        return cls(engine, priority_scheduling=settings.scheduling_policy == "priority")
+        logger.info("starting vLLM %s engine: %s, env %s", compat.VERSION, kwargs, environment)
+        engine = compat.AsyncLLM.from_engine_args(
+            compat.AsyncEngineArgs(**kwargs), usage_context=compat.USAGE_CONTEXT
+        )
+        ngram = no_repeat_ngram_enabled(settings, on_cpu=cpu)
+        logger.info(
+            "vLLM model runner: %s (no_repeat_ngram %s: %s)",
+            compat.model_runner(engine),
+            settings.no_repeat_ngram,
+            "on" if ngram else "off",
+        )
+        return cls(
+            engine,
+            priority_scheduling=settings.scheduling_policy == "priority",
+            no_repeat_ngram=ngram,
+        )
+
+    @property
+    def supports_no_repeat_ngram(self) -> bool:
+        return self._no_repeat_ngram
 
     @property
     def max_model_len(self) -> int:
@@ -124,6 +149,9 @@ class VLLMEngine:
     ) -> AsyncIterator[GenerationChunk]:
         if self._engine.errored:
             raise EngineDeadError("The engine is not running.")
+        if options.no_repeat_ngram_size and not self._no_repeat_ngram:
+            # vLLM would ignore the request's extra_args without the processor: never silently.
+            raise no_repeat_ngram_off()
         outputs = None
         finished = False
         self._active += 1

@@ -1,4 +1,5 @@
-"""Settings -> vLLM engine arguments. Pure: the platform and the accepted fields are passed in."""
+"""Settings -> vLLM engine arguments and environment. Pure: the platform and the accepted
+fields are passed in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,23 @@ from collections.abc import Collection
 from typing import Any
 
 from service.config import Settings
+
+# vLLM's switch between its model runners (read in the engine core and in the frontend).
+MODEL_RUNNER_V2_ENV = "VLLM_USE_V2_MODEL_RUNNER"
+
+
+def no_repeat_ngram_enabled(settings: Settings, *, on_cpu: bool) -> bool:
+    """Whether the n-gram logits processor is registered (`no_repeat_ngram` resolved).
+
+    `auto` keeps vLLM's default model runner wherever it differs from the one the processor
+    needs: the processor is written to vLLM's V1 logits-processor interface, which only the V1
+    model runner runs. vLLM 0.26+ on GPU defaults to Model Runner V2 and falls back to V1 when
+    any custom logits processor is registered (0.32 refuses a V1-interface processor under V2
+    instead), while CPU builds without Triton's CPU backend run V1 anyway.
+    """
+    if settings.no_repeat_ngram == "auto":
+        return on_cpu
+    return settings.no_repeat_ngram == "on"
 
 
 def engine_kwargs(
@@ -19,7 +37,8 @@ def engine_kwargs(
     """Keyword arguments for `AsyncEngineArgs`, keeping only fields this vLLM version knows.
 
     `auto` choices resolve here: float32 and eager mode on CPU, where bfloat16 gives wrong
-    tokens without AVX512-BF16 and graph capture costs minutes at start-up.
+    tokens without AVX512-BF16 and graph capture costs minutes at start-up. The gateway's
+    `logits_processors` are registered only when `no_repeat_ngram` resolves to on.
     """
     dtype = settings.dtype
     if dtype == "auto" and on_cpu:
@@ -27,6 +46,8 @@ def engine_kwargs(
     enforce_eager = settings.enforce_eager
     if enforce_eager is None:
         enforce_eager = on_cpu
+    if not no_repeat_ngram_enabled(settings, on_cpu=on_cpu):
+        logits_processors = None
     wanted: dict[str, Any] = {
         "model": model_path,
         "served_model_name": [settings.model_name],
@@ -50,6 +71,16 @@ def engine_kwargs(
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}
 
 
-def cpu_environment(settings: Settings) -> dict[str, str]:
-    """Environment the CPU engine core reads at spawn time."""
-    return {"VLLM_CPU_KVCACHE_SPACE": str(settings.cpu_kvcache_space)}
+def engine_environment(settings: Settings, *, on_cpu: bool) -> dict[str, str]:
+    """Environment the engine reads at start-up (the engine core inherits it when spawned).
+
+    With the n-gram processor registered, the V1 model runner is asked for by name: 0.26 would
+    fall back to it with a warning, 0.32 would refuse the processor under V2. Otherwise vLLM's
+    own choice (and an operator's `VLLM_USE_V2_MODEL_RUNNER`) stands.
+    """
+    env: dict[str, str] = {}
+    if on_cpu:
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kvcache_space)
+    if no_repeat_ngram_enabled(settings, on_cpu=on_cpu):
+        env[MODEL_RUNNER_V2_ENV] = "0"
+    return env

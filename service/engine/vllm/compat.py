@@ -13,6 +13,7 @@ from typing import Any
 import vllm
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.sampling_params import RequestOutputKind, SamplingParams
+from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -42,12 +43,17 @@ except ImportError:  # pragma: no cover - exercised only where the mixin lives e
 VERSION: str = vllm.__version__
 # -1 disables top-k in every supported release (0 also does from 0.10 on).
 TOP_K_DISABLED = -1
+# The gateway is an OpenAI API server: vLLM sizes its batches by this context (on H100/H200,
+# max_num_seqs 1024 and max_num_batched_tokens 8192 as `vllm serve` has, against 128 and 2048
+# for the default ENGINE_CONTEXT; the same on CPU). The same path in 0.26 and 0.32.
+USAGE_CONTEXT = UsageContext.OPENAI_API_SERVER
 # Errors vLLM raises for a request it refuses (bad parameters, too-long prompt).
 CLIENT_ERRORS: tuple[type[BaseException], ...] = (_ClientError, ValueError, TypeError)
 
 __all__ = [
     "CLIENT_ERRORS",
     "TOP_K_DISABLED",
+    "USAGE_CONTEXT",
     "VERSION",
     "AsyncEngineArgs",
     "AsyncLLM",
@@ -59,6 +65,7 @@ __all__ = [
     "engine_arg_names",
     "generated_so_far",
     "max_num_seqs",
+    "model_runner",
     "on_cpu",
     "output_kind",
     "structured_kwargs",
@@ -74,6 +81,18 @@ def on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return bool(current_platform.is_cpu())
+
+
+def model_runner(engine: Any) -> str:
+    """Which model runner the engine chose: "V1", "V2", or "unknown" where the config does not
+    say (`VllmConfig.use_v2_model_runner`, a property in 0.26 and 0.32, decides in every
+    process from the same config and environment)."""
+    config = getattr(engine, "vllm_config", None)
+    try:
+        v2 = getattr(config, "use_v2_model_runner", None)
+    except Exception:  # a config it cannot decide on; the engine started all the same
+        return "unknown"
+    return "unknown" if v2 is None else ("V2" if v2 else "V1")
 
 
 def output_kind(*, stream: bool) -> RequestOutputKind:

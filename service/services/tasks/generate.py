@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from service.config import Settings
-from service.engine.base import BeamSearchOptions, Engine, SamplingOptions
+from service.engine.base import BeamSearchOptions, Engine, SamplingOptions, no_repeat_ngram_off
 from service.errors import ContextLengthError, InvalidRequestError
 from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
@@ -152,6 +152,8 @@ def _lengths(
 def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> PreparedGenerate:
     model = served_model(req.model, settings)
     _check_combinations(req)
+    if req.no_repeat_ngram_size and not engine.supports_no_repeat_ngram:
+        raise no_repeat_ngram_off()
     stop = stop_sequences(req.stop)
     jobs = []
     param = "prompt" if req.prompt is not None else "prompts"
