@@ -270,6 +270,14 @@ def stop_sequences(stop: str | Sequence[str] | None) -> tuple[str, ...]:
     return (stop,) if isinstance(stop, str) else tuple(stop or ())
 
 
+class LoadReport(BaseModel):
+    """`GET /get_load`, in the shape routers from SGLang's family read (`load`)."""
+
+    load: int
+    queue_depth: int
+    sequences_in_flight: int
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"

@@ -6,6 +6,7 @@ are honoured, the router-only ones ignored at their no-op values; anything else 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -19,7 +20,10 @@ from tests.api.helpers import (
     assert_rejected_before_the_engine,
     chat_body,
     completion_body,
+    make_app,
+    serve,
 )
+from tests.api.test_reliability import until
 from tests.conftest import FAKE_MODEL
 
 # Exactly as vllm-router 0.1.17 forwards a request that had only model, messages/prompt, max_tokens.
@@ -195,3 +199,28 @@ async def test_render_refuses_what_the_endpoint_refuses(
 ) -> None:
     response = await client.post(path, json=body)
     assert_openai_error(response, 404 if param == "model" else 400, param=param)
+
+
+async def test_get_load_reports_queued_plus_admitted_sequences_without_a_key(
+    fake_engine: FakeEngine,
+) -> None:
+    fake_engine.gate = asyncio.Event()  # generations wait until the test opens it
+    app = make_app(
+        fake_engine, max_inflight_sequences=1, max_queued_sequences=4, api_keys="sk-test"
+    )
+    key = {"Authorization": "Bearer sk-test"}
+    async with serve(app) as client:
+        assert (await client.get("/get_load")).json() == {
+            "load": 0,
+            "queue_depth": 0,
+            "sequences_in_flight": 0,
+        }
+        running = asyncio.create_task(client.post(CHAT, json=chat_body(), headers=key))
+        waiting = asyncio.create_task(client.post(CHAT, json=chat_body(), headers=key))
+        admission = app.state.gateway.admission
+        await until(lambda: admission.queued == 1, "the second request waits for admission")
+        report = await client.get("/get_load")  # the router polls without the client's key
+        assert report.status_code == 200
+        assert report.json() == {"load": 2, "queue_depth": 1, "sequences_in_flight": 1}
+        fake_engine.gate.set()
+        assert (await running).status_code == (await waiting).status_code == 200
