@@ -142,3 +142,24 @@ RUN python -m venv /opt/venv \
 USER 10001:10001
 # Headless, bounded (loadtests/locust.conf); compose passes --host http://gateway:8000.
 ENTRYPOINT ["locust", "--config", "loadtests/locust.conf"]
+
+# --------------------------------------------------------------------------------------------
+# vllm-router (PyPI, a Rust binary in a wheel) for the compose profile `router`: one router in
+# front of several gateway replicas (docs/scale-out.md). Its version comes from constraints.txt.
+FROM ${PYTHON_IMAGE} AS router
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+COPY constraints.txt /tmp/constraints.txt
+RUN python -m venv /opt/venv \
+    && pip install "pip==25.3" \
+    && pip install -c /tmp/constraints.txt "vllm-router==0.1.17" \
+    && rm /tmp/constraints.txt \
+    && groupadd --system --gid 10001 router \
+    && useradd --system --uid 10001 --gid router --create-home --home-dir /home/router router
+USER 10001:10001
+WORKDIR /home/router
+EXPOSE 8080
+ENTRYPOINT ["vllm-router"]

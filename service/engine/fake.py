@@ -63,8 +63,13 @@ class FakeTokenizer:
         return self._words[token_id] if 0 < token_id < len(self._words) else ""
 
     def apply_chat_template(
-        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
     ) -> str:
+        # No turn terminators: continuing the final message is ending the text after it.
         turns = [f"{m['role']}: {m.get('content') or ''}" for m in messages]
         return " ".join([*turns, "assistant:"] if add_generation_prompt else turns)
 

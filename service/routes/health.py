@@ -1,4 +1,4 @@
-"""Liveness and readiness, for orchestrators and load balancers."""
+"""Liveness, readiness and load, for orchestrators and load balancers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.errors import EngineDeadError
-from service.http.deps import StateDep
+from service.http.deps import GatewayDep, StateDep
+from service.schemas.common import LoadReport
 
 router = APIRouter(tags=["health"])
 
@@ -29,3 +30,16 @@ async def ready(state: StateDep) -> dict[str, str] | JSONResponse:
         state.fail("the engine is not healthy", err)
         raise
     return {"status": "ready"}
+
+
+@router.get("/get_load")
+async def get_load(gateway: GatewayDep) -> LoadReport:
+    """This replica's load, where `vllm-router`'s load-aware policy (`power_of_two`) polls it:
+    engine sequences waiting for admission plus those admitted, the sum of the
+    `gateway_queue_depth` and `gateway_sequences_in_flight` gauges."""
+    admission = gateway.admission
+    return LoadReport(
+        load=admission.queued + admission.in_flight,
+        queue_depth=admission.queued,
+        sequences_in_flight=admission.in_flight,
+    )

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible surface: /v1/models, /v1/completions, /v1/chat/completions."""
+"""The OpenAI-compatible surface: /v1/models, /v1/completions, /v1/chat/completions, and
+vLLM's render endpoints for routers (/v1/completions/render, /v1/chat/completions/render)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from service.http.guard import GuardDep
 from service.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
 from service.schemas.common import ModelCard, ModelList
 from service.schemas.completions import CompletionRequest, CompletionResponse
-from service.services.openai import chat, completions
+from service.schemas.render import RenderedPrompt
+from service.services.openai import chat, completions, render
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 _STARTED = int(time.time())
@@ -49,3 +51,18 @@ async def create_chat_completion(
             prepared.cost, lambda: chat.stream(prepared, engine), request.timeout
         )
     return await guard.run(prepared.cost, lambda: chat.complete(prepared, engine), request.timeout)
+
+
+# Tokenizing only: no engine work, so no admission (a router calls these before forwarding).
+@router.post("/completions/render")
+async def render_completion(
+    request: CompletionRequest, engine: EngineDep, settings: SettingsDep
+) -> list[RenderedPrompt]:
+    return render.render_completion(request, engine, settings)
+
+
+@router.post("/chat/completions/render")
+async def render_chat_completion(
+    request: ChatCompletionRequest, engine: EngineDep, settings: SettingsDep
+) -> RenderedPrompt:
+    return render.render_chat(request, engine, settings)

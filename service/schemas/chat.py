@@ -7,7 +7,13 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import OpenAIRequest, RequestModel, TokenCount, Usage
+from service.schemas.common import (
+    ROUTER_ONLY_CHAT_FIELDS,
+    OpenAIRequest,
+    RequestModel,
+    TokenCount,
+    Usage,
+)
 
 
 class TextPart(RequestModel):
@@ -113,6 +119,7 @@ class ChatCompletionRequest(OpenAIRequest):
             "reasoning_effort",
         }
     )
+    _router_only: ClassVar[dict[str, tuple[bool, ...]]] = ROUTER_ONLY_CHAT_FIELDS
 
     messages: list[Message] = Field(..., min_length=1)
     max_completion_tokens: TokenCount | None = None
@@ -120,6 +127,13 @@ class ChatCompletionRequest(OpenAIRequest):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     modalities: list[Literal["text"]] | None = None
+    # vLLM's chat-template fields: open the assistant's turn (the default), or continue the
+    # final (assistant) message instead, e.g. to prefill the start of a reply.
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    # vLLM's: whether a reasoning parser's output is returned. This server runs none, so all
+    # generated text is content and the field changes nothing; accepted as vLLM accepts it.
+    include_reasoning: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> ChatCompletionRequest:
@@ -129,6 +143,19 @@ class ChatCompletionRequest(OpenAIRequest):
                 "top_logprobs requires logprobs to be true.",
                 {"param": "top_logprobs"},
             )
+        if self.continue_final_message:
+            if self.add_generation_prompt:
+                raise PydanticCustomError(
+                    "value_error",
+                    "continue_final_message and add_generation_prompt cannot both be true.",
+                    {"param": "continue_final_message"},
+                )
+            if self.messages[-1].role != "assistant":
+                raise PydanticCustomError(
+                    "value_error",
+                    "continue_final_message needs the last message to be the assistant's.",
+                    {"param": "continue_final_message"},
+                )
         return self
 
     @property

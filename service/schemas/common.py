@@ -25,6 +25,26 @@ IGNORED_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+# Added by a router in front of replicas, `vllm-router` (vllm-project/router, the PyPI package),
+# to every chat and completion request it forwards, filled with its defaults. None of them is a
+# vLLM parameter (vLLM's server takes unknown fields and drops them); this server drops them too,
+# but only with a value that changes nothing here: any other value is a 400 that names the field,
+# so that a client never gets a result that silently differs from what it asked for.
+# {field: the values accepted and ignored}
+ROUTER_ONLY_FIELDS: dict[str, tuple[bool, ...]] = {
+    "no_stop_trim": (
+        False,
+    ),  # SGLang's "keep the stop string"; vLLM's is include_stop_str_in_output
+    "return_hidden_states": (False,),
+}
+# Chat only: how a reasoning parser splits and streams a model's reasoning. This server runs no
+# reasoning parser (all generated text is content), so every value of these is a no-op.
+ROUTER_ONLY_CHAT_FIELDS: dict[str, tuple[bool, ...]] = {
+    **ROUTER_ONLY_FIELDS,
+    "separate_reasoning": (True, False),
+    "stream_reasoning": (True, False),
+}
+
 MAX_INT32 = 2**31 - 1
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 # Counts and ids that reach the engine: bounded, so that a huge integer is a 400, not an
@@ -154,6 +174,18 @@ class StructuredOutputsSpec(RequestModel):
         return self
 
 
+def _screen_router_field(name: str, value: Any, accepted: tuple[bool, ...]) -> None:
+    """A router-only field: a boolean (as the router sends it) whose value changes nothing here."""
+    if not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "Input should be a valid boolean.", {"param": name})
+    if value not in accepted:
+        raise PydanticCustomError(
+            "unsupported_parameter",
+            "'{param}' set to {value} is not supported by this server.",
+            {"param": name, "value": str(value).lower()},
+        )
+
+
 class OpenAIRequest(RequestModel):
     """Base for request bodies: unknown fields are errors, except the explicitly ignored ones.
 
@@ -162,6 +194,7 @@ class OpenAIRequest(RequestModel):
     """
 
     _unsupported: ClassVar[frozenset[str]] = frozenset()
+    _router_only: ClassVar[dict[str, tuple[bool, ...]]] = ROUTER_ONLY_FIELDS
 
     @model_validator(mode="before")
     @classmethod
@@ -176,7 +209,11 @@ class OpenAIRequest(RequestModel):
                     "'{param}' is not supported by this server.",
                     {"param": key},
                 )
-        return {k: v for k, v in data.items() if k not in IGNORED_FIELDS}
+        for key in data.keys() & cls._router_only.keys():
+            _screen_router_field(key, data[key], cls._router_only[key])
+        return {
+            k: v for k, v in data.items() if k not in IGNORED_FIELDS and k not in cls._router_only
+        }
 
     # --- sampling, shared by completions and chat (OpenAI fields, then vLLM's extensions)
     model: NonEmptyStr
@@ -231,6 +268,14 @@ class Usage(BaseModel):
 def stop_sequences(stop: str | Sequence[str] | None) -> tuple[str, ...]:
     """A `stop` field (one string, a list, or nothing) as the engine takes it."""
     return (stop,) if isinstance(stop, str) else tuple(stop or ())
+
+
+class LoadReport(BaseModel):
+    """`GET /get_load`, in the shape routers from SGLang's family read (`load`)."""
+
+    load: int
+    queue_depth: int
+    sequences_in_flight: int
 
 
 class ModelCard(BaseModel):

@@ -3,8 +3,9 @@ overlay.
 
 Core kinds are validated with kubernetes-validate (the Kubernetes OpenAPI schemas, strict: no
 unknown fields) against the oldest and newest versions it ships. Custom resources (ServiceMonitor,
-ScaledObject, LeaderWorkerSet) get a structural schema of the fields used here, and the pod
-templates inside a LeaderWorkerSet are validated as core Pod specs.
+ScaledObject, LeaderWorkerSet; InferencePool, HTTPRoute and the endpoint picker's config in
+`gateway_api_schemas.py`) get a structural schema of the fields used here, and the pod templates
+inside a LeaderWorkerSet are validated as core Pod specs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
+from tests.deploy.gateway_api_schemas import GATEWAY_API_SCHEMAS
 from tests.deploy.helpers import OVERLAYS, Doc, file_docs, rendered, the
 
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 NAMESPACE = "llm-gateway"
-CORE_GROUPS = {"", "apps", "policy", "autoscaling", "batch", "networking.k8s.io"}
+CORE_GROUPS = {
+    "",
+    "apps",
+    "policy",
+    "autoscaling",
+    "batch",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+}
 
 
 def group(doc: Doc) -> str:
@@ -198,6 +208,7 @@ CR_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     ),
+    **GATEWAY_API_SCHEMAS,
 }
 
 

@@ -302,7 +302,11 @@ def test_chat_template_renders_text_not_tokens(add_generation_prompt: bool) -> N
         (
             "apply_chat_template",
             messages,
-            {"add_generation_prompt": add_generation_prompt, "tokenize": False},
+            {
+                "add_generation_prompt": add_generation_prompt,
+                "continue_final_message": False,
+                "tokenize": False,
+            },
         )
     ]
 

@@ -55,7 +55,11 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         for m in request.messages
     ]
     try:
-        prompt = engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        prompt = engine.tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=request.add_generation_prompt,
+            continue_final_message=request.continue_final_message,
+        )
     except Exception as err:  # a template may refuse a conversation (e.g. role order)
         raise InvalidRequestError(
             f"The model's chat template rejected the messages: {err}", param="messages"
