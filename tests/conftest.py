@@ -17,6 +17,7 @@ from service.engine.fake import FakeEngine
 from tests.redis_server import RedisServer, redis_server
 
 FAKE_MODEL = "fake-model"
+HANG_GUARD = 30.0  # seconds: a broken implementation fails here instead of hanging
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ def app(settings: Settings, fake_engine: FakeEngine) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client for an app whose engine has started (or failed to)."""
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(
+        app, startup_timeout=HANG_GUARD, shutdown_timeout=HANG_GUARD
+    ) as manager:
         await app.state.gateway.engine_state.wait_started()
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -37,7 +37,7 @@ from service.http.body_limit import BodyLimit, too_large
 from service.http.client_ip import TrustedProxies
 from service.http.encode import send_error
 from service.http.keys import ApiKey, KeyStore, build_key_store
-from service.http.paths import PROBE_PATHS
+from service.http.paths import PROBE_PATHS, UNCHARGED_PATHS
 from service.http.ratelimit import Limiter, LocalLimiter, Refusal, Ticket
 from service.telemetry import context
 from service.telemetry.context import RequestContext
@@ -189,7 +189,7 @@ class SecurityMiddleware:
             receive, send = body.receive, body.send
         limiter = policy.limiter
         ticket: Ticket | None = None
-        if guarded and limiter is not None:
+        if guarded and limiter is not None and not _is_open(scope, UNCHARGED_PATHS):
             try:
                 admitted = await self._admit(policy, limiter, key, scope, forwarded_for)
             except GatewayError as unchecked:  # the shared limits cannot be checked (closed)

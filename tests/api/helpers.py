@@ -3,10 +3,11 @@ ASGI scopes, access-log records, API keys, and an engine that fails mid-stream."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,7 +22,7 @@ from service.config import Settings
 from service.engine.base import GenerationChunk, SamplingOptions
 from service.engine.fake import FakeEngine
 from service.telemetry.logs import JsonFormatter, TextFormatter
-from tests.conftest import FAKE_MODEL
+from tests.conftest import FAKE_MODEL, HANG_GUARD
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -104,7 +105,11 @@ async def serve(
     app: FastAPI, *, wait_started: bool = True, raise_app_exceptions: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give a client on it (the conftest `client`, configurable)."""
-    async with LifespanManager(app) as manager:
+    # asgi-lifespan's default 5 s start/stop timeouts are timing thresholds: on a loaded 2-core
+    # machine the app's start or stop has taken longer. HANG_GUARD only catches a hang.
+    async with LifespanManager(
+        app, startup_timeout=HANG_GUARD, shutdown_timeout=HANG_GUARD
+    ) as manager:
         if wait_started:
             await app.state.gateway.engine_state.wait_started()
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=raise_app_exceptions)
@@ -199,3 +204,13 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def key_id(key: str) -> str:
     """The id a key is logged under: a prefix of its SHA-256."""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a condition the server reaches on its own (bounded, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + HANG_GUARD
+    while not condition():
+        if loop.time() > give_up:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.005)

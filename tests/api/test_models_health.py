@@ -12,7 +12,7 @@ from service.app import create_app
 from service.config import Settings
 from service.engine.fake import FakeEngine
 from tests.api.helpers import CHAT, assert_openai_error, chat_body, serve
-from tests.conftest import FAKE_MODEL
+from tests.conftest import FAKE_MODEL, HANG_GUARD
 
 
 async def test_health_is_ok(client: httpx.AsyncClient) -> None:
@@ -148,7 +148,9 @@ async def test_after_shutdown_the_engine_is_stopped_and_requests_are_503(
 
 async def test_fake_engine_setting_serves_without_a_model() -> None:
     app = create_app(Settings(engine="fake", model="demo"))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(
+        app, startup_timeout=HANG_GUARD, shutdown_timeout=HANG_GUARD
+    ) as manager:
         await app.state.gateway.engine_state.wait_started()
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

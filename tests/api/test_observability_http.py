@@ -28,6 +28,7 @@ from tests.api.helpers import (
     serve,
     sse_json,
 )
+from tests.conftest import HANG_GUARD
 from tests.observability import Scrape, delta
 
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
@@ -239,7 +240,9 @@ async def test_a_client_disconnect_counts_as_aborted(app: FastAPI, fake_engine: 
         headers={"content-type": "application/json", "x-request-id": "leaver"},
     )
     metrics: GatewayMetrics = app.state.gateway.metrics
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(
+        app, startup_timeout=HANG_GUARD, shutdown_timeout=HANG_GUARD
+    ) as manager:
         await app.state.gateway.engine_state.wait_started()
         fake_engine.gate = asyncio.Event()  # never set: the engine produces no token
         await manager.app(scope, receive, send)

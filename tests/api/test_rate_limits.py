@@ -145,3 +145,18 @@ async def test_no_limits_no_limiter(fake_engine: FakeEngine) -> None:
     async with serve(app) as http:
         for _ in range(20):
             assert (await http.get("/v1/models", headers=AUTH)).status_code == 200
+
+
+async def test_render_requests_need_the_key_but_are_not_charged(fake_engine: FakeEngine) -> None:
+    """vllm-router renders each request on every replica before forwarding it: a render is
+    authenticated like any API call but does not spend the caller's request rate."""
+    app = make_app(fake_engine, api_keys=[KEY], requests_per_minute=1)
+    with_clock(app)
+    render = "/v1/chat/completions/render"
+    async with serve(app) as http:
+        assert (await http.post(render, json=chat_body())).status_code == 401
+        for _ in range(3):
+            assert (await http.post(render, json=chat_body(), headers=AUTH)).status_code == 200
+        assert (await http.post(CHAT, json=chat_body(), headers=AUTH)).status_code == 200
+        response = await http.post(CHAT, json=chat_body(), headers=AUTH)
+        assert_openai_error(response, 429, code="rate_limit_exceeded")

@@ -7,7 +7,7 @@ SIGKILLed engine core) are in tests/integration/test_lifecycle.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,20 +17,16 @@ from fastapi import FastAPI
 
 from service.engine.fake import FakeEngine
 from service.runtime.engine_lifecycle import EngineState
-from tests.api.helpers import CHAT, assert_openai_error, chat_body, make_app, serve, sse_json
+from tests.api.helpers import (
+    CHAT,
+    assert_openai_error,
+    chat_body,
+    make_app,
+    serve,
+    sse_json,
+    until,
+)
 from tests.servers import serve_in_thread
-
-HANG_GUARD = 30.0  # seconds: a broken implementation fails here instead of hanging
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for a condition the server reaches on its own (bounded, not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + HANG_GUARD
-    while not condition():
-        if loop.time() > give_up:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

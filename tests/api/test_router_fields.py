@@ -22,8 +22,8 @@ from tests.api.helpers import (
     completion_body,
     make_app,
     serve,
+    until,
 )
-from tests.api.test_reliability import until
 from tests.conftest import FAKE_MODEL
 
 # Exactly as vllm-router 0.1.17 forwards a request that had only model, messages/prompt, max_tokens.

@@ -31,6 +31,7 @@ from tests.api.helpers import (
     sse_data,
 )
 from tests.api.helpers import sse_json as events
+from tests.conftest import HANG_GUARD
 
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
 
@@ -221,7 +222,9 @@ async def test_a_client_disconnect_aborts_the_engine_request(
             gone.set()  # the client leaves right after the role chunk
 
     scope = http_scope(CHAT, method="POST", headers={"content-type": "application/json"})
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(
+        app, startup_timeout=HANG_GUARD, shutdown_timeout=HANG_GUARD
+    ) as manager:
         await app.state.gateway.engine_state.wait_started()
         fake_engine.gate = asyncio.Event()  # never set: the engine produces no token
         await manager.app(scope, receive, send)

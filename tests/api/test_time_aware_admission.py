@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from service.engine.fake import FakeEngine
-from tests.api.helpers import CHAT, assert_openai_error, chat_body, make_app, serve
-from tests.api.test_reliability import until
+from tests.api.helpers import CHAT, assert_openai_error, chat_body, make_app, serve, until
 
 SECONDS_PER_REQUEST = 1.0  # the slowed engine: one request at a time, at least 1 s each
 QUEUED = 60  # about 60 s of work waiting
