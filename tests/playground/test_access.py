@@ -107,6 +107,10 @@ def test_with_api_keys_the_page_asks_for_one(
     load(page, keyed_gateway)
     key_field = page.get_by_label("API key")
     expect(key_field).to_be_visible()
+    chat = page.get_by_role("tabpanel", name="Chat")
+    chat.get_by_role("button", name="Send").click()
+    expect(chat.get_by_role("alert")).to_contain_text("Error 401 (invalid_api_key)")
+    expect(chat.locator(".turn")).to_have_count(0)  # a failed turn leaves the conversation
     page.get_by_role("tab", name="Classify").click()
     panel = page.get_by_role("tabpanel", name="Classify")
     panel.get_by_role("button", name="Classify", exact=True).click()

@@ -180,16 +180,23 @@ panelForm("chat", async () => {
   };
   if (system) body.system = system;
   else if (byId("chat-preset").value) body.preset = byId("chat-preset").value;
-  addTurn("user", message);
+  const asked = addTurn("user", message);
   const reply = addTurn("assistant", "");
   let result;
-  if (byId("chat-stream").checked) {
-    result = await callStream("v1/chat", body, (chunk) => {
-      for (const delta of chunk.results) reply.textContent += delta.delta;
-    });
-  } else {
-    result = await callJson("v1/chat", body);
-    reply.textContent = result.data.results[0].reply;
+  try {
+    if (byId("chat-stream").checked) {
+      result = await callStream("v1/chat", body, (chunk) => {
+        for (const delta of chunk.results) reply.textContent += delta.delta;
+      });
+    } else {
+      result = await callJson("v1/chat", body);
+      reply.textContent = result.data.results[0].reply;
+    }
+  } catch (err) {
+    // A turn that failed is not part of the conversation (nor of the next turn's history).
+    asked.parentElement.remove();
+    reply.parentElement.remove();
+    throw err;
   }
   conversation.push({ role: "user", content: message }, { role: "assistant", content: reply.textContent });
   byId("chat-message").value = "";
