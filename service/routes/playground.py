@@ -19,7 +19,12 @@ from service.http.deps import SettingsDep
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "playground"
 PAGE = "/playground"
 # File name -> media type; each is served at /playground/<name>.
-ASSETS = {"playground.js": "text/javascript", "playground.css": "text/css"}
+ASSETS = {
+    "playground.js": "text/javascript",  # the panels; imports the two modules below
+    "api.js": "text/javascript",  # calls to the API, streams, errors
+    "live.js": "text/javascript",  # the live metrics view
+    "playground.css": "text/css",
+}
 CONFIG = f"{PAGE}/config.json"
 PATHS = frozenset({PAGE, CONFIG, *(f"{PAGE}/{name}" for name in ASSETS)})
 # The page is fetched again on each load, so a new version shows after a restart.

@@ -16,7 +16,9 @@ from tests.api.helpers import make_app, serve
 KEY = "sk-playground-test"
 FILES = [
     pytest.param("/playground", "text/html", "<title>LLM gateway playground</title>", id="page"),
-    pytest.param("/playground/playground.js", "text/javascript", "ReadableStream", id="script"),
+    pytest.param("/playground/playground.js", "text/javascript", "./api.js", id="script"),
+    pytest.param("/playground/api.js", "text/javascript", "ReadableStream", id="api-module"),
+    pytest.param("/playground/live.js", "text/javascript", "/metrics", id="live-module"),
     pytest.param("/playground/playground.css", "text/css", "box-sizing", id="style"),
 ]
 

@@ -1,99 +1,10 @@
 // The playground: four task panels and a live metrics view, talking to this gateway's own API.
-// Plain browser JavaScript, no build step and no dependencies. Streams are read with fetch and a
-// ReadableStream (EventSource cannot POST). Server text only ever goes in via textContent.
-"use strict";
+// Plain browser JavaScript modules, no build step and no dependencies. Server text only ever
+// goes into the page through textContent.
+import { ApiError, callJson, callStream, credentials } from "./api.js";
+import { pollMetrics } from "./live.js";
 
-const METRICS_EVERY_MS = 2000;
-const state = { key: "", auth: false };
 const byId = (id) => document.getElementById(id);
-
-// ------------------------------------------------------------------ API calls
-class ApiError extends Error {
-  constructor(message, { status, requestId, type }) {
-    super(message);
-    this.status = status;
-    this.requestId = requestId;
-    this.type = type;
-  }
-}
-
-function requestHeaders() {
-  const headers = { "Content-Type": "application/json" };
-  if (state.key) headers.Authorization = `Bearer ${state.key}`;
-  return headers;
-}
-
-async function errorOf(response) {
-  const requestId = response.headers.get("x-request-id");
-  let message = `HTTP ${response.status}`;
-  let type = "";
-  try {
-    const body = await response.json();
-    if (body && body.error) {
-      message = body.error.message || message;
-      type = body.error.code || body.error.type || "";
-    }
-  } catch {
-    // not JSON: keep the status line
-  }
-  return new ApiError(message, { status: response.status, requestId, type });
-}
-
-async function send(path, body) {
-  const started = performance.now();
-  const response = await fetch(path, {
-    method: "POST",
-    headers: requestHeaders(),
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) throw await errorOf(response);
-  return { response, started, requestId: response.headers.get("x-request-id") };
-}
-
-async function callJson(path, body) {
-  const { response, started, requestId } = await send(path, body);
-  const data = await response.json();
-  return { data, requestId, ms: performance.now() - started, usage: data.usage };
-}
-
-// Server-sent events: `data: {json}` events separated by a blank line, `data: [DONE]` last.
-// An error after the 200 arrives in-band as `data: {"error": {...}}`.
-async function callStream(path, body, onChunk) {
-  const { response, started, requestId } = await send(path, { ...body, stream: true });
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  const result = { requestId, ttft: null, usage: null, ms: 0 };
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value;
-    // A "\r" at the end may be half of a "\r\n": wait for the next piece before splitting.
-    const held = buffer.endsWith("\r") ? "\r" : "";
-    const events = buffer.slice(0, buffer.length - held.length).replace(/\r\n?/g, "\n").split("\n\n");
-    buffer = events.pop() + held;
-    for (const event of events) {
-      const data = event
-        .split("\n")
-        .filter((line) => line.startsWith("data:"))
-        .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
-        .join("\n");
-      if (!data || data === "[DONE]") continue;
-      const chunk = JSON.parse(data);
-      if (chunk.error) {
-        throw new ApiError(chunk.error.message, {
-          status: response.status, // the 200 already sent: the error came in the stream
-          requestId,
-          type: chunk.error.code || chunk.error.type || "",
-        });
-      }
-      if (result.ttft === null) result.ttft = performance.now() - started;
-      if (chunk.usage) result.usage = chunk.usage;
-      onChunk(chunk);
-    }
-  }
-  result.ms = performance.now() - started;
-  return result;
-}
 
 // ------------------------------------------------------------------ rendering helpers
 function showError(panel, err) {
@@ -348,64 +259,16 @@ function setUpTabs() {
   });
 }
 
-// ------------------------------------------------------------------ live metrics from /metrics
-// Prometheus text: `name{labels} value` lines; samples of one name are summed over labels.
-function parseMetrics(text) {
-  const sums = new Map();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const match = /^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const value = Number(match[3]);
-    if (Number.isFinite(value)) sums.set(match[1], (sums.get(match[1]) || 0) + value);
-  }
-  return sums;
-}
-
-let previous = null;
-
-async function pollMetrics() {
-  try {
-    const response = await fetch("metrics", { headers: { Accept: "text/plain" } });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const sums = parseMetrics(await response.text());
-    const now = {
-      at: performance.now(),
-      tokens: sums.get("gateway_completion_tokens_total") || 0,
-      ttftSum: sums.get("gateway_time_to_first_token_seconds_sum") || 0,
-      ttftCount: sums.get("gateway_time_to_first_token_seconds_count") || 0,
-    };
-    if (previous) {
-      const seconds = (now.at - previous.at) / 1000;
-      const rate = Math.max(now.tokens - previous.tokens, 0) / seconds;
-      byId("live-throughput").textContent = `${rate.toFixed(1)} tokens/s`;
-    }
-    byId("live-queue").textContent = String(sums.get("gateway_queue_depth") || 0);
-    byId("live-running").textContent = String(sums.get("gateway_sequences_in_flight") || 0);
-    // The mean over the last interval when streams ended in it, else over the server's life.
-    const recent = previous && now.ttftCount > previous.ttftCount;
-    const count = recent ? now.ttftCount - previous.ttftCount : now.ttftCount;
-    const sum = recent ? now.ttftSum - previous.ttftSum : now.ttftSum;
-    byId("live-ttft").textContent = count ? `${Math.round((sum / count) * 1000)} ms (mean)` : "–";
-    previous = now;
-  } catch (err) {
-    byId("live-throughput").textContent = `metrics unavailable (${err.message})`;
-  } finally {
-    setTimeout(pollMetrics, METRICS_EVERY_MS);
-  }
-}
-
 // ------------------------------------------------------------------ start
 async function start() {
   setUpTabs();
   byId("api-key").addEventListener("input", (event) => {
-    state.key = event.target.value.trim();
+    credentials.key = event.target.value.trim();
   });
   try {
     const response = await fetch("playground/config.json");
     const config = await response.json();
     byId("model-name").textContent = config.model;
-    state.auth = config.auth;
     byId("key-box").hidden = !config.auth;
   } catch (err) {
     byId("model-name").textContent = `unknown (${err.message})`;
