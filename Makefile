@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
 SERVE_ARGS ?=
 
-.PHONY: serve test docs install install-test install-tools install-redis model constraints clean
+.PHONY: serve test docs install install-test install-tools install-redis browser model constraints clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ $(VENV)/bin/promtool: | $(VENV)/bin/python
 	  && install -m 0755 root/usr/bin/promtool "$(abspath $@)"
 	$@ --version
 
+# A headless Chromium for the playground's browser tests (tests/browser), driven by Playwright
+# through its executable path (Playwright cannot download its own browser offline). From Debian,
+# as root (CI); a machine that already has chromium-headless-shell or chromium keeps it.
+CHROMIUM_PACKAGES := chromium-headless-shell fonts-liberation
+browser:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends $(CHROMIUM_PACKAGES); }
+	@{ command -v chromium-headless-shell || command -v chromium; } | head -n 1
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -55,7 +65,7 @@ install-redis:
 	  || { apt-get update -qq && apt-get install -y --no-install-recommends redis-server; }
 	redis-server --version
 
-install-tools: $(VENV)/bin/promtool install-redis
+install-tools: $(VENV)/bin/promtool install-redis browser
 
 model: install
 	$(PY) -m service.models prepare

@@ -15,7 +15,7 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import health, metrics, openai, tasks
+from service.routes import health, metrics, openai, playground, tasks
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.telemetry.metrics import serve_metrics_port
@@ -77,7 +77,9 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # innermost: cancels only the handler
-    security = install_security(app, settings)  # API keys, rate limits, body size, CORS
+    page_paths = playground.PATHS if settings.playground_enabled else frozenset()
+    # API keys, rate limits, body size, CORS
+    security = install_security(app, settings, page_paths=page_paths)
     observability = install_observability(app, settings)  # last added: the outermost
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
@@ -88,4 +90,6 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(tasks.router)
+    if settings.playground_enabled:
+        app.include_router(playground.router)
     return app

@@ -233,6 +233,14 @@ class Settings(BaseSettings):
         description="Also serve /metrics on this port (a scrape-only port behind no auth).",
     )
 
+    # --- Playground (service/routes/playground.py)
+    playground: bool | None = Field(
+        None,
+        description="Serve the browser playground at /playground (the page is open; its API "
+        "calls carry the key typed into it). None = on unless API keys are set "
+        "(api_keys or api_key_file).",
+    )
+
     # --- Observability (metrics are always on at /metrics; see service/telemetry/metrics.py)
     log_format: Literal["json", "text"] = Field(
         "json", description="json = one JSON object per line; text = for reading in a terminal."
@@ -289,6 +297,13 @@ class Settings(BaseSettings):
         ):
             self.distributed_executor_backend = "mp"
         return self
+
+    @property
+    def playground_enabled(self) -> bool:
+        """Whether /playground is served: as set, or on when authentication is off."""
+        if self.playground is not None:
+            return self.playground
+        return not self.api_keys and self.api_key_file is None
 
     @property
     def model_name(self) -> str:

@@ -13,9 +13,10 @@ Per HTTP request, in this order, each refusal answered at once in OpenAI's error
    Redis when `redis_url` is set (`service/http/ratelimit_redis.py`: one limit across replicas).
    Behind `trusted_proxies`, the client IP comes from `X-Forwarded-For` (`client_ip.py`).
 
-`OPEN_PATHS` (probes, the scrape and the API docs) need no key and are not rate limited; the
-body limit applies to every path. The observability middleware must be outside this one: it
-opens the request context read here, and counts and logs the refusals (with the request id).
+`OPEN_PATHS` (probes, the scrape, the API docs) and the playground's static files need no key
+and are not rate limited; the body limit applies to every path. The observability middleware
+must be outside this one: it opens the request context read here, and counts and logs the
+refusals (with the request id).
 With no keys and no limits, only the body limit runs (a header scan per request).
 """
 
@@ -118,13 +119,17 @@ def build_policy(settings: Settings, open_paths: frozenset[str] = OPEN_PATHS) ->
     )
 
 
-def install_security(app: FastAPI, settings: Settings) -> SecurityPolicy:
+def install_security(
+    app: FastAPI, settings: Settings, *, page_paths: frozenset[str] = frozenset()
+) -> SecurityPolicy:
     """Add the security middleware (and CORS, when origins are configured) to `app`.
 
-    Call it before `install_observability`, which must stay outermost. Raises `KeyFileError`
-    when the key settings are unusable, so that a misconfigured gateway does not start.
+    `page_paths` are static pages that need no key either (the playground: a browser opening
+    it cannot send one; the API calls it makes carry the key typed into it). Call it before
+    `install_observability`, which must stay outermost. Raises `KeyFileError` when the key
+    settings are unusable, so that a misconfigured gateway does not start.
     """
-    policy = build_policy(settings, OPEN_PATHS | docs_paths(app))
+    policy = build_policy(settings, OPEN_PATHS | docs_paths(app) | page_paths)
     app.add_middleware(SecurityMiddleware, policy=policy)
     if settings.cors_allow_origins:
         # Outside the key check: preflights carry no key, and browsers need CORS headers on
