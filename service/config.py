@@ -97,6 +97,34 @@ class Settings(BaseSettings):
         False, description="Turn off vLLM's periodic stats log and metrics."
     )
 
+    # --- Embedding engine (a second in-process vLLM engine in pooling mode: /v1/embeddings,
+    # /v1/rerank)
+    embedding_model: str | None = Field(
+        DEFAULT_MODEL,
+        description="Hugging Face id or local folder of the model behind /v1/embeddings and "
+        "/v1/rerank, served by a second in-process engine in pooling mode; `none` turns "
+        "embeddings off. The default model is served from its prepared copy.",
+    )
+    embedding_served_model_name: str | None = Field(
+        None, description="Name clients use in `model` for embeddings; defaults to embedding_model."
+    )
+    embedding_cpu_kvcache_space: int = Field(
+        1,
+        ge=1,
+        description="The embedding engine's CPU KV-cache size in whole GiB "
+        "(VLLM_CPU_KVCACHE_SPACE when it spawns), beside the generation engine's.",
+    )
+    embedding_gpu_memory_utilization: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="The embedding engine's GPU memory share; the two shares must add up to "
+        "at most 1 (gpu_memory_utilization is the generation engine's).",
+    )
+    embedding_max_num_seqs: int | None = Field(
+        None, ge=1, description="Inputs the embedding engine batches per step; None = vLLM's."
+    )
+
     # --- API behaviour
     default_max_tokens: int = Field(
         512, ge=1, description="Cap for requests without max_tokens (bounded by the context)."
@@ -211,10 +239,17 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("served_model_name")
+    @field_validator("served_model_name", "embedding_served_model_name")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("embedding_model", mode="before")
+    @classmethod
+    def _none_turns_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
 
     @model_validator(mode="after")
     def _check_parallelism(self) -> Settings:
@@ -229,6 +264,13 @@ class Settings(BaseSettings):
         """The name clients send as `model` and see in responses."""
         return self.served_model_name or self.model
 
+    @property
+    def embedding_model_name(self) -> str | None:
+        """The name clients send as `model` to /v1/embeddings and /v1/rerank; None = off."""
+        if self.embedding_model is None:
+            return None
+        return self.embedding_served_model_name or self.embedding_model
+
 
 # Small enough for the real-engine test suite and the quick benchmark on 2 cores.
 TEST_PROFILE: dict[str, Any] = {
@@ -237,4 +279,6 @@ TEST_PROFILE: dict[str, Any] = {
     "cpu_kvcache_space": 1,
     "enforce_eager": True,
     "seed": 0,
+    # The shared test engine is the generation one; embedding tests start their own.
+    "embedding_model": "none",
 }

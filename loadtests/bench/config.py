@@ -12,7 +12,8 @@ from typing import Literal
 from loadtests.workload import PROMPTS_FILE
 
 # The same engine settings on both sides (the project's test profile): float32, eager, 2048
-# context, 8 sequences a step, 1 GiB of CPU KV cache (set through the environment for vLLM).
+# context, 8 sequences a step, 1 GiB of CPU KV cache (set through the environment for vLLM);
+# the gateway without its embedding engine, which vLLM's server does not start either.
 ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 VLLM_SERVER = (
     "{python} -m vllm.entrypoints.openai.api_server --model {model_dir} "
@@ -22,7 +23,7 @@ VLLM_SERVER = (
 GATEWAY = (
     "{python} -m service --model {model_dir} --served-model-name {model_name} "
     "--max-model-len 2048 --max-num-seqs 8 --cpu-kvcache-space 1 --enforce-eager true "
-    "--host 127.0.0.1 --port {port}"
+    "--embedding-model none --host 127.0.0.1 --port {port}"
 )
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 

@@ -167,3 +167,44 @@ class Engine(Protocol):
         ...
 
     def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class EmbeddingEngine(Protocol):
+    """A pooling engine: one vector per input. Optional beside the `Engine`, owned likewise."""
+
+    @property
+    def max_model_len(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def dimensions(self) -> int:
+        """The length of every vector (the model's hidden size)."""
+        ...
+
+    @property
+    def truncatable(self) -> bool:
+        """Whether a request may ask for fewer dimensions (a Matryoshka model)."""
+        ...
+
+    @property
+    def max_num_seqs(self) -> int:
+        """Inputs the engine batches per step (its admission bounds derive from it)."""
+        ...
+
+    def progress(self) -> EngineProgress: ...
+
+    async def embed(
+        self, inputs: list[list[int]], request_id: str, *, dimensions: int | None = None
+    ) -> list[list[float]]:
+        """One normalized vector per tokenized input, in order; all run as one engine batch.
+        `dimensions` (only when `truncatable`) shortens every vector."""
+        ...
+
+    async def check_health(self) -> None:
+        """Raise `EngineUnavailableError` when the engine cannot serve."""
+        ...
+
+    def shutdown(self) -> None: ...

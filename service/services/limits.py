@@ -18,6 +18,18 @@ def check_model(requested: str, settings: Settings) -> None:
         )
 
 
+def check_embedding_model(requested: str, settings: Settings) -> str:
+    """The embedding model's name, when `requested` is it; else a 404 naming `model`."""
+    name = settings.embedding_model_name
+    if name is None or requested != name:
+        serves = f"'{name}'" if name is not None else "no embedding model"
+        raise ModelNotFoundError(
+            f"The embedding model '{requested}' does not exist. This server serves {serves}.",
+            param="model",
+        )
+    return name
+
+
 def check_count(count: int, limit: int, *, what: str, param: str) -> None:
     """At most `limit` items (messages, inputs, labels) in the field `param`."""
     if count > limit:

@@ -55,7 +55,7 @@ class VLLMTokenizer:
         )
 
 
-class _Stopped:
+class StoppedEngine:
     """Stands in for AsyncLLM after shutdown: an engine that reports itself errored."""
 
     errored = True
@@ -205,4 +205,4 @@ class VLLMEngine:
         self._engine.shutdown()
         # Let AsyncLLM be collected now: its __del__ shuts down again, which fails if it only
         # runs at interpreter exit, after vLLM's module globals are gone.
-        self._engine = _Stopped()
+        self._engine = StoppedEngine()

@@ -53,3 +53,34 @@ def engine_kwargs(
 def cpu_environment(settings: Settings) -> dict[str, str]:
     """Environment the CPU engine core reads at spawn time."""
     return {"VLLM_CPU_KVCACHE_SPACE": str(settings.cpu_kvcache_space)}
+
+
+def pooling_engine_kwargs(
+    settings: Settings, *, model_path: str, on_cpu: bool, accepted: Collection[str]
+) -> dict[str, Any]:
+    """`AsyncEngineArgs` for the embedding engine: the generation engine's, in pooling mode.
+
+    Its stats logging is off: vLLM's Prometheus logger unregisters every `vllm:` family when
+    an engine starts, which would wipe the generation engine's metrics.
+    """
+    kwargs = engine_kwargs(settings, model_path=model_path, on_cpu=on_cpu, accepted=accepted)
+    pooling: dict[str, Any] = {
+        "served_model_name": [settings.embedding_model_name],
+        "runner": "pooling",
+        "convert": "embed",
+        "disable_log_stats": True,
+        "gpu_memory_utilization": settings.embedding_gpu_memory_utilization,
+        "max_num_seqs": settings.embedding_max_num_seqs,
+        "scheduling_policy": None,
+        "max_logprobs": None,
+    }
+    for name, value in pooling.items():
+        kwargs.pop(name, None)
+        if value is not None and name in accepted:
+            kwargs[name] = value
+    return kwargs
+
+
+def pooling_cpu_environment(settings: Settings) -> dict[str, str]:
+    """The embedding engine's own KV-cache share, read when its engine core spawns."""
+    return {"VLLM_CPU_KVCACHE_SPACE": str(settings.embedding_cpu_kvcache_space)}
