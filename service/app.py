@@ -14,7 +14,7 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, metrics, openai, tasks
+from service.routes import embeddings, health, lora, metrics, openai, tasks
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.telemetry.metrics import serve_metrics_port
@@ -116,4 +116,6 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(tasks.router)
     app.include_router(embeddings.router)
+    if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
+        app.include_router(lora.router)
     return app

@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         False, description="Turn off vLLM's periodic stats log and metrics."
     )
 
+    # --- LoRA adapters (served by the generation engine; `model` in a request selects one)
+    lora_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="LoRA adapters loaded at start, as `name=path` (a PEFT adapter folder); "
+        "any of them turns LoRA on. Env: a JSON list or comma-separated.",
+    )
+    max_loras: int = Field(1, ge=1, description="Adapters the engine batches in one step.")
+    max_lora_rank: int = Field(16, ge=1, description="Largest adapter rank the engine accepts.")
+    enable_lora_runtime_updates: bool = Field(
+        False,
+        description="Serve /v1/load_lora_adapter and /v1/unload_lora_adapter (admin keys only "
+        "when API keys are on); also turns LoRA on.",
+    )
+
     # --- Embedding engine (a second in-process vLLM engine in pooling mode: /v1/embeddings,
     # /v1/rerank)
     embedding_model: str | None = Field(
@@ -230,7 +244,7 @@ class Settings(BaseSettings):
         "traces to; unset = tracing off.",
     )
 
-    @field_validator("api_keys", "cors_allow_origins", mode="before")
+    @field_validator("api_keys", "cors_allow_origins", "lora_modules", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -250,6 +264,26 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "none"):
             return None
         return value
+
+    @field_validator("lora_modules")
+    @classmethod
+    def _name_equals_path(cls, value: list[str]) -> list[str]:
+        names = [module.partition("=")[0].strip() for module in value]
+        for module, name in zip(value, names, strict=True):
+            if not name or not module.partition("=")[2].strip():
+                raise ValueError(f"lora_modules: {module!r} is not name=path")
+        if len(set(names)) != len(names):
+            raise ValueError("lora_modules: a name is given twice")
+        return value
+
+    @property
+    def lora_adapters(self) -> dict[str, str]:
+        """`lora_modules` as {name: path}."""
+        return {m.partition("=")[0].strip(): m.partition("=")[2].strip() for m in self.lora_modules}
+
+    @property
+    def enable_lora(self) -> bool:
+        return bool(self.lora_modules) or self.enable_lora_runtime_updates
 
     @model_validator(mode="after")
     def _check_parallelism(self) -> Settings:

@@ -147,11 +147,27 @@ class Engine(Protocol):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts.
 
         `priority` is the caller's class in vLLM's convention (lower runs earlier); engines
-        without priority scheduling ignore it."""
+        without priority scheduling ignore it. `adapter` names a loaded LoRA adapter to run
+        the request on (None: the base model)."""
+        ...
+
+    def adapters(self) -> list[str]:
+        """The LoRA adapters loaded now, by name, in load order."""
+        ...
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter (a PEFT folder) under `name`; `InvalidRequestError` when it
+        cannot be loaded (the engine goes on serving), `UnsupportedParameterError` when the
+        engine runs without LoRA."""
+        ...
+
+    async def unload_adapter(self, name: str) -> None:
+        """Unload an adapter; `ModelNotFoundError` (param `lora_name`) when none has `name`."""
         ...
 
     async def beam_search(

@@ -13,6 +13,7 @@ import math
 import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from service.engine.base import (
@@ -85,6 +86,8 @@ class FakeEngine:
         self.aborted: list[str] = []
         self.healthy = True
         self.shut_down = False
+        self.lora = True  # whether adapters may be loaded
+        self._adapters: dict[str, str] = {}  # name -> path
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def open_gate(self) -> None:
@@ -112,16 +115,38 @@ class FakeEngine:
     def progress(self) -> EngineProgress:
         return EngineProgress(self.active > 0, (self._chunks,))
 
-    def _reply_words(self, options: SamplingOptions) -> list[str]:
+    def _reply_words(self, options: SamplingOptions, adapter: str | None) -> list[str]:
         structured = options.structured
         if structured and (structured.json_schema is not None or structured.json_object):
             return self._tokenizer.split(json.dumps({"answer": "Paris"}))
         if structured and structured.choice:
             return self._tokenizer.split(structured.choice[0])
+        if adapter is not None:  # an adapter changes the output: it speaks first
+            return self._tokenizer.split(f"{adapter}: {self._reply}")
         return self._tokenizer.split(self._reply)
 
-    def _sequence(self, index: int, options: SamplingOptions) -> SequenceDelta:
-        words = self._reply_words(options)
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        from service.errors import InvalidRequestError, UnsupportedParameterError
+
+        if not self.lora:
+            raise UnsupportedParameterError("LoRA is off.", param="lora_name")
+        if not await asyncio.to_thread(Path(path).is_dir):
+            raise InvalidRequestError(f"No adapter at '{path}'.", param="lora_path")
+        self._adapters[name] = path
+
+    async def unload_adapter(self, name: str) -> None:
+        from service.errors import ModelNotFoundError
+
+        if self._adapters.pop(name, None) is None:
+            raise ModelNotFoundError(f"No adapter '{name}' is loaded.", param="lora_name")
+
+    def _sequence(
+        self, index: int, options: SamplingOptions, adapter: str | None = None
+    ) -> SequenceDelta:
+        words = self._reply_words(options, adapter)
         text, finish, stop_reason = "", "length", None
         ids: list[int] = []
         while len(ids) < options.max_tokens:
@@ -163,6 +188,7 @@ class FakeEngine:
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         self.requests.append((prompt_token_ids, options, request_id))
         self._loop = asyncio.get_running_loop()
@@ -180,7 +206,7 @@ class FakeEngine:
                     TokenLogprob(t, self._tokenizer.token_text(t), -math.log(2))
                     for t in prompt_token_ids[1:]
                 ]
-            full = [self._sequence(i, options) for i in range(options.n)]
+            full = [self._sequence(i, options, adapter) for i in range(options.n)]
             n_prompt = len(prompt_token_ids)
             if not stream:
                 now = time.monotonic()

@@ -12,6 +12,7 @@ from service.http.guard import GuardDep
 from service.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
 from service.schemas.common import ModelCard, ModelList
 from service.schemas.completions import CompletionRequest, CompletionResponse
+from service.services import models
 from service.services.openai import chat, completions
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -20,8 +21,7 @@ _STARTED = int(time.time())
 
 @router.get("/models")
 async def list_models(settings: SettingsDep, state: StateDep) -> ModelList:
-    max_len = state.engine.max_model_len if state.engine is not None else settings.max_model_len
-    cards = [ModelCard(id=settings.model_name, created=_STARTED, max_model_len=max_len)]
+    cards = models.model_cards(settings, state.engine, _STARTED)
     embedding = settings.embedding_model_name
     if state.serves_embeddings and embedding not in (None, settings.model_name):  # one card a name
         engine = state.embedding_engine

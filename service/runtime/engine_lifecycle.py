@@ -85,6 +85,8 @@ class EngineState:
         try:
             # Building the engine blocks for tens of seconds (it spawns the engine core).
             self.engine = await asyncio.to_thread(self._factory)
+            for name, path in self._settings.lora_adapters.items():  # a bad one fails the start
+                await self.engine.load_adapter(name, path)
             await self._warm_up(self.engine)
             if self._embedding_factory is not None:
                 # Only now: the engines read their memory share from the environment at spawn.

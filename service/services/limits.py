@@ -10,14 +10,6 @@ from service.config import Settings
 from service.errors import ModelNotFoundError, PayloadTooLargeError
 
 
-def check_model(requested: str, settings: Settings) -> None:
-    if requested != settings.model_name:
-        raise ModelNotFoundError(
-            f"The model '{requested}' does not exist. This server serves '{settings.model_name}'.",
-            param="model",
-        )
-
-
 def check_embedding_model(requested: str, settings: Settings) -> str:
     """The embedding model's name, when `requested` is it; else a 404 naming `model`."""
     name = settings.embedding_model_name

@@ -221,12 +221,13 @@ class TwoCallEngine(FakeEngine):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         self.calls += 1
         if self.calls == 2:
             self.both_waiting.set()  # the first waits at the gate; this one gets there next
         async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         ):
             yield chunk
 

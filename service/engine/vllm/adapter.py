@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from service.config import Settings
@@ -23,6 +26,8 @@ from service.errors import (
     EngineFailureError,
     EngineUnavailableError,
     InvalidRequestError,
+    ModelNotFoundError,
+    UnsupportedParameterError,
 )
 from service.telemetry import context
 
@@ -71,8 +76,13 @@ class StoppedEngine:
 
 
 class VLLMEngine:
-    def __init__(self, engine: Any, *, priority_scheduling: bool = False) -> None:
+    def __init__(
+        self, engine: Any, *, priority_scheduling: bool = False, lora: bool = False
+    ) -> None:
         self._engine = engine
+        self._lora = lora
+        self._adapters: dict[str, Any] = {}  # name -> LoRARequest
+        self._adapter_ids = itertools.count(1)  # vLLM's adapter ids: unique, never reused
         self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
         self._max_model_len = int(engine.model_config.max_model_len)
         self._priority_scheduling = priority_scheduling
@@ -94,7 +104,11 @@ class VLLMEngine:
         )
         logger.info("starting vLLM %s engine: %s", compat.VERSION, kwargs)
         engine = compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs))
-        return cls(engine, priority_scheduling=settings.scheduling_policy == "priority")
+        return cls(
+            engine,
+            priority_scheduling=settings.scheduling_policy == "priority",
+            lora=settings.enable_lora,
+        )
 
     @property
     def max_model_len(self) -> int:
@@ -121,6 +135,7 @@ class VLLMEngine:
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         if self._engine.errored:
             raise EngineDeadError("The engine is not running.")
@@ -132,6 +147,8 @@ class VLLMEngine:
             extra: dict[str, Any] = {}
             if self._priority_scheduling:
                 extra["priority"] = priority
+            if adapter is not None:
+                extra["lora_request"] = self._adapter_request(adapter)
             outputs = self._engine.generate(
                 {"prompt_token_ids": prompt_token_ids}, params, request_id, **extra
             )
@@ -191,6 +208,46 @@ class VLLMEngine:
         finally:
             self._active -= 1
         raise EngineFailureError("Beam search returned no result.")
+
+    def _adapter_request(self, name: str) -> Any:
+        request = self._adapters.get(name)
+        if request is None:  # unloaded between the model check and now
+            raise ModelNotFoundError(f"The adapter '{name}' is not loaded.", param="model")
+        return request
+
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        if not self._lora:
+            raise UnsupportedParameterError(
+                "LoRA is off: set lora_modules or enable_lora_runtime_updates.", param="lora_name"
+            )
+        if name in self._adapters:
+            raise InvalidRequestError(f"An adapter named '{name}' is loaded.", param="lora_name")
+        if not await asyncio.to_thread((Path(path) / "adapter_config.json").is_file):
+            raise InvalidRequestError(
+                f"No PEFT adapter (adapter_config.json) at '{path}'.", param="lora_path"
+            )
+        request = compat.LoRARequest(
+            lora_name=name, lora_int_id=next(self._adapter_ids), lora_path=path
+        )
+        try:  # the engine core loads and checks it (rank, target modules) now, not later
+            await self._engine.add_lora(request)
+        except compat.EngineDeadError as err:
+            raise EngineDeadError("The engine has stopped.") from err
+        except Exception as err:
+            logger.warning("loading adapter %s from %s failed", name, path, exc_info=True)
+            raise InvalidRequestError(
+                f"The adapter '{name}' could not be loaded: {err}", param="lora_path"
+            ) from err
+        self._adapters[name] = request
+
+    async def unload_adapter(self, name: str) -> None:
+        request = self._adapters.pop(name, None)
+        if request is None:
+            raise ModelNotFoundError(f"No adapter '{name}' is loaded.", param="lora_name")
+        await self._engine.remove_lora(request.lora_int_id)
 
     async def abort(self, request_id: str) -> None:
         await self._engine.abort(request_id)

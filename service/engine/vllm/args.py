@@ -45,6 +45,9 @@ def engine_kwargs(
         "max_logprobs": settings.max_logprobs,
         "logits_processors": logits_processors or None,
         "scheduling_policy": "priority" if settings.scheduling_policy == "priority" else None,
+        "enable_lora": settings.enable_lora or None,
+        "max_loras": settings.max_loras if settings.enable_lora else None,
+        "max_lora_rank": settings.max_lora_rank if settings.enable_lora else None,
     }
     # None means "vLLM's own default": leave it out rather than override it.
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}
@@ -73,6 +76,9 @@ def pooling_engine_kwargs(
         "max_num_seqs": settings.embedding_max_num_seqs,
         "scheduling_policy": None,
         "max_logprobs": None,
+        "enable_lora": None,
+        "max_loras": None,
+        "max_lora_rank": None,
     }
     for name, value in pooling.items():
         kwargs.pop(name, None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import vllm
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.lora.request import LoRARequest
 from vllm.pooling_params import PoolingParams
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -55,6 +56,7 @@ __all__ = [
     "BeamSearchParams",
     "EngineDeadError",
     "GracefulHTTPError",
+    "LoRARequest",
     "PoolingParams",
     "SamplingParams",
     "beam_search",

@@ -14,15 +14,17 @@ from service.engine.base import Engine
 from service.schemas.common import Usage
 from service.schemas.tasks import FinishReason, TaskChunk, TaskDelta, TaskName, TaskResponse
 from service.services.generation import EngineJob, stream_deltas
-from service.services.limits import check_model, check_text, check_texts
+from service.services.limits import check_text, check_texts
+from service.services.models import select_model
 
 R = TypeVar("R", bound=BaseModel)
 
 
-def served_model(requested: str | None, settings: Settings) -> str:
-    """The task API's `model` is optional; when given it must be the served one."""
+def served_model(requested: str | None, settings: Settings, engine: Engine) -> str:
+    """The task API's `model` is optional; when given it must be the served model or one of
+    its adapters (which the request then runs on)."""
     if requested is not None:
-        check_model(requested, settings)
+        return select_model(requested, settings, engine)
     return settings.model_name
 
 
