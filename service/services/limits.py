@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from service.config import Settings
 from service.errors import ModelNotFoundError, PayloadTooLargeError
+from service.telemetry import context
 
 
 def check_embedding_model(requested: str, settings: Settings) -> str:
@@ -19,6 +20,9 @@ def check_embedding_model(requested: str, settings: Settings) -> str:
             f"The embedding model '{requested}' does not exist. This server serves {serves}.",
             param="model",
         )
+    ctx = context.current()
+    if ctx is not None:
+        ctx.model = name
     return name
 
 

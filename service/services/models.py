@@ -33,7 +33,7 @@ def select_model(requested: str, settings: Settings, engine: Engine) -> str:
         )
     ctx = context.current()
     if ctx is not None:
-        ctx.adapter = adapter
+        ctx.adapter, ctx.model = adapter, requested
     return requested
 
 

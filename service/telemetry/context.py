@@ -70,6 +70,8 @@ class RequestContext:
     admin: bool = True
     # The LoRA adapter the request's `model` named (None: the base model), for the engine.
     adapter: str | None = None
+    # The served model the request named, once found served: the metrics' `model` label.
+    model: str | None = None
 
     def engine_enter(self) -> None:
         if self._engine_waits == 0:

@@ -113,3 +113,20 @@ def test_lora_modules_are_name_equals_path() -> None:
     for bad in (["a"], ["=/x"], ["a=/x", "a=/y"]):
         with pytest.raises(ValidationError, match="lora_modules"):
             Settings(lora_modules=bad)
+
+
+async def test_the_model_label_is_the_served_name_or_other(tmp_path: Path) -> None:
+    app = make_app(FakeEngine(), lora_modules=[f"sql={tmp_path}"])
+    async with serve(app) as client:
+        await client.post(CHAT, json={**chat_body(), "model": "sql"})
+        await client.post(CHAT, json=chat_body())
+        await client.post(CHAT, json={**chat_body(), "model": "made-up-name"})
+        metrics = (await client.get("/metrics")).text
+    requests = [line for line in metrics.splitlines() if line.startswith("gateway_requests_total")]
+    chat = [line for line in requests if 'endpoint="/v1/chat/completions"' in line]
+    assert any('model="sql"' in line and 'status="200"' in line for line in chat)
+    assert any(f'model="{FAKE_MODEL}"' in line and 'status="200"' in line for line in chat)
+    assert any('model="other"' in line and 'status="404"' in line for line in chat)
+    assert "made-up-name" not in metrics  # an unknown name never becomes a label
+    tokens = [line for line in metrics.splitlines() if line.startswith("gateway_prompt_tokens")]
+    assert any('model="sql"' in line for line in tokens)

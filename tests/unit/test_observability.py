@@ -168,14 +168,14 @@ def test_tracing_settings() -> None:
 
 def test_gateway_metrics_are_per_instance_and_never_vllm_named() -> None:
     first, second = GatewayMetrics(), GatewayMetrics()  # no "duplicated timeseries" error
-    first.requests.labels("/x", "GET", "200", "success").inc()
+    first.requests.labels("/x", "GET", "200", "success", "m").inc()
     assert second.registry.get_sample_value("gateway_requests_total", _labels()) is None
     names = {metric.name for metric in first.registry.collect()}
     assert names and all(name.startswith("gateway_") for name in names)
 
 
 def _labels() -> dict[str, str]:
-    return {"endpoint": "/x", "method": "GET", "status": "200", "outcome": "success"}
+    return {"endpoint": "/x", "method": "GET", "status": "200", "outcome": "success", "model": "m"}
 
 
 def _output(*, finished: bool, stats: RequestStateStats | None) -> RequestOutput:

@@ -23,9 +23,7 @@ R = TypeVar("R", bound=BaseModel)
 def served_model(requested: str | None, settings: Settings, engine: Engine) -> str:
     """The task API's `model` is optional; when given it must be the served model or one of
     its adapters (which the request then runs on)."""
-    if requested is not None:
-        return select_model(requested, settings, engine)
-    return settings.model_name
+    return select_model(requested or settings.model_name, settings, engine)
 
 
 def new_id(task: TaskName) -> str:
