@@ -1,4 +1,5 @@
-"""`client.tasks`: typed methods for /v1/generate, /v1/summarize, /v1/classify and /v1/chat.
+"""`client.tasks`: typed methods for /v1/generate, /v1/summarize, /v1/classify, /v1/chat and
+/v1/rerank.
 
 Every call goes through the openai client's own `post()`, so retries with backoff (honouring
 `Retry-After` on 429/503), timeouts, typed exceptions per status (`openai.BadRequestError`, ...,
@@ -25,6 +26,8 @@ from llm_gateway.types import (
     ClassifyResponse,
     GenerateParams,
     GenerateResponse,
+    RerankParams,
+    RerankResponse,
     SummarizeParams,
     SummarizeResponse,
     TaskChunk,
@@ -116,6 +119,10 @@ class Tasks:
         """`/v1/classify`: the best of `labels` (or a preset) for `text` (or each of `texts`)."""
         return self._call("/classify", ClassifyResponse, params)
 
+    def rerank(self, **params: Unpack[RerankParams]) -> RerankResponse:
+        """`/v1/rerank`: `documents` by relevance to `query`, best first (embedding model)."""
+        return self._call("/rerank", RerankResponse, params)
+
     @overload
     def chat(
         self, *, stream: Literal[False] = False, **params: Unpack[ChatParams]
@@ -190,6 +197,10 @@ class AsyncTasks:
     async def classify(self, **params: Unpack[ClassifyParams]) -> ClassifyResponse:
         """`/v1/classify`: the best of `labels` (or a preset) for `text` (or each of `texts`)."""
         return await self._call("/classify", ClassifyResponse, params)
+
+    async def rerank(self, **params: Unpack[RerankParams]) -> RerankResponse:
+        """`/v1/rerank`: `documents` by relevance to `query`, best first (embedding model)."""
+        return await self._call("/rerank", RerankResponse, params)
 
     @overload
     async def chat(

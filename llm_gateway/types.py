@@ -17,6 +17,7 @@ from typing import Any, Literal, TypedDict
 import openai
 from pydantic import BaseModel, PrivateAttr, ValidationError
 
+from service.schemas import rerank as _rerank
 from service.schemas import tasks as _schemas
 from service.schemas.common import Usage
 from service.schemas.tasks import (
@@ -92,6 +93,10 @@ class ClassifyResponse(_schemas.ClassifyResponse, _WithRequestId):
 
 class ChatResponse(_schemas.ChatResponse, _WithRequestId):
     """`/v1/chat`'s answer: `results[0].reply`."""
+
+
+class RerankResponse(_rerank.RerankResponse, _WithRequestId):
+    """`/v1/rerank`'s answer: `results[k].index` and `.relevance_score`, best first."""
 
 
 class TaskChunk(_schemas.TaskChunk, _WithRequestId):
@@ -196,3 +201,13 @@ class ChatParams(CallOptions, total=False):
     repetition_penalty: float
     stop: str | Sequence[str] | None
     seed: int | None
+
+
+class RerankParams(CallOptions, total=False):
+    """`/v1/rerank` (see `RerankRequest`): `model` is the embedding model's name."""
+
+    model: str
+    query: str
+    documents: Sequence[str]
+    top_n: int | None
+    return_documents: bool

@@ -9,13 +9,13 @@ from functools import partial
 from fastapi import FastAPI
 
 from service.config import Settings
-from service.engine.base import Engine
+from service.engine.base import EmbeddingEngine, Engine
 from service.http.deps import GatewayState
 from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import health, metrics, openai, playground, tasks
+from service.routes import embeddings, health, lora, metrics, openai, playground, tasks
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.telemetry.metrics import serve_metrics_port
@@ -38,19 +38,52 @@ def engine_factory_for(settings: Settings) -> Callable[[], Engine]:
     return build
 
 
+def embedding_factory_for(settings: Settings) -> Callable[[], EmbeddingEngine] | None:
+    """The embedding engine's factory, or None when `embedding_model` is off."""
+    if settings.embedding_model is None:
+        return None
+    if settings.engine == "fake":
+        from service.engine.fake import FakeEmbeddingEngine
+
+        return FakeEmbeddingEngine
+    model = settings.embedding_model
+
+    def build() -> EmbeddingEngine:
+        from service.engine.vllm import VLLMEmbeddingEngine
+        from service.models import resolve_model
+
+        return VLLMEmbeddingEngine.start(settings, model_path=resolve_model(settings, model))
+
+    return build
+
+
 def create_app(
-    settings: Settings | None = None, *, engine_factory: Callable[[], Engine] | None = None
+    settings: Settings | None = None,
+    *,
+    engine_factory: Callable[[], Engine] | None = None,
+    embedding_factory: Callable[[], EmbeddingEngine] | None = None,
 ) -> FastAPI:
-    """Build the app. `engine_factory` replaces the vLLM engine (tests pass a fake one)."""
+    """Build the app. `engine_factory` replaces the vLLM engine (tests pass a fake one); a
+    caller that passes it passes `embedding_factory` too when it wants embeddings (otherwise
+    none starts, whatever `embedding_model` says, so a fake-engine app never loads a model)."""
     settings = settings or Settings()
     factory = engine_factory or engine_factory_for(settings)
+    if embedding_factory is None and engine_factory is None:
+        embedding_factory = embedding_factory_for(settings)
 
     admission = Admission(  # sized from the engine's batch once it has started
         max_inflight=settings.max_inflight_sequences or 1,
         max_queued=settings.max_queued_sequences or 0,
         max_queue_wait=settings.max_queue_wait_seconds,
     )
-    state = EngineState(factory, settings, admission)
+    embedding_admission = Admission(max_inflight=1, max_queued=0)  # sized at start-up too
+    state = EngineState(
+        factory,
+        settings,
+        admission,
+        embedding_factory=embedding_factory,
+        embedding_admission=embedding_admission,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +123,9 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(tasks.router)
+    app.include_router(embeddings.router)
+    if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
+        app.include_router(lora.router)
     if settings.playground_enabled:
         app.include_router(playground.router)
     return app

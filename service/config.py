@@ -105,6 +105,48 @@ class Settings(BaseSettings):
         "auto = on on CPU (which runs the V1 runner anyway), off on GPU.",
     )
 
+    # --- LoRA adapters (served by the generation engine; `model` in a request selects one)
+    lora_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="LoRA adapters loaded at start, as `name=path` (a PEFT adapter folder); "
+        "any of them turns LoRA on. Env: a JSON list or comma-separated.",
+    )
+    max_loras: int = Field(1, ge=1, description="Adapters the engine batches in one step.")
+    max_lora_rank: int = Field(16, ge=1, description="Largest adapter rank the engine accepts.")
+    enable_lora_runtime_updates: bool = Field(
+        False,
+        description="Serve /v1/load_lora_adapter and /v1/unload_lora_adapter (admin keys only "
+        "when API keys are on); also turns LoRA on.",
+    )
+
+    # --- Embedding engine (a second in-process vLLM engine in pooling mode: /v1/embeddings,
+    # /v1/rerank)
+    embedding_model: str | None = Field(
+        DEFAULT_MODEL,
+        description="Hugging Face id or local folder of the model behind /v1/embeddings and "
+        "/v1/rerank, served by a second in-process engine in pooling mode; `none` turns "
+        "embeddings off. The default model is served from its prepared copy.",
+    )
+    embedding_served_model_name: str | None = Field(
+        None, description="Name clients use in `model` for embeddings; defaults to embedding_model."
+    )
+    embedding_cpu_kvcache_space: int = Field(
+        1,
+        ge=1,
+        description="The embedding engine's CPU KV-cache size in whole GiB "
+        "(VLLM_CPU_KVCACHE_SPACE when it spawns), beside the generation engine's.",
+    )
+    embedding_gpu_memory_utilization: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="The embedding engine's GPU memory share; the two shares must add up to "
+        "at most 1 (gpu_memory_utilization is the generation engine's).",
+    )
+    embedding_max_num_seqs: int | None = Field(
+        None, ge=1, description="Inputs the embedding engine batches per step; None = vLLM's."
+    )
+
     # --- API behaviour
     default_max_tokens: int = Field(
         512, ge=1, description="Cap for requests without max_tokens (bounded by the context)."
@@ -257,7 +299,9 @@ class Settings(BaseSettings):
         "traces to; unset = tracing off.",
     )
 
-    @field_validator("api_keys", "cors_allow_origins", "trusted_proxies", mode="before")
+    @field_validator(
+        "api_keys", "cors_allow_origins", "trusted_proxies", "lora_modules", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -285,10 +329,37 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("served_model_name")
+    @field_validator("served_model_name", "embedding_served_model_name")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("embedding_model", mode="before")
+    @classmethod
+    def _none_turns_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
+    @field_validator("lora_modules")
+    @classmethod
+    def _name_equals_path(cls, value: list[str]) -> list[str]:
+        names = [module.partition("=")[0].strip() for module in value]
+        for module, name in zip(value, names, strict=True):
+            if not name or not module.partition("=")[2].strip():
+                raise ValueError(f"lora_modules: {module!r} is not name=path")
+        if len(set(names)) != len(names):
+            raise ValueError("lora_modules: a name is given twice")
+        return value
+
+    @property
+    def lora_adapters(self) -> dict[str, str]:
+        """`lora_modules` as {name: path}."""
+        return {m.partition("=")[0].strip(): m.partition("=")[2].strip() for m in self.lora_modules}
+
+    @property
+    def enable_lora(self) -> bool:
+        return bool(self.lora_modules) or self.enable_lora_runtime_updates
 
     @model_validator(mode="after")
     def _check_parallelism(self) -> Settings:
@@ -310,6 +381,13 @@ class Settings(BaseSettings):
         """The name clients send as `model` and see in responses."""
         return self.served_model_name or self.model
 
+    @property
+    def embedding_model_name(self) -> str | None:
+        """The name clients send as `model` to /v1/embeddings and /v1/rerank; None = off."""
+        if self.embedding_model is None:
+            return None
+        return self.embedding_served_model_name or self.embedding_model
+
 
 # Small enough for the real-engine test suite and the quick benchmark on 2 cores.
 TEST_PROFILE: dict[str, Any] = {
@@ -321,4 +399,6 @@ TEST_PROFILE: dict[str, Any] = {
     "gpu_memory_utilization": 0.25,
     "enforce_eager": True,
     "seed": 0,
+    # The shared test engine is the generation one; embedding tests start their own.
+    "embedding_model": "none",
 }

@@ -5,6 +5,8 @@
     │   ├── UnsupportedParameterError 400 a field we do not implement that would change the result
     │   └── ContextLengthError        400 context_length_exceeded: prompt + max_tokens > context
     ├── AuthenticationError           401 invalid_api_key: no key, or a wrong one
+    ├── PermissionDeniedError         403 permission_denied: an admin endpoint, a non-admin key
+    ├── NotFoundError                 404 not_found: an endpoint that is switched off
     ├── ModelNotFoundError            404 model_not_found
     ├── PayloadTooLargeError          413 an input beyond the configured size limits
     ├── RateLimitError                429 rate_limit_exceeded: the caller's own limit (Retry-After)
@@ -57,6 +59,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(400, "invalid_request_error", "unsupported_parameter", "client_error", "unbuilt"),
     ErrorRow(400, "invalid_request_error", "context_length_exceeded", "client_error", "too long"),
     ErrorRow(401, "invalid_request_error", "invalid_api_key", "client_error", "no or wrong key"),
+    ErrorRow(403, "invalid_request_error", "permission_denied", "client_error", "not an admin"),
     ErrorRow(404, "invalid_request_error", "model_not_found", "client_error", "unknown model"),
     ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path"),
     ErrorRow(405, "invalid_request_error", "method_not_allowed", "client_error", "wrong method"),
@@ -155,6 +158,18 @@ class RateLimitError(GatewayError):
     def __init__(self, message: str, *, retry_after: int, limit: str = "requests") -> None:
         super().__init__(message, retry_after=max(1, retry_after))
         self.error_type = limit
+
+
+class PermissionDeniedError(GatewayError):
+    status_code = 403
+    error_type = "invalid_request_error"
+    code = "permission_denied"
+
+
+class NotFoundError(GatewayError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
 
 
 class PayloadTooLargeError(GatewayError):

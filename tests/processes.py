@@ -28,11 +28,14 @@ def free_port() -> int:
         return port
 
 
-def profile_flags() -> list[str]:
+def profile_flags(*overridden: str) -> list[str]:
+    """The test profile as flags, less those the caller passes itself (`--name=value`)."""
+    own = {flag.split("=", 1)[0] for flag in overridden}
     flags = []
     for name, value in TEST_PROFILE.items():
         flag = "--" + name.replace("_", "-")
-        flags.append(f"{flag}={str(value).lower() if isinstance(value, bool) else value}")
+        if flag not in own:
+            flags.append(f"{flag}={str(value).lower() if isinstance(value, bool) else value}")
     return flags
 
 
@@ -92,7 +95,7 @@ def server_process(
                 str(port),
                 "--log-format",
                 "text",
-                *profile_flags(),
+                *profile_flags(*flags),
                 *flags,
             ],
             stdout=out,

@@ -13,13 +13,14 @@ from loadtests.workload import PROMPTS_FILE
 
 # Both servers get the same engine settings (`EngineProfile`), rendered as each one's flags into
 # {vllm_engine_args} and {gateway_engine_args}.
+# The gateway runs without its embedding engine, which vLLM's server does not start either.
 VLLM_SERVER = (
     "{python} -m vllm.entrypoints.openai.api_server --model {model_dir} "
     "--served-model-name {model_name} {vllm_engine_args} --host 127.0.0.1 --port {port}"
 )
 GATEWAY = (
     "{python} -m service --model {model_dir} --served-model-name {model_name} "
-    "{gateway_engine_args} --host 127.0.0.1 --port {port}"
+    "{gateway_engine_args} --embedding-model none --host 127.0.0.1 --port {port}"
 )
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 

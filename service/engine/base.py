@@ -170,11 +170,27 @@ class Engine(Protocol):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts.
 
         `priority` is the caller's class in vLLM's convention (lower runs earlier); engines
-        without priority scheduling ignore it."""
+        without priority scheduling ignore it. `adapter` names a loaded LoRA adapter to run
+        the request on (None: the base model)."""
+        ...
+
+    def adapters(self) -> list[str]:
+        """The LoRA adapters loaded now, by name, in load order."""
+        ...
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter (a PEFT folder) under `name`; `InvalidRequestError` when it
+        cannot be loaded (the engine goes on serving), `UnsupportedParameterError` when the
+        engine runs without LoRA."""
+        ...
+
+    async def unload_adapter(self, name: str) -> None:
+        """Unload an adapter; `ModelNotFoundError` (param `lora_name`) when none has `name`."""
         ...
 
     async def beam_search(
@@ -184,6 +200,47 @@ class Engine(Protocol):
         ...
 
     async def abort(self, request_id: str) -> None: ...
+
+    async def check_health(self) -> None:
+        """Raise `EngineUnavailableError` when the engine cannot serve."""
+        ...
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class EmbeddingEngine(Protocol):
+    """A pooling engine: one vector per input. Optional beside the `Engine`, owned likewise."""
+
+    @property
+    def max_model_len(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def dimensions(self) -> int:
+        """The length of every vector (the model's hidden size)."""
+        ...
+
+    @property
+    def truncatable(self) -> bool:
+        """Whether a request may ask for fewer dimensions (a Matryoshka model)."""
+        ...
+
+    @property
+    def max_num_seqs(self) -> int:
+        """Inputs the engine batches per step (its admission bounds derive from it)."""
+        ...
+
+    def progress(self) -> EngineProgress: ...
+
+    async def embed(
+        self, inputs: list[list[int]], request_id: str, *, dimensions: int | None = None
+    ) -> list[list[float]]:
+        """One normalized vector per tokenized input, in order; all run as one engine batch.
+        `dimensions` (only when `truncatable`) shortens every vector."""
+        ...
 
     async def check_health(self) -> None:
         """Raise `EngineUnavailableError` when the engine cannot serve."""

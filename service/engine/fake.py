@@ -12,7 +12,9 @@ import asyncio
 import json
 import math
 import time
+import zlib
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from service.engine.base import (
@@ -99,6 +101,8 @@ class FakeEngine:
         self.aborted: list[str] = []
         self.healthy = True
         self.shut_down = False
+        self.lora = True  # whether adapters may be loaded
+        self._adapters: dict[str, str] = {}  # name -> path
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def open_gate(self) -> None:
@@ -130,16 +134,38 @@ class FakeEngine:
     def progress(self) -> EngineProgress:
         return EngineProgress(self.active > 0, (self._chunks,))
 
-    def _reply_words(self, options: SamplingOptions) -> list[str]:
+    def _reply_words(self, options: SamplingOptions, adapter: str | None) -> list[str]:
         structured = options.structured
         if structured and (structured.json_schema is not None or structured.json_object):
             return self._tokenizer.split(json.dumps({"answer": "Paris"}))
         if structured and structured.choice:
             return self._tokenizer.split(structured.choice[0])
+        if adapter is not None:  # an adapter changes the output: it speaks first
+            return self._tokenizer.split(f"{adapter}: {self._reply}")
         return self._tokenizer.split(self._reply)
 
-    def _sequence(self, index: int, options: SamplingOptions) -> SequenceDelta:
-        words = self._reply_words(options)
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        from service.errors import InvalidRequestError, UnsupportedParameterError
+
+        if not self.lora:
+            raise UnsupportedParameterError("LoRA is off.", param="lora_name")
+        if not await asyncio.to_thread(Path(path).is_dir):
+            raise InvalidRequestError(f"No adapter at '{path}'.", param="lora_path")
+        self._adapters[name] = path
+
+    async def unload_adapter(self, name: str) -> None:
+        from service.errors import ModelNotFoundError
+
+        if self._adapters.pop(name, None) is None:
+            raise ModelNotFoundError(f"No adapter '{name}' is loaded.", param="lora_name")
+
+    def _sequence(
+        self, index: int, options: SamplingOptions, adapter: str | None = None
+    ) -> SequenceDelta:
+        words = self._reply_words(options, adapter)
         text, finish, stop_reason = "", "length", None
         ids: list[int] = []
         while len(ids) < options.max_tokens:
@@ -181,6 +207,7 @@ class FakeEngine:
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         if options.no_repeat_ngram_size and not self._no_repeat_ngram:
             raise no_repeat_ngram_off()
@@ -202,7 +229,7 @@ class FakeEngine:
                     TokenLogprob(t, self._tokenizer.token_text(t), -math.log(2))
                     for t in prompt_token_ids[1:]
                 ]
-            full = [self._sequence(i, options) for i in range(options.n)]
+            full = [self._sequence(i, options, adapter) for i in range(options.n)]
             n_prompt = len(prompt_token_ids)
             if not stream:
                 now = time.monotonic()
@@ -282,3 +309,70 @@ class FakeEngine:
         self.healthy = False
         self.fail_with = EngineDeadError("The engine has stopped.")
         self.open_gate()
+
+
+class FakeEmbeddingEngine:
+    """Bag-of-words vectors: each word hashes to a dimension, so texts sharing words are close.
+
+    Deterministic across processes (crc32, not `hash`), normalized like the real pooler's."""
+
+    def __init__(self, *, dimensions: int = 64, max_model_len: int = 256) -> None:
+        self._tokenizer = FakeTokenizer()
+        self._dimensions = dimensions
+        self._max_model_len = max_model_len
+        self.requests: list[tuple[list[list[int]], str]] = []
+        self.fail_with: BaseException | None = None
+        self.healthy = True
+        self._done = 0
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def tokenizer(self) -> FakeTokenizer:
+        return self._tokenizer
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    @property
+    def truncatable(self) -> bool:
+        return False
+
+    @property
+    def max_num_seqs(self) -> int:
+        return 8
+
+    def progress(self) -> EngineProgress:
+        return EngineProgress(False, (self._done,))
+
+    def _vector(self, token_ids: list[int]) -> list[float]:
+        vector = [0.0] * self._dimensions
+        for token_id in token_ids:
+            word = self._tokenizer.token_text(token_id).strip().lower()
+            vector[zlib.crc32(word.encode()) % self._dimensions] += 1.0
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        return [x / norm for x in vector]
+
+    async def embed(
+        self, inputs: list[list[int]], request_id: str, *, dimensions: int | None = None
+    ) -> list[list[float]]:
+        self.requests.append((inputs, request_id))
+        if self.fail_with is not None:
+            raise self.fail_with
+        self._done += 1
+        return [self._vector(ids) for ids in inputs]
+
+    async def check_health(self) -> None:
+        from service.errors import EngineDeadError
+
+        if not self.healthy:
+            raise EngineDeadError("The embedding engine is not healthy.")
+
+    def shutdown(self) -> None:
+        from service.errors import EngineDeadError
+
+        self.healthy = False
+        self.fail_with = EngineDeadError("The embedding engine has stopped.")

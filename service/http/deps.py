@@ -16,7 +16,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from service.config import Settings
-from service.engine.base import Engine
+from service.engine.base import EmbeddingEngine, Engine
+from service.errors import ModelNotFoundError
 from service.http.observability import Observability
 from service.http.security import SecurityPolicy
 from service.runtime.admission import Admission
@@ -66,6 +67,22 @@ async def get_engine(state: Annotated[EngineState, Depends(get_state)]) -> Engin
     return state.engine
 
 
+async def get_embedding_engine(
+    state: Annotated[EngineState, Depends(get_state)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> EmbeddingEngine:
+    """The embedding engine once every engine is ready; 404 naming `model` when none is
+    configured (no model can be asked for), 503 with Retry-After before it is ready."""
+    if settings.embedding_model_name is None or not state.serves_embeddings:
+        raise ModelNotFoundError(
+            "This server serves no embedding model (embedding_model is off).", param="model"
+        )
+    if state.embedding_engine is None or not state.ready:
+        raise state.unavailable_error()
+    return state.embedding_engine
+
+
 StateDep = Annotated[EngineState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+EmbeddingEngineDep = Annotated[EmbeddingEngine, Depends(get_embedding_engine)]

@@ -102,6 +102,17 @@ async def get_guard(request: Request, gateway: GatewayDep) -> RequestGuard:
     )
 
 
-GuardDep = Annotated[RequestGuard, Depends(get_guard)]
+async def get_embedding_guard(request: Request, gateway: GatewayDep) -> RequestGuard:
+    """The same guard on the embedding engine's own admission (its inputs are the unit)."""
+    return RequestGuard(
+        gateway.engine_state.embedding_admission,
+        gateway.settings,
+        asyncio.get_running_loop().time(),
+        _header_timeout(request),
+    )
 
-__all__ = ["GuardDep", "Permit", "RequestGuard", "get_guard"]
+
+GuardDep = Annotated[RequestGuard, Depends(get_guard)]
+EmbeddingGuardDep = Annotated[RequestGuard, Depends(get_embedding_guard)]
+
+__all__ = ["EmbeddingGuardDep", "GuardDep", "Permit", "RequestGuard", "get_guard"]

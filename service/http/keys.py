@@ -10,6 +10,7 @@ priority class:
     requests_per_minute = 600     # optional, overrides the settings' default
     tokens_per_minute = 200000    # optional, overrides the settings' default
     priority = "high"             # optional: high | normal | low (default normal)
+    admin = true                  # optional: may load/unload LoRA adapters (default false)
 
 Keys given in `api_keys` have the settings' default limits and priority normal. A file that
 cannot be read or is not valid raises `KeyFileError` at start-up, naming the entry at fault.
@@ -35,7 +36,7 @@ KEY_ID_CHARS = 12  # hex characters of sha256(key) shown in logs as the key's id
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _FIELDS = frozenset(
-    {"name", "key", "key_sha256", "requests_per_minute", "tokens_per_minute", "priority"}
+    {"name", "key", "key_sha256", "requests_per_minute", "tokens_per_minute", "priority", "admin"}
 )
 
 
@@ -50,6 +51,7 @@ class ApiKey:
     requests_per_minute: int | None = None  # None: the settings' default
     tokens_per_minute: int | None = None
     priority: int = PRIORITIES[DEFAULT_PRIORITY]
+    admin: bool = False  # may load and unload LoRA adapters at runtime
     # The key's public id: the first hex characters of its sha256 (safe to log).
     key_id: str = field(init=False)
 
@@ -136,12 +138,16 @@ def _file_entry(entry: Any, index: int, path: Path) -> ApiKey:
     priority = entry.get("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise KeyFileError(f"{where}: priority must be one of {', '.join(PRIORITIES)}")
+    admin = entry.get("admin", False)
+    if not isinstance(admin, bool):
+        raise KeyFileError(f"{where}: `admin` must be true or false")
     return ApiKey(
         digest,
         name=name,
         requests_per_minute=_limit(entry, "requests_per_minute", where),
         tokens_per_minute=_limit(entry, "tokens_per_minute", where),
         priority=PRIORITIES[priority],
+        admin=admin,
     )
 
 

@@ -29,7 +29,14 @@ from service.http.paths import PROBE_PATHS
 from service.telemetry import context
 from service.telemetry.context import RequestContext
 from service.telemetry.logs import install_request_ids, keep_payloads_out
-from service.telemetry.metrics import METHODS, UNMATCHED, GatewayMetrics, Outcome, outcome_for
+from service.telemetry.metrics import (
+    METHODS,
+    OTHER_MODEL,
+    UNMATCHED,
+    GatewayMetrics,
+    Outcome,
+    outcome_for,
+)
 from service.telemetry.tracing import RequestSpan, RequestTracer, build_tracer
 
 access_logger = logging.getLogger("service.access")
@@ -187,11 +194,12 @@ def _finish(
     endpoint = endpoint_of(scope, obs)
     method = scope["method"] if scope["method"] in METHODS else "OTHER"
     status, outcome = _status_and_outcome(ctx, exchange, error)
-    metrics.count_request(endpoint, method, status, outcome, duration)
+    model = ctx.model or OTHER_MODEL
+    metrics.count_request(endpoint, method, status, outcome, duration, model)
     overhead = max(duration - ctx.engine_seconds, 0.0)
     times = ctx.token_times
     if ctx.engine_requests:
-        per_endpoint = metrics.endpoint(endpoint)
+        per_endpoint = metrics.endpoint(endpoint, model)
         per_endpoint.overhead.observe(overhead)
         per_endpoint.prompt_tokens.inc(ctx.prompt_tokens)
         per_endpoint.completion_tokens.inc(ctx.completion_tokens)

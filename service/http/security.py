@@ -239,6 +239,7 @@ class SecurityMiddleware:
         if ctx is not None:
             ctx.key_id = key.key_id
             ctx.priority = key.priority
+            ctx.admin = key.admin
             ctx.log_fields["key_id"] = key.key_id
             if key.name is not None:
                 ctx.log_fields["key_name"] = key.name

@@ -17,14 +17,15 @@ def prepared_path(model_id: str, cache_dir: Path) -> Path:
     return cache_dir / model_id.replace("/", "--")
 
 
-def resolve_model(settings: Settings) -> str:
-    """A local folder or HF id to hand to vLLM.
+def resolve_model(settings: Settings, model: str | None = None) -> str:
+    """A local folder or HF id to hand to vLLM, for `model` (default: the `model` setting).
 
     A model with an offline source is served from its prepared copy when one exists; anything
     else (another HF id, a local path) goes to vLLM as it is.
     """
-    if settings.model in OFFLINE_SOURCES:
-        folder = prepared_path(settings.model, settings.download_dir)
+    model = model or settings.model
+    if model in OFFLINE_SOURCES:
+        folder = prepared_path(model, settings.download_dir)
         if (folder / "config.json").is_file():
             return str(folder)
-    return settings.model
+    return model

@@ -20,12 +20,13 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=None)
 async def ready(state: StateDep) -> dict[str, str] | JSONResponse:
-    """200 once the engine has produced its warm-up token and is still healthy; 503 while it
-    starts, from the first moment of a drain (SIGTERM), and after an engine failure."""
+    """200 once every configured engine (generation, and embeddings when on) has served its
+    warm-up and is still healthy; 503 while they start, from the first moment of a drain
+    (SIGTERM), and after any engine's failure."""
     if state.engine is None or not state.ready:
         raise state.unavailable_error()
     try:
-        await state.engine.check_health()
+        await state.check_health()
     except EngineDeadError as err:  # found before the watchdog's next look
         state.fail("the engine is not healthy", err)
         raise

@@ -14,6 +14,7 @@ from service.schemas.chat import ChatCompletionRequest, ChatCompletionResponse
 from service.schemas.common import ModelCard, ModelList
 from service.schemas.completions import CompletionRequest, CompletionResponse
 from service.schemas.render import RenderedPrompt
+from service.services import models
 from service.services.openai import chat, completions, render
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -22,9 +23,18 @@ _STARTED = int(time.time())
 
 @router.get("/models")
 async def list_models(settings: SettingsDep, state: StateDep) -> ModelList:
-    max_len = state.engine.max_model_len if state.engine is not None else settings.max_model_len
-    card = ModelCard(id=settings.model_name, created=_STARTED, max_model_len=max_len)
-    return ModelList(data=[card])
+    cards = models.model_cards(settings, state.engine, _STARTED)
+    embedding = settings.embedding_model_name
+    if state.serves_embeddings and embedding not in (None, settings.model_name):  # one card a name
+        engine = state.embedding_engine
+        cards.append(
+            ModelCard(
+                id=str(embedding),
+                created=_STARTED,
+                max_model_len=engine.max_model_len if engine is not None else None,
+            )
+        )
+    return ModelList(data=cards)
 
 
 @router.post("/completions", response_model=None)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from service.config import Settings
-from service.engine.base import Engine, SamplingOptions
+from service.engine.base import EmbeddingEngine, Engine, EngineProgress, SamplingOptions
 from service.errors import (
     DrainingError,
     EngineDeadError,
@@ -26,16 +26,32 @@ from service.runtime.admission import Admission, default_bounds
 logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[], Engine]
+EmbeddingEngineFactory = Callable[[], EmbeddingEngine]
 
 
 class EngineState:
-    """Owned by one app (in `GatewayState`); the lifespan drives it."""
+    """Owned by one app (in `GatewayState`); the lifespan drives it.
 
-    def __init__(self, factory: EngineFactory, settings: Settings, admission: Admission) -> None:
+    Besides the generation engine there may be an embedding engine (`embedding_factory`),
+    started after it, warmed up, watched and stopped with it: ready means both are.
+    """
+
+    def __init__(
+        self,
+        factory: EngineFactory,
+        settings: Settings,
+        admission: Admission,
+        *,
+        embedding_factory: EmbeddingEngineFactory | None = None,
+        embedding_admission: Admission | None = None,
+    ) -> None:
         self._factory = factory
         self._settings = settings
         self.admission = admission
+        self._embedding_factory = embedding_factory
+        self.embedding_admission = embedding_admission or Admission(max_inflight=1, max_queued=0)
         self.engine: Engine | None = None
+        self.embedding_engine: EmbeddingEngine | None = None
         self.ready = False
         self.failure: BaseException | None = None
         self.stopping = False
@@ -45,6 +61,11 @@ class EngineState:
         self._startup: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._started = asyncio.Event()  # set when start-up ends, ready or failed
+
+    @property
+    def serves_embeddings(self) -> bool:
+        """Whether an embedding engine is configured (started or not yet)."""
+        return self._embedding_factory is not None
 
     def unavailable_error(self) -> ServiceUnavailableError:
         """The 503 to answer while not ready, saying why."""
@@ -64,7 +85,15 @@ class EngineState:
         try:
             # Building the engine blocks for tens of seconds (it spawns the engine core).
             self.engine = await asyncio.to_thread(self._factory)
+            for name, path in self._settings.lora_adapters.items():  # a bad one fails the start
+                await self.engine.load_adapter(name, path)
             await self._warm_up(self.engine)
+            if self._embedding_factory is not None:
+                # Only now: the engines read their memory share from the environment at spawn.
+                self.embedding_engine = await asyncio.to_thread(self._embedding_factory)
+                await self.embedding_engine.embed(
+                    [self.embedding_engine.tokenizer.encode("Hello")], "warmup"
+                )
         except Exception as err:
             logger.exception("the engine failed to start")
             self.failure = err
@@ -73,7 +102,7 @@ class EngineState:
         else:
             self._size_admission(self.engine)
             self.ready = not self.draining
-            self._watchdog = asyncio.create_task(self._watch(self.engine), name="engine-watchdog")
+            self._watchdog = asyncio.create_task(self._watch(), name="engine-watchdog")
             logger.info(
                 "engine ready",
                 extra={
@@ -93,6 +122,10 @@ class EngineState:
             max_inflight=s.max_inflight_sequences or inflight,
             max_queued=queued if s.max_queued_sequences is None else s.max_queued_sequences,
         )
+        if self.embedding_engine is not None:
+            # Inputs are the unit: one input is one sequence of the pooling engine.
+            inflight, queued = default_bounds(self.embedding_engine.max_num_seqs)
+            self.embedding_admission.resize(max_inflight=inflight, max_queued=queued)
 
     @staticmethod
     async def _warm_up(engine: Engine) -> None:
@@ -102,24 +135,43 @@ class EngineState:
         async for _ in engine.generate(prompt, options, "warmup", stream=False):
             pass
 
-    async def _watch(self, engine: Engine) -> None:
-        """Every health_check_interval: is the engine alive, and if it has work, moving?"""
+    def engines(self) -> list[Engine | EmbeddingEngine]:
+        """Every engine started so far: the generation engine first."""
+        engines: list[Engine | EmbeddingEngine] = []
+        if self.engine is not None:
+            engines.append(self.engine)
+        if self.embedding_engine is not None:
+            engines.append(self.embedding_engine)
+        return engines
+
+    async def check_health(self) -> None:
+        """Raise `EngineDeadError` when any engine is not healthy."""
+        for engine in self.engines():
+            await engine.check_health()
+
+    def _progress(self) -> EngineProgress:
+        each = [engine.progress() for engine in self.engines()]
+        marker = tuple(m for p in each for m in p.marker)
+        return EngineProgress(any(p.busy for p in each), marker)
+
+    async def _watch(self) -> None:
+        """Every health_check_interval: are the engines alive, and if they have work, moving?"""
         loop = asyncio.get_running_loop()
         interval = self._settings.health_check_interval_seconds
         stall = self._settings.engine_stall_seconds
-        marker, since = engine.progress().marker, loop.time()
+        marker, since = self._progress().marker, loop.time()
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.wait_for(engine.check_health(), timeout=max(interval, 5.0))
+                await asyncio.wait_for(self.check_health(), timeout=max(interval, 5.0))
             except Exception as err:
-                self.fail("the engine is not healthy", err)
+                self.fail("an engine is not healthy", err)
                 return
-            progress, now = engine.progress(), loop.time()
+            progress, now = self._progress(), loop.time()
             if not progress.busy or progress.marker != marker:
                 marker, since = progress.marker, now
             elif now - since >= stall:
-                self.fail(f"the engine has had work and made no progress for {stall:g} s", None)
+                self.fail(f"an engine has had work and made no progress for {stall:g} s", None)
                 return
 
     def fail(self, reason: str, error: BaseException | None) -> None:
@@ -129,9 +181,9 @@ class EngineState:
         logger.error("engine failure: %s; stopping the server", reason, exc_info=error)
         self.failure = error or RuntimeError(reason)
         self.ready = False
-        if self.engine is not None:
+        for engine in self.engines():
             try:  # in-flight requests get EngineDeadError now instead of hanging
-                self.engine.shutdown()
+                engine.shutdown()
             except Exception:
                 logger.warning("shutting the failed engine down failed", exc_info=True)
         if self.on_fatal is not None:
@@ -142,6 +194,7 @@ class EngineState:
         self.draining = True
         self.ready = False
         self.admission.drain()
+        self.embedding_admission.drain()
 
     async def wait_started(self) -> None:
         """Wait for start-up to finish, ready or failed."""
@@ -154,7 +207,8 @@ class EngineState:
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        if self.engine is not None:
+        for engine in self.engines():
             # On the loop thread: vLLM cancels its output task here, which is not thread-safe.
-            self.engine.shutdown()
-            self.engine = None
+            engine.shutdown()
+        self.engine = None
+        self.embedding_engine = None

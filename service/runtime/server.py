@@ -51,13 +51,14 @@ class GatewayServer(uvicorn.Server):
         self._drain = asyncio.create_task(self._drain_then_exit(), name="drain")
 
     async def _drain_then_exit(self) -> None:
-        admission = self._state.admission
+        admission, embeddings = self._state.admission, self._state.embedding_admission
         logger.info(
             "SIGTERM: draining",
             extra={"fields": {"sequences": admission.in_flight + admission.queued}},
         )
         try:
-            await asyncio.wait_for(admission.idle.wait(), timeout=self._drain_timeout)
+            both = asyncio.gather(admission.idle.wait(), embeddings.idle.wait())
+            await asyncio.wait_for(both, timeout=self._drain_timeout)
             logger.info("drained: every admitted request has finished")
         except TimeoutError:
             logger.warning(

@@ -283,6 +283,8 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "llm-gateway"
+    root: str | None = None
+    parent: str | None = None  # an adapter's base model
     max_model_len: int | None = None
 
 

@@ -104,7 +104,12 @@ async def run_to_completion(
             len(job.prompt_token_ids), [SequenceResult() for _ in range(job.options.n)]
         )
         async for chunk in engine.generate(
-            job.prompt_token_ids, job.options, ids[index], stream=False, priority=priority
+            job.prompt_token_ids,
+            job.options,
+            ids[index],
+            stream=False,
+            priority=priority,
+            adapter=ctx.adapter,
         ):
             _accumulate(result, chunk)
             if chunk.timings is not None:
@@ -155,7 +160,7 @@ async def stream_deltas(
     ctx.engine_requests += len(jobs)
     started = [False] * len(jobs)
     texts: dict[tuple[int, int], list[str]] | None = {} if ctx.log_prompts else None
-    chunks = _engine_streams(engine, jobs, ids, ctx.priority)
+    chunks = _engine_streams(engine, jobs, ids, ctx.priority, ctx.adapter)
     try:
         while True:
             ctx.engine_enter()
@@ -188,12 +193,17 @@ async def stream_deltas(
 
 
 async def _engine_streams(
-    engine: Engine, jobs: list[EngineJob], ids: list[str], priority: int
+    engine: Engine, jobs: list[EngineJob], ids: list[str], priority: int, adapter: str | None
 ) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
     if len(jobs) == 1:
         job = jobs[0]
         async for chunk in engine.generate(
-            job.prompt_token_ids, job.options, ids[0], stream=True, priority=priority
+            job.prompt_token_ids,
+            job.options,
+            ids[0],
+            stream=True,
+            priority=priority,
+            adapter=adapter,
         ):
             yield 0, chunk
         return
@@ -203,7 +213,12 @@ async def _engine_streams(
     async def pump(index: int, job: EngineJob) -> None:
         try:
             async for chunk in engine.generate(
-                job.prompt_token_ids, job.options, ids[index], stream=True, priority=priority
+                job.prompt_token_ids,
+                job.options,
+                ids[index],
+                stream=True,
+                priority=priority,
+                adapter=adapter,
             ):
                 queue.put_nowait((index, chunk))
         except Exception as err:

@@ -8,14 +8,22 @@ from collections.abc import Sequence
 
 from service.config import Settings
 from service.errors import ModelNotFoundError, PayloadTooLargeError
+from service.telemetry import context
 
 
-def check_model(requested: str, settings: Settings) -> None:
-    if requested != settings.model_name:
+def check_embedding_model(requested: str, settings: Settings) -> str:
+    """The embedding model's name, when `requested` is it; else a 404 naming `model`."""
+    name = settings.embedding_model_name
+    if name is None or requested != name:
+        serves = f"'{name}'" if name is not None else "no embedding model"
         raise ModelNotFoundError(
-            f"The model '{requested}' does not exist. This server serves '{settings.model_name}'.",
+            f"The embedding model '{requested}' does not exist. This server serves {serves}.",
             param="model",
         )
+    ctx = context.current()
+    if ctx is not None:
+        ctx.model = name
+    return name
 
 
 def check_count(count: int, limit: int, *, what: str, param: str) -> None:

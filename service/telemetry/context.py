@@ -65,6 +65,13 @@ class RequestContext:
     # The caller's priority class (`service/http/keys.py`), vLLM's convention: lower runs earlier;
     # high = -10, normal = 0, low = 10. For the engine and the admission queue.
     priority: int = 0
+    # Whether the caller may use admin endpoints: True when API keys are off, else the key's
+    # `admin` field (`service/http/keys.py`).
+    admin: bool = True
+    # The LoRA adapter the request's `model` named (None: the base model), for the engine.
+    adapter: str | None = None
+    # The served model the request named, once found served: the metrics' `model` label.
+    model: str | None = None
 
     def engine_enter(self) -> None:
         if self._engine_waits == 0:

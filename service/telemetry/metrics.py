@@ -8,7 +8,10 @@ wide by vLLM's own design (one engine per process).
 
 Labels are bounded: `endpoint` is the route template (`/v1/chat/completions`), never the raw path;
 `method` is one of the HTTP methods or OTHER; `status` is the numeric status; `outcome` is one of
-`OUTCOMES`. Prompts, ids and users never become labels.
+`OUTCOMES`; `model` is the served model a request named once it was found to be served (the base
+model, a loaded LoRA adapter, the embedding model), else `other` (no model, an unknown one), so
+its values are bounded by the names an operator loads. Prompts, ids and users never become
+labels.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = ["OUTCOMES", "GatewayMetrics", "Outcome", "outcome_for"]
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 UNMATCHED = "unmatched"  # the endpoint label of a request no route matched
+OTHER_MODEL = "other"  # the model label of a request that named no served model
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # vLLM's default bucket edges (vllm/v1/metrics/buckets.py), so a gateway histogram and its engine
@@ -76,13 +80,13 @@ class GatewayMetrics:
         self.exposed = exposed_registry(self.registry)  # what /metrics shows of it
         # Resolved children (bounded like the labels): a dict read per request instead of
         # prometheus_client's validated, locked lookup.
-        self._request_children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
-        self._endpoint_children: dict[str, EndpointMetrics] = {}
+        self._request_children: dict[tuple[str, str, int, str, str], tuple[Counter, Histogram]] = {}
+        self._endpoint_children: dict[tuple[str, str], EndpointMetrics] = {}
         r = self.registry
         self.requests = Counter(
             "gateway_requests",
-            "HTTP requests by route template, method, status code and outcome.",
-            ["endpoint", "method", "status", "outcome"],
+            "HTTP requests by route template, method, status code, outcome and model.",
+            ["endpoint", "method", "status", "outcome", "model"],
             registry=r,
         )
         self.in_flight = Gauge(
@@ -113,21 +117,21 @@ class GatewayMetrics:
         self.duration = Histogram(
             "gateway_request_duration_seconds",
             "Time from a request's arrival to its last byte, as the gateway measures it.",
-            ["endpoint", "outcome"],
+            ["endpoint", "outcome", "model"],
             buckets=REQUEST_LATENCY_BUCKETS,
             registry=r,
         )
         self.ttft = Histogram(
             "gateway_time_to_first_token_seconds",
             "Streams: time from the request's arrival to its first token event.",
-            ["endpoint"],
+            ["endpoint", "model"],
             buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.itl = Histogram(
             "gateway_inter_token_latency_seconds",
             "Streams: time between successive token events, as the client receives them.",
-            ["endpoint"],
+            ["endpoint", "model"],
             buckets=ITL_BUCKETS,
             registry=r,
         )
@@ -140,14 +144,14 @@ class GatewayMetrics:
         )
         self.prompt_tokens = Counter(
             "gateway_prompt_tokens",
-            "Prompt tokens sent to the engine.",
-            ["endpoint"],
+            "Prompt tokens sent to the engine (embedding inputs too).",
+            ["endpoint", "model"],
             registry=r,
         )
         self.completion_tokens = Counter(
             "gateway_completion_tokens",
             "Tokens generated for clients (streams count what was produced before an abort).",
-            ["endpoint"],
+            ["endpoint", "model"],
             registry=r,
         )
         # Task API (/v1/classify, /v1/summarize): recorded through `record_classification` and
@@ -173,27 +177,33 @@ class GatewayMetrics:
         )
 
     def count_request(
-        self, endpoint: str, method: str, status: int, outcome: Outcome, duration: float
+        self,
+        endpoint: str,
+        method: str,
+        status: int,
+        outcome: Outcome,
+        duration: float,
+        model: str = OTHER_MODEL,
     ) -> None:
-        key = (endpoint, method, status, outcome)
+        key = (endpoint, method, status, outcome, model)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = (
-                self.requests.labels(endpoint, method, str(status), outcome),
-                self.duration.labels(endpoint, outcome),
+                self.requests.labels(endpoint, method, str(status), outcome, model),
+                self.duration.labels(endpoint, outcome, model),
             )
         children[0].inc()
         children[1].observe(duration)
 
-    def endpoint(self, endpoint: str) -> EndpointMetrics:
-        children = self._endpoint_children.get(endpoint)
+    def endpoint(self, endpoint: str, model: str = OTHER_MODEL) -> EndpointMetrics:
+        children = self._endpoint_children.get((endpoint, model))
         if children is None:
-            children = self._endpoint_children[endpoint] = EndpointMetrics(
+            children = self._endpoint_children[(endpoint, model)] = EndpointMetrics(
                 self.overhead.labels(endpoint),
-                self.prompt_tokens.labels(endpoint),
-                self.completion_tokens.labels(endpoint),
-                self.ttft.labels(endpoint),
-                self.itl.labels(endpoint),
+                self.prompt_tokens.labels(endpoint, model),
+                self.completion_tokens.labels(endpoint, model),
+                self.ttft.labels(endpoint, model),
+                self.itl.labels(endpoint, model),
             )
         return children
 

@@ -163,10 +163,11 @@ class FailsMidStream(FakeEngine):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         produced = 0
         async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         ):
             if stream and produced == 2:
                 raise self.error

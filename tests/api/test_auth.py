@@ -60,7 +60,7 @@ async def test_a_missing_or_wrong_key_is_a_401_before_the_engine(
     assert engine_calls(fake_engine) == 0
     # Answered before routing, yet counted under its route, not `unmatched`.
     assert (
-        'gateway_requests_total{endpoint="/v1/chat/completions",method="POST",'
+        'gateway_requests_total{endpoint="/v1/chat/completions",method="POST",model="other",'
         'outcome="client_error",status="401"} 1.0' in metrics
     )
 

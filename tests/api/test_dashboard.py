@@ -58,6 +58,10 @@ def test_dashboard_uses_a_prometheus_datasource_variable() -> None:
             "Queue depth", {"vllm:num_requests_running", "vllm:num_requests_waiting"}, id="queue"
         ),
         pytest.param("KV-cache usage", {"vllm:kv_cache_usage_perc"}, id="kv-cache"),
+        pytest.param("Request rate by model", {"gateway_requests_total"}, id="by-model"),
+        pytest.param(
+            "Prompt tokens per second by model", {"gateway_prompt_tokens_total"}, id="tokens-model"
+        ),
         pytest.param(
             "Gateway overhead (total minus engine time)",
             {"gateway_overhead_seconds_bucket"},

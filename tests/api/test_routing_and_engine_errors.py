@@ -22,7 +22,7 @@ from tests.api.helpers import (
 
 
 async def test_unknown_path_is_an_openai_404(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v1/embeddings")
+    response = await client.get("/v1/no-such-thing")
     assert_openai_error(response, 404, code="not_found")
 
 

@@ -51,9 +51,10 @@ class ScoringEngine(FakeEngine):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         ):
             if chunk.prompt_logprobs is not None:
                 chunk.prompt_logprobs = self._scores(prompt_token_ids)

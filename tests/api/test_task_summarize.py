@@ -263,11 +263,12 @@ class BudgetEngine(FakeEngine):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         if len(self.requests) >= self.budget:
             raise EngineFailureError("Engine call budget spent: map-reduce does not converge.")
         async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         ):
             yield chunk
 

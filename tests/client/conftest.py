@@ -10,7 +10,7 @@ import pytest
 from llm_gateway import AsyncClient, Client
 from service.app import create_app
 from service.config import Settings
-from service.engine.fake import FakeEngine
+from service.engine.fake import FakeEmbeddingEngine, FakeEngine
 from tests.conftest import FAKE_MODEL
 from tests.servers import serve_in_thread
 
@@ -24,8 +24,13 @@ class FakeGateway:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[FakeGateway]:
     engine = FakeEngine(max_model_len=1024)
-    settings = Settings(model=FAKE_MODEL, default_max_tokens=16, sse_keepalive_seconds=5)
-    app = create_app(settings, engine_factory=lambda: engine)
+    settings = Settings(
+        model=FAKE_MODEL,
+        embedding_model=FAKE_MODEL,
+        default_max_tokens=16,
+        sse_keepalive_seconds=5,
+    )
+    app = create_app(settings, engine_factory=lambda: engine, embedding_factory=FakeEmbeddingEngine)
     with serve_in_thread(app, startup_timeout=60) as url:
         yield FakeGateway(f"{url}/v1", engine)
 

@@ -21,7 +21,7 @@ from schemathesis.python import asgi
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.fake import FakeEngine
+from service.engine.fake import FakeEmbeddingEngine, FakeEngine
 from tests.conftest import FAKE_MODEL
 from tests.fuzz.checks import CHECKS, Tally, use_served_model
 
@@ -30,7 +30,9 @@ TALLY = Tally()
 
 
 def new_app() -> FastAPI:
-    return create_app(Settings(model=FAKE_MODEL, default_max_tokens=16), engine_factory=FakeEngine)
+    # One name for both models: the fuzzer's `model` reaches the embedding endpoints too.
+    settings = Settings(model=FAKE_MODEL, embedding_model=FAKE_MODEL, default_max_tokens=16)
+    return create_app(settings, engine_factory=FakeEngine, embedding_factory=FakeEmbeddingEngine)
 
 
 # Schemathesis ends an ASGI app's lifespan after every test item, and an engine does not start

@@ -13,8 +13,9 @@ import openai
 import pytest
 
 from service.app import create_app
-from service.config import TEST_PROFILE, Settings
+from service.config import DEFAULT_MODEL, TEST_PROFILE, Settings
 from service.runtime.engine_lifecycle import EngineState
+from tests.processes import server_process
 from tests.servers import loop_in_thread, serve_on
 
 pytestmark = pytest.mark.engine
@@ -49,4 +50,34 @@ def sync_client(live_server: LiveServer) -> openai.OpenAI:
 def async_client(live_server: LiveServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         base_url=f"{live_server.base_url}/v1", api_key="unused", max_retries=0
+    )
+
+
+EMBEDDER = "smol-embed"
+
+
+@dataclass(frozen=True)
+class ServerInProcess:
+    """A `python -m service` process of a test's own (tests/processes.py)."""
+
+    base_url: str
+    model: str
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInProcess]:
+    """Both engines in one process: the generation engine, then the pooling one (the default
+    model again, served as `smol-embed`). Shared by every embedding and rerank test.
+
+    A process of its own: an engine started in the test process would take over the `vllm:`
+    metric families of the shared engine (vLLM's stat logger registers them anew at start)."""
+    flags = (f"--embedding-model={DEFAULT_MODEL}", f"--embedding-served-model-name={EMBEDDER}")
+    with server_process(tmp_path_factory.mktemp("embedding"), *flags) as server:
+        yield ServerInProcess(server.base_url, Settings(**TEST_PROFILE).model_name)
+
+
+@pytest.fixture(scope="session")
+def embedding_client(embedding_server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{embedding_server.base_url}/v1", api_key="unused", max_retries=0
     )

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import CliApp
 
-from service.config import DEFAULT_MODEL, Settings
+from service.config import DEFAULT_MODEL, TEST_PROFILE, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -181,3 +181,17 @@ def test_an_unknown_cli_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]
         CliApp.run(Settings, cli_args=["--max-modle-len", "2048"])
     assert caught.value.code == 2
     assert "--max-modle-len" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["none", "None", ""])
+def test_embedding_model_none_turns_embeddings_off(value: str) -> None:
+    settings = Settings(embedding_model=value)
+    assert settings.embedding_model is None
+    assert settings.embedding_model_name is None
+
+
+def test_embeddings_are_on_by_default_with_the_default_model() -> None:
+    settings = Settings()
+    assert settings.embedding_model == DEFAULT_MODEL
+    assert settings.embedding_model_name == DEFAULT_MODEL
+    assert Settings(**TEST_PROFILE).embedding_model is None  # the test engine runs without

@@ -168,14 +168,14 @@ def test_tracing_settings() -> None:
 
 def test_gateway_metrics_are_per_instance_and_never_vllm_named() -> None:
     first, second = GatewayMetrics(), GatewayMetrics()  # no "duplicated timeseries" error
-    first.requests.labels("/x", "GET", "200", "success").inc()
+    first.requests.labels("/x", "GET", "200", "success", "m").inc()
     assert second.registry.get_sample_value("gateway_requests_total", _labels()) is None
     names = {metric.name for metric in first.registry.collect()}
     assert names and all(name.startswith("gateway_") for name in names)
 
 
 def _labels() -> dict[str, str]:
-    return {"endpoint": "/x", "method": "GET", "status": "200", "outcome": "success"}
+    return {"endpoint": "/x", "method": "GET", "status": "200", "outcome": "success", "model": "m"}
 
 
 def _output(*, finished: bool, stats: RequestStateStats | None) -> RequestOutput:
@@ -221,12 +221,13 @@ class TwoCallEngine(FakeEngine):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         self.calls += 1
         if self.calls == 2:
             self.both_waiting.set()  # the first waits at the gate; this one gets there next
         async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         ):
             yield chunk
 

@@ -8,10 +8,11 @@ import pytest
 
 from service.config import Settings
 from service.engine.base import SamplingOptions, StructuredOutput
+from service.engine.fake import FakeEngine
 from service.errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from service.schemas.chat import ChatCompletionRequest
 from service.schemas.completions import CompletionRequest
-from service.services.limits import check_model
+from service.services.models import select_model
 from service.services.sampling import sampling_options, token_budget
 
 SETTINGS = Settings(model="m", served_model_name=None, max_logprobs=5)
@@ -85,15 +86,17 @@ def test_token_budget_over_the_context_names_max_tokens_and_the_numbers() -> Non
         assert number in caught.value.message
 
 
-def test_check_model() -> None:
-    check_model("m", SETTINGS)
+def test_select_model() -> None:
+    engine = FakeEngine()
+    assert select_model("m", SETTINGS, engine) == "m"
     with pytest.raises(ModelNotFoundError) as caught:
-        check_model("gpt-4o", SETTINGS)
+        select_model("gpt-4o", SETTINGS, engine)
     assert caught.value.param == "model"
     assert "gpt-4o" in caught.value.message
-    check_model("alias", Settings(model="org/m", served_model_name="alias"))
+    alias = Settings(model="org/m", served_model_name="alias")
+    assert select_model("alias", alias, engine) == "alias"
     with pytest.raises(ModelNotFoundError):
-        check_model("org/m", Settings(model="org/m", served_model_name="alias"))
+        select_model("org/m", alias, engine)
 
 
 def test_defaults() -> None:

@@ -10,7 +10,12 @@ import pytest
 
 from service.config import Settings
 from service.engine.vllm import compat
-from service.engine.vllm.args import engine_environment, engine_kwargs
+from service.engine.vllm.args import (
+    engine_environment,
+    engine_kwargs,
+    pooling_cpu_environment,
+    pooling_engine_kwargs,
+)
 
 MODEL_PATH = "/models/org--model"
 
@@ -275,3 +280,38 @@ def test_cpu_kvcache_space_is_whole_gib(value: Any, expected: str) -> None:
 def test_cpu_kvcache_space_rejects_fractions() -> None:
     with pytest.raises(ValueError, match="cpu_kvcache_space"):
         make_settings(cpu_kvcache_space=1.5)
+
+
+def test_the_pooling_engine_embeds_without_stats_or_lora() -> None:
+    settings = Settings(
+        model="org/model",
+        embedding_model="org/embedder",
+        embedding_served_model_name="emb",
+        embedding_gpu_memory_utilization=0.2,
+        embedding_cpu_kvcache_space=2,
+        lora_modules=["a=/x"],
+        scheduling_policy="priority",
+    )
+    kwargs = pooling_engine_kwargs(
+        settings, model_path=MODEL_PATH, on_cpu=True, accepted=compat.engine_arg_names()
+    )
+    assert kwargs["runner"] == "pooling" and kwargs["convert"] == "embed"
+    assert kwargs["disable_log_stats"] is True  # vLLM's metrics stay the generation engine's
+    assert kwargs["served_model_name"] == ["emb"]
+    assert kwargs["gpu_memory_utilization"] == 0.2
+    assert not {"enable_lora", "max_loras", "scheduling_policy", "max_logprobs"} & set(kwargs)
+    assert pooling_cpu_environment(settings) == {"VLLM_CPU_KVCACHE_SPACE": "2"}
+    compat.AsyncEngineArgs(**kwargs)  # the installed vLLM takes them
+
+
+def test_lora_settings_turn_lora_on_in_the_generation_engine() -> None:
+    accepted = compat.engine_arg_names()
+    off = engine_kwargs(Settings(model="m"), model_path=MODEL_PATH, on_cpu=True, accepted=accepted)
+    assert "enable_lora" not in off
+    on = engine_kwargs(
+        Settings(model="m", enable_lora_runtime_updates=True, max_loras=2, max_lora_rank=8),
+        model_path=MODEL_PATH,
+        on_cpu=True,
+        accepted=accepted,
+    )
+    assert (on["enable_lora"], on["max_loras"], on["max_lora_rank"]) == (True, 2, 8)

@@ -5,5 +5,6 @@ source of official vllm 0.26 (see `compat.py` for what differs between the two).
 """
 
 from service.engine.vllm.adapter import VLLMEngine
+from service.engine.vllm.pooling import VLLMEmbeddingEngine
 
-__all__ = ["VLLMEngine"]
+__all__ = ["VLLMEmbeddingEngine", "VLLMEngine"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from service.config import Settings
@@ -24,6 +27,8 @@ from service.errors import (
     EngineFailureError,
     EngineUnavailableError,
     InvalidRequestError,
+    ModelNotFoundError,
+    UnsupportedParameterError,
 )
 from service.telemetry import context
 
@@ -63,7 +68,7 @@ class VLLMTokenizer:
         )
 
 
-class _Stopped:
+class StoppedEngine:
     """Stands in for AsyncLLM after shutdown: an engine that reports itself errored."""
 
     errored = True
@@ -85,8 +90,12 @@ class VLLMEngine:
         *,
         priority_scheduling: bool = False,
         no_repeat_ngram: bool = True,
+        lora: bool = False,
     ) -> None:
         self._engine = engine
+        self._lora = lora
+        self._adapters: dict[str, Any] = {}  # name -> LoRARequest
+        self._adapter_ids = itertools.count(1)  # vLLM's adapter ids: unique, never reused
         self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
         self._max_model_len = int(engine.model_config.max_model_len)
         self._priority_scheduling = priority_scheduling
@@ -122,6 +131,7 @@ class VLLMEngine:
             engine,
             priority_scheduling=settings.scheduling_policy == "priority",
             no_repeat_ngram=ngram,
+            lora=settings.enable_lora,
         )
 
     @property
@@ -153,6 +163,7 @@ class VLLMEngine:
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         if self._engine.errored:
             raise EngineDeadError("The engine is not running.")
@@ -167,6 +178,8 @@ class VLLMEngine:
             extra: dict[str, Any] = {}
             if self._priority_scheduling:
                 extra["priority"] = priority
+            if adapter is not None:
+                extra["lora_request"] = self._adapter_request(adapter)
             outputs = self._engine.generate(
                 {"prompt_token_ids": prompt_token_ids}, params, request_id, **extra
             )
@@ -227,6 +240,46 @@ class VLLMEngine:
             self._active -= 1
         raise EngineFailureError("Beam search returned no result.")
 
+    def _adapter_request(self, name: str) -> Any:
+        request = self._adapters.get(name)
+        if request is None:  # unloaded between the model check and now
+            raise ModelNotFoundError(f"The adapter '{name}' is not loaded.", param="model")
+        return request
+
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        if not self._lora:
+            raise UnsupportedParameterError(
+                "LoRA is off: set lora_modules or enable_lora_runtime_updates.", param="lora_name"
+            )
+        if name in self._adapters:
+            raise InvalidRequestError(f"An adapter named '{name}' is loaded.", param="lora_name")
+        if not await asyncio.to_thread((Path(path) / "adapter_config.json").is_file):
+            raise InvalidRequestError(
+                f"No PEFT adapter (adapter_config.json) at '{path}'.", param="lora_path"
+            )
+        request = compat.LoRARequest(
+            lora_name=name, lora_int_id=next(self._adapter_ids), lora_path=path
+        )
+        try:  # the engine core loads and checks it (rank, target modules) now, not later
+            await self._engine.add_lora(request)
+        except compat.EngineDeadError as err:
+            raise EngineDeadError("The engine has stopped.") from err
+        except Exception as err:
+            logger.warning("loading adapter %s from %s failed", name, path, exc_info=True)
+            raise InvalidRequestError(
+                f"The adapter '{name}' could not be loaded: {err}", param="lora_path"
+            ) from err
+        self._adapters[name] = request
+
+    async def unload_adapter(self, name: str) -> None:
+        request = self._adapters.pop(name, None)
+        if request is None:
+            raise ModelNotFoundError(f"No adapter '{name}' is loaded.", param="lora_name")
+        await self._engine.remove_lora(request.lora_int_id)
+
     async def abort(self, request_id: str) -> None:
         await self._engine.abort(request_id)
 
@@ -240,4 +293,4 @@ class VLLMEngine:
         self._engine.shutdown()
         # Let AsyncLLM be collected now: its __del__ shuts down again, which fails if it only
         # runs at interpreter exit, after vLLM's module globals are gone.
-        self._engine = _Stopped()
+        self._engine = StoppedEngine()

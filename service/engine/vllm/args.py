@@ -66,6 +66,9 @@ def engine_kwargs(
         "max_logprobs": settings.max_logprobs,
         "logits_processors": logits_processors or None,
         "scheduling_policy": "priority" if settings.scheduling_policy == "priority" else None,
+        "enable_lora": settings.enable_lora or None,
+        "max_loras": settings.max_loras if settings.enable_lora else None,
+        "max_lora_rank": settings.max_lora_rank if settings.enable_lora else None,
     }
     # None means "vLLM's own default": leave it out rather than override it.
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}
@@ -84,3 +87,38 @@ def engine_environment(settings: Settings, *, on_cpu: bool) -> dict[str, str]:
     if no_repeat_ngram_enabled(settings, on_cpu=on_cpu):
         env[MODEL_RUNNER_V2_ENV] = "0"
     return env
+
+
+def pooling_engine_kwargs(
+    settings: Settings, *, model_path: str, on_cpu: bool, accepted: Collection[str]
+) -> dict[str, Any]:
+    """`AsyncEngineArgs` for the embedding engine: the generation engine's, in pooling mode.
+
+    Its stats logging is off: vLLM's Prometheus logger unregisters every `vllm:` family when
+    an engine starts, which would wipe the generation engine's metrics.
+    """
+    kwargs = engine_kwargs(settings, model_path=model_path, on_cpu=on_cpu, accepted=accepted)
+    pooling: dict[str, Any] = {
+        "served_model_name": [settings.embedding_model_name],
+        "runner": "pooling",
+        "convert": "embed",
+        "disable_log_stats": True,
+        "gpu_memory_utilization": settings.embedding_gpu_memory_utilization,
+        "max_num_seqs": settings.embedding_max_num_seqs,
+        "scheduling_policy": None,
+        "max_logprobs": None,
+        "logits_processors": None,
+        "enable_lora": None,
+        "max_loras": None,
+        "max_lora_rank": None,
+    }
+    for name, value in pooling.items():
+        kwargs.pop(name, None)
+        if value is not None and name in accepted:
+            kwargs[name] = value
+    return kwargs
+
+
+def pooling_cpu_environment(settings: Settings) -> dict[str, str]:
+    """The embedding engine's own KV-cache share, read when its engine core spawns."""
+    return {"VLLM_CPU_KVCACHE_SPACE": str(settings.embedding_cpu_kvcache_space)}

@@ -12,6 +12,8 @@ from typing import Any
 
 import vllm
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.lora.request import LoRARequest
+from vllm.pooling_params import PoolingParams
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -60,8 +62,11 @@ __all__ = [
     "BeamSearchParams",
     "EngineDeadError",
     "GracefulHTTPError",
+    "LoRARequest",
+    "PoolingParams",
     "SamplingParams",
     "beam_search",
+    "embed_params",
     "engine_arg_names",
     "generated_so_far",
     "max_num_seqs",
@@ -106,6 +111,11 @@ def structured_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
     from vllm.sampling_params import GuidedDecodingParams  # pragma: no cover
 
     return {"guided_decoding": GuidedDecodingParams(**spec)}  # pragma: no cover
+
+
+def embed_params(dimensions: int | None) -> PoolingParams:
+    """The embed task's parameters (0.26 and 0.32 both take `task`)."""
+    return PoolingParams(task="embed", dimensions=dimensions)
 
 
 def max_num_seqs(engine: Any) -> int:

@@ -25,7 +25,8 @@ from service.schemas.chat import (
 from service.schemas.common import Usage
 from service.services import costs
 from service.services.generation import EngineJob, run_to_completion, stream_deltas
-from service.services.limits import check_count, check_model, check_text
+from service.services.limits import check_count, check_text
+from service.services.models import select_model
 from service.services.sampling import sampling_options, token_budget
 
 
@@ -46,7 +47,7 @@ class PreparedChat:
 
 
 def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) -> PreparedChat:
-    check_model(request.model, settings)
+    model = select_model(request.model, settings, engine)
     check_count(len(request.messages), settings.max_messages, what="messages", param="messages")
     for i, message in enumerate(request.messages):
         check_text(message.text(), settings, param=f"messages.{i}.content")
@@ -87,7 +88,7 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
-        model=settings.model_name,
+        model=model,
         job=EngineJob(ids, options),
         n=request.n,
         logprobs=request.logprobs,

@@ -24,7 +24,8 @@ from service.services.generation import (
     run_to_completion,
     stream_deltas,
 )
-from service.services.limits import check_count, check_model, check_text
+from service.services.limits import check_count, check_text
+from service.services.models import select_model
 from service.services.sampling import sampling_options, token_budget
 
 
@@ -46,7 +47,7 @@ class PreparedCompletion:
 
 
 def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> PreparedCompletion:
-    check_model(request.model, settings)
+    model = select_model(request.model, settings, engine)
     prompts = request.prompts()
     check_count(len(prompts), settings.max_batch_size, what="prompts", param="prompt")
     for i, prompt in enumerate(prompts):
@@ -82,7 +83,7 @@ def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> P
     return PreparedCompletion(
         id=f"cmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
-        model=settings.model_name,
+        model=model,
         jobs=jobs,
         prompt_texts=texts,
         echo=request.echo,

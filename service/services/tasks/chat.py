@@ -85,7 +85,7 @@ def _check_limits(req: TaskChatRequest, settings: Settings) -> None:
 
 
 def prepare(req: TaskChatRequest, engine: Engine, settings: Settings) -> PreparedChat:
-    model = served_model(req.model, settings)
+    model = served_model(req.model, settings, engine)
     _check_limits(req, settings)
     system, turns = _conversation(req)
     context = engine.max_model_len

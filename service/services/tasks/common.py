@@ -14,16 +14,16 @@ from service.engine.base import Engine
 from service.schemas.common import Usage
 from service.schemas.tasks import FinishReason, TaskChunk, TaskDelta, TaskName, TaskResponse
 from service.services.generation import EngineJob, stream_deltas
-from service.services.limits import check_model, check_text, check_texts
+from service.services.limits import check_text, check_texts
+from service.services.models import select_model
 
 R = TypeVar("R", bound=BaseModel)
 
 
-def served_model(requested: str | None, settings: Settings) -> str:
-    """The task API's `model` is optional; when given it must be the served one."""
-    if requested is not None:
-        check_model(requested, settings)
-    return settings.model_name
+def served_model(requested: str | None, settings: Settings, engine: Engine) -> str:
+    """The task API's `model` is optional; when given it must be the served model or one of
+    its adapters (which the request then runs on)."""
+    return select_model(requested or settings.model_name, settings, engine)
 
 
 def new_id(task: TaskName) -> str:

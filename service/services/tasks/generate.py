@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from service.config import Settings
 from service.engine.base import BeamSearchOptions, Engine, SamplingOptions, no_repeat_ngram_off
-from service.errors import ContextLengthError, InvalidRequestError
+from service.errors import ContextLengthError, InvalidRequestError, UnsupportedParameterError
 from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
     GenerateRequest,
@@ -150,10 +150,15 @@ def _lengths(
 
 
 def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> PreparedGenerate:
-    model = served_model(req.model, settings)
+    model = served_model(req.model, settings, engine)
     _check_combinations(req)
     if req.no_repeat_ngram_size and not engine.supports_no_repeat_ngram:
         raise no_repeat_ngram_off()
+    if req.num_beams > 1 and model != settings.model_name:
+        raise UnsupportedParameterError(
+            "Beam search runs on the base model only; leave num_beams at 1 with an adapter.",
+            param="num_beams",
+        )
     stop = stop_sequences(req.stop)
     jobs = []
     param = "prompt" if req.prompt is not None else "prompts"

@@ -139,7 +139,7 @@ class PreparedSummary:
 
 def prepare(req: SummarizeRequest, engine: Engine, settings: Settings) -> PreparedSummary:
     """Validate (no engine work): every 4xx but a too-long text is raised here."""
-    model = served_model(req.model, settings)
+    model = served_model(req.model, settings, engine)
     param = "text" if req.text is not None else "texts"
     texts = inputs(req.text, req.texts, param=param, settings=settings)
     _check(req, engine)

@@ -56,7 +56,7 @@ def prepare(
     request: ClassifyRequest, engine: Engine, settings: Settings, *, request_id: str
 ) -> PreparedClassify:
     """Validate and tokenize (no engine work): every 4xx is raised here."""
-    model = common.served_model(request.model, settings)
+    model = common.served_model(request.model, settings, engine)
     param = "text" if request.text is not None else "texts"
     texts = common.inputs(request.text, request.texts, param=param, settings=settings)
     check_limits(request, settings)
