@@ -20,6 +20,10 @@
 `outcome_for` is the one mapping from a status to an outcome. A client that leaves before its
 answer is outcome `aborted`, logged with nginx's 499 (nothing is sent).
 
+Apart from the tree, `ConfigurationError` is a setting that cannot work with the model (e.g. a
+tool-call parser whose special tokens the tokenizer lacks): start-up fails with it, naming the
+setting.
+
 Routes and services raise these; `service/http/encode.py` is the one place that turns them
 into a response (a JSON body, a raw ASGI answer, or an in-band SSE event). This module imports
 nothing from the package: every layer may raise these errors.
@@ -89,6 +93,10 @@ def outcome_for(status: int, code: str | None = None) -> Outcome:
     if status < 500:
         return "client_error"
     return "engine_error"
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot work with this model or engine; start-up fails naming it."""
 
 
 class GatewayError(Exception):

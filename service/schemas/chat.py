@@ -7,7 +7,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import OpenAIRequest, RequestModel, TokenCount, Usage
+from service.schemas.common import (
+    IGNORED_FIELDS,
+    OpenAIRequest,
+    RequestModel,
+    TokenCount,
+    Usage,
+)
+from service.schemas.tools import DeltaToolCall, FunctionTool, ToolCall, ToolCallIn, ToolChoice
 
 
 class TextPart(RequestModel):
@@ -55,25 +62,36 @@ class AssistantMessage(_Message):
     role: Literal["assistant"]
     content: Content | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    # Earlier reasoning, as vLLM (`reasoning`) and others (`reasoning_content`) send it back;
+    # accepted and left out of the prompt, as reasoning models' templates do.
+    reasoning: str | None = None
+    reasoning_content: str | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _no_tool_calls(cls, data: Any) -> Any:
+    def _no_legacy_calls(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key in ("tool_calls", "function_call", "audio"):
+            for key in ("function_call", "audio"):
                 if data.get(key) is not None:
                     raise PydanticCustomError(
                         "unsupported_parameter",
                         "'{param}' in assistant messages is not supported by this server.",
                         {"param": key},
                     )
-            data = {
-                k: v for k, v in data.items() if k not in ("tool_calls", "function_call", "audio")
-            }
+            data = {k: v for k, v in data.items() if k not in ("function_call", "audio")}
         return data
 
 
-Message = Annotated[SystemMessage | UserMessage | AssistantMessage, Field(discriminator="role")]
+class ToolMessage(_Message):
+    role: Literal["tool"]
+    content: Content
+    tool_call_id: str = Field(..., min_length=1)
+
+
+Message = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
 
 
 class JsonSchemaFormat(RequestModel):
@@ -101,10 +119,9 @@ class ResponseFormat(RequestModel):
 
 
 class ChatCompletionRequest(OpenAIRequest):
+    _ignored: ClassVar[frozenset[str]] = IGNORED_FIELDS - {"parallel_tool_calls"}
     _unsupported: ClassVar[frozenset[str]] = frozenset(
         {
-            "tools",
-            "tool_choice",
             "functions",
             "function_call",
             "audio",
@@ -120,9 +137,18 @@ class ChatCompletionRequest(OpenAIRequest):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     modalities: list[Literal["text"]] | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ChatCompletionRequest:
+        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
+            raise PydanticCustomError(
+                "value_error",
+                "tool_choice is only allowed when tools are given.",
+                {"param": "tool_choice"},
+            )
         if self.top_logprobs is not None and not self.logprobs:
             raise PydanticCustomError(
                 "value_error",
@@ -140,6 +166,8 @@ class ChatCompletionRequest(OpenAIRequest):
 class ChatMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    reasoning: str | None = Field(None, exclude_if=lambda v: v is None)
+    tool_calls: list[ToolCall] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class TopLogprob(BaseModel):
@@ -156,11 +184,14 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobEntry] | None = None
 
 
+FinishReason = Literal["stop", "length", "abort", "tool_calls"]
+
+
 class ChatChoice(BaseModel):
     index: int
     message: ChatMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length", "abort"] | None = None
+    finish_reason: FinishReason | None = None
     stop_reason: int | str | None = None
 
 
@@ -176,13 +207,15 @@ class ChatCompletionResponse(BaseModel):
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = Field(None, exclude_if=lambda v: v is None)
     content: str | None = None
+    reasoning: str | None = Field(None, exclude_if=lambda v: v is None)
+    tool_calls: list[DeltaToolCall] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ChatChunkChoice(BaseModel):
     index: int
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length", "abort"] | None = None
+    finish_reason: FinishReason | None = None
     stop_reason: int | str | None = None
 
 

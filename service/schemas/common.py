@@ -162,6 +162,7 @@ class OpenAIRequest(RequestModel):
     """
 
     _unsupported: ClassVar[frozenset[str]] = frozenset()
+    _ignored: ClassVar[frozenset[str]] = IGNORED_FIELDS
 
     @model_validator(mode="before")
     @classmethod
@@ -176,7 +177,7 @@ class OpenAIRequest(RequestModel):
                     "'{param}' is not supported by this server.",
                     {"param": key},
                 )
-        return {k: v for k, v in data.items() if k not in IGNORED_FIELDS}
+        return {k: v for k, v in data.items() if k not in cls._ignored}
 
     # --- sampling, shared by completions and chat (OpenAI fields, then vLLM's extensions)
     model: NonEmptyStr

@@ -41,6 +41,8 @@ VLLM_026_ENGINE_ARGS = frozenset(
         "enable_log_requests",
         "trust_remote_code",
         "revision",
+        # An engine argument since 0.10.2 (structured outputs replaced guided decoding).
+        "structured_outputs_config",
     }
 )
 
@@ -219,6 +221,7 @@ def test_only_accepted_fields_are_passed(accepted: frozenset[str]) -> None:
         "download_dir",
         "disable_log_stats",
         "max_logprobs",
+        "structured_outputs_config",
     }
 
 

@@ -18,6 +18,12 @@ from service.engine.base import (
 from service.engine.vllm import compat, convert
 from service.engine.vllm.args import cpu_environment, engine_kwargs
 from service.engine.vllm.logits import LOGITS_PROCESSORS
+from service.engine.vllm.parsers import (
+    VLLMReasoningParser,
+    VLLMToolCallParser,
+    load_reasoning_parser,
+    load_tool_parser,
+)
 from service.errors import (
     EngineDeadError,
     EngineFailureError,
@@ -45,12 +51,27 @@ class VLLMTokenizer:
     def token_text(self, token_id: int) -> str:
         return str(self._tok.decode([token_id]))
 
+    @property
+    def chat_template(self) -> str | None:
+        template = getattr(self._tok, "chat_template", None)
+        return template if isinstance(template, str) else None
+
     def apply_chat_template(
-        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+        chat_template: str | None = None,
     ) -> str:
+        extra: dict[str, Any] = {}
+        if tools is not None:
+            extra["tools"] = tools
+        if chat_template is not None:
+            extra["chat_template"] = chat_template
         return str(
             self._tok.apply_chat_template(
-                messages, add_generation_prompt=add_generation_prompt, tokenize=False
+                messages, add_generation_prompt=add_generation_prompt, tokenize=False, **extra
             )
         )
 
@@ -71,9 +92,25 @@ class _Stopped:
 
 
 class VLLMEngine:
-    def __init__(self, engine: Any, *, priority_scheduling: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        priority_scheduling: bool = False,
+        tool_call_parser: str | None = None,
+        reasoning_parser: str | None = None,
+    ) -> None:
         self._engine = engine
-        self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
+        raw_tokenizer = engine.get_tokenizer()
+        self._raw_tokenizer = raw_tokenizer
+        self._tokenizer = VLLMTokenizer(raw_tokenizer)
+        # Loaded (and checked against the tokenizer) once; instantiated per output.
+        self._tool_parser_class = (
+            load_tool_parser(tool_call_parser, raw_tokenizer) if tool_call_parser else None
+        )
+        self._reasoning_parser_class = (
+            load_reasoning_parser(reasoning_parser, raw_tokenizer) if reasoning_parser else None
+        )
         self._max_model_len = int(engine.model_config.max_model_len)
         self._priority_scheduling = priority_scheduling
         self._active = 0  # open generate() and beam_search() calls
@@ -93,8 +130,21 @@ class VLLMEngine:
             logits_processors=LOGITS_PROCESSORS,
         )
         logger.info("starting vLLM %s engine: %s", compat.VERSION, kwargs)
+        if isinstance(kwargs.get("structured_outputs_config"), dict):
+            kwargs["structured_outputs_config"] = compat.structured_outputs_config(
+                kwargs["structured_outputs_config"]
+            )
         engine = compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs))
-        return cls(engine, priority_scheduling=settings.scheduling_policy == "priority")
+        try:
+            return cls(
+                engine,
+                priority_scheduling=settings.scheduling_policy == "priority",
+                tool_call_parser=settings.tool_call_parser,
+                reasoning_parser=settings.reasoning_parser,
+            )
+        except Exception:
+            engine.shutdown()
+            raise
 
     @property
     def max_model_len(self) -> int:
@@ -107,6 +157,16 @@ class VLLMEngine:
     @property
     def max_num_seqs(self) -> int:
         return compat.max_num_seqs(self._engine)
+
+    def tool_parser(self, tools: list[dict[str, Any]]) -> VLLMToolCallParser | None:
+        if self._tool_parser_class is None:
+            return None
+        return VLLMToolCallParser(self._tool_parser_class, self._raw_tokenizer, tools)
+
+    def reasoning_parser(self) -> VLLMReasoningParser | None:
+        if self._reasoning_parser_class is None:
+            return None
+        return VLLMReasoningParser(self._reasoning_parser_class, self._raw_tokenizer)
 
     def progress(self) -> EngineProgress:
         return EngineProgress(

@@ -45,6 +45,13 @@ def engine_kwargs(
         "max_logprobs": settings.max_logprobs,
         "logits_processors": logits_processors or None,
         "scheduling_policy": "priority" if settings.scheduling_policy == "priority" else None,
+        # JSON under a constraint (response_format, tool calls) without free whitespace: a
+        # small model otherwise spends its token budget on blank lines inside the braces.
+        "structured_outputs_config": (
+            {"backend": "xgrammar", "disable_any_whitespace": True}
+            if settings.compact_json_output
+            else None
+        ),
     }
     # None means "vLLM's own default": leave it out rather than override it.
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from service.config import Settings
-from service.engine.base import Engine, TokenLogprob
+from service.engine.base import Engine, TokenLogprob, ToolCallFragment
 from service.errors import InvalidRequestError
 from service.schemas.chat import (
+    AssistantMessage,
     ChatChoice,
     ChatChunkChoice,
     ChatCompletionChunk,
@@ -19,13 +21,34 @@ from service.schemas.chat import (
     ChatMessage,
     ChoiceLogprobs,
     DeltaMessage,
+    Message,
     TokenLogprobEntry,
+    ToolMessage,
     TopLogprob,
 )
 from service.schemas.common import Usage
+from service.schemas.tools import DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall
 from service.services import costs
-from service.services.generation import EngineJob, run_to_completion, stream_deltas
+from service.services.generation import (
+    EngineJob,
+    SequenceResult,
+    run_to_completion,
+    stream_deltas,
+)
 from service.services.limits import check_count, check_model, check_text
+from service.services.openai.tool_output import (
+    StreamShaper,
+    call_id,
+    count_calls,
+    finish_reason,
+    shape_output,
+)
+from service.services.openai.tools import (
+    ToolPlan,
+    chat_template,
+    check_tool_results,
+    plan_tools,
+)
 from service.services.sampling import sampling_options, token_budget
 
 
@@ -38,6 +61,8 @@ class PreparedChat:
     n: int
     logprobs: bool
     include_usage: bool
+    tools: ToolPlan | None = None
+    reasoning: bool = False
 
     @property
     def cost(self) -> int:
@@ -50,16 +75,10 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
     check_count(len(request.messages), settings.max_messages, what="messages", param="messages")
     for i, message in enumerate(request.messages):
         check_text(message.text(), settings, param=f"messages.{i}.content")
-    messages = [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-        for m in request.messages
-    ]
-    try:
-        prompt = engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    except Exception as err:  # a template may refuse a conversation (e.g. role order)
-        raise InvalidRequestError(
-            f"The model's chat template rejected the messages: {err}", param="messages"
-        ) from err
+    plan = plan_tools(request.tools, request.tool_choice, request.parallel_tool_calls, settings)
+    messages = [template_message(m) for m in request.messages]
+    check_tool_results(messages)
+    prompt = render_prompt(engine, settings, messages, plan)
     # The template already holds the special tokens (BOS etc.); do not add them twice.
     ids = engine.tokenizer.encode(prompt, add_special_tokens=False)
     max_tokens = token_budget(
@@ -80,6 +99,9 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         settings=settings,
         logprobs_param="top_logprobs",
     )
+    constraint = plan.constraint() if plan is not None else None
+    if constraint is not None:  # the tools' schema replaces any response_format
+        options = replace(options, structured=constraint)
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
@@ -88,7 +110,39 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         n=request.n,
         logprobs=request.logprobs,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        tools=plan,
+        reasoning=settings.reasoning_parser is not None,
     )
+
+
+def template_message(message: Message) -> dict[str, Any]:
+    """One message as chat templates take it (developer is system to open models)."""
+    out: dict[str, Any] = {
+        "role": "system" if message.role == "developer" else message.role,
+        "content": message.text(),
+    }
+    if isinstance(message, AssistantMessage) and message.tool_calls:
+        out["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def render_prompt(
+    engine: Engine, settings: Settings, messages: list[dict[str, Any]], plan: ToolPlan | None
+) -> str:
+    """The prompt text: the template chosen for these messages and tools, applied."""
+    tools = plan.tools if plan is not None and plan.mode != "none" else None
+    with_tools = bool(tools) or any(m["role"] == "tool" or "tool_calls" in m for m in messages)
+    template = chat_template(settings, engine.tokenizer, with_tools=with_tools)
+    try:
+        return engine.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tools=tools, chat_template=template
+        )
+    except Exception as err:  # a template may refuse a conversation (e.g. role order)
+        raise InvalidRequestError(
+            f"The model's chat template rejected the messages: {err}", param="messages"
+        ) from err
 
 
 def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
@@ -108,18 +162,29 @@ def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
     )
 
 
+def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> ChatChoice:
+    shaped = shape_output(engine, prepared.tools, seq.text, reasoning=prepared.reasoning)
+    count_calls(prepared.tools, shaped.calls)
+    calls = [
+        ToolCall(id=call_id(), function=FunctionCall(name=c.name, arguments=c.arguments))
+        for c in shaped.calls
+    ]
+    return ChatChoice(
+        index=0,
+        message=ChatMessage(content=shaped.content, reasoning=shaped.reasoning, tool_calls=calls),
+        logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
+        finish_reason=finish_reason(prepared.tools, seq.finish_reason, bool(calls)),
+        stop_reason=seq.stop_reason,
+    )
+
+
 async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResponse:
     (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
-    choices = [
-        ChatChoice(
-            index=i,
-            message=ChatMessage(content=seq.text),
-            logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
-            finish_reason=seq.finish_reason,
-            stop_reason=seq.stop_reason,
-        )
-        for i, seq in enumerate(result.sequences)
-    ]
+    choices = []
+    for i, seq in enumerate(result.sequences):
+        choice = _message(prepared, engine, seq)
+        choice.index = i
+        choices.append(choice)
     completion = sum(len(s.token_ids) for s in result.sequences)
     usage = Usage.of(result.num_prompt_tokens, completion)
     return ChatCompletionResponse(
@@ -135,32 +200,87 @@ def _chunk(prepared: PreparedChat, choices: list[ChatChunkChoice]) -> str:
 
 async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events, without the final [DONE]."""
+    async for chunk in chunks(prepared, engine):
+        if chunk.usage is None:
+            yield chunk.model_dump_json(exclude={"usage"})
+        else:
+            yield chunk.model_dump_json()
+
+
+def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall]:
+    """OpenAI's pieces: a call's first carries id, type and name; the rest only arguments."""
+    out = []
+    for piece in pieces:
+        first = piece.name is not None
+        out.append(
+            DeltaToolCall(
+                index=piece.index,
+                id=shaper.ids[piece.index] if first else None,
+                type="function" if first else None,
+                function=DeltaFunctionCall(name=piece.name, arguments=piece.arguments),
+            )
+        )
+    return out
+
+
+async def chunks(prepared: PreparedChat, engine: Engine) -> AsyncIterator[ChatCompletionChunk]:
+    """The stream's chunks, the usage chunk last when asked for."""
+
+    def chunk(choices: list[ChatChunkChoice]) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=prepared.id, created=prepared.created, model=prepared.model, choices=choices
+        )
+
     # OpenAI opens every choice with the role before any content.
-    yield _chunk(
-        prepared,
+    yield chunk(
         [
             ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
             for i in range(prepared.n)
-        ],
+        ]
     )
+    shaped = prepared.tools is not None or prepared.reasoning
+    shapers: dict[int, StreamShaper] = {}
+    if shaped:
+        for i in range(prepared.n):
+            shapers[i] = StreamShaper(engine, prepared.tools, reasoning=prepared.reasoning)
+            opening = shapers[i].opening()
+            if opening:
+                tool_calls = _tool_deltas(shapers[i], tuple(opening))
+                yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=tool_calls))])
     completion_tokens = 0
-    async for _, chunk in stream_deltas(engine, [prepared.job], prepared.id):
+    async for _, engine_chunk in stream_deltas(engine, [prepared.job], prepared.id):
         choices = []
-        for delta in chunk.sequences:
+        for delta in engine_chunk.sequences:
             completion_tokens += len(delta.token_ids)
             if not delta.text and delta.finish_reason is None:
                 continue
+            finish: str | None = delta.finish_reason
+            if shaped:
+                shaper = shapers[delta.index]
+                parsed = shaper.step(delta.text, delta.token_ids)
+                message = DeltaMessage(
+                    content=parsed.content,
+                    reasoning=parsed.reasoning,
+                    tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
+                )
+                if finish is not None:
+                    finish = finish_reason(prepared.tools, finish, shaper.called)
+                    count_calls(prepared.tools, shaper.calls())
+                elif not (message.content or message.reasoning or message.tool_calls):
+                    continue
+            else:
+                message = DeltaMessage(content=delta.text)
             choices.append(
                 ChatChunkChoice(
                     index=delta.index,
-                    delta=DeltaMessage(content=delta.text),
+                    delta=message,
                     logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
-                    finish_reason=delta.finish_reason,
+                    finish_reason=finish,
                     stop_reason=delta.stop_reason,
                 )
             )
         if choices:
-            yield _chunk(prepared, choices)
+            yield chunk(choices)
     if prepared.include_usage:
         prompt = len(prepared.job.prompt_token_ids)
         yield ChatCompletionChunk(
@@ -169,4 +289,4 @@ async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
             model=prepared.model,
             choices=[],
             usage=Usage.of(prompt, completion_tokens),
-        ).model_dump_json()
+        )
