@@ -145,6 +145,10 @@ class ToolCallParser(Protocol):
 
     def extract(self, text: str) -> ParsedToolCalls: ...
 
+    def finish(self) -> ParsedDelta | None:
+        """What the parser held back until the output ended (streaming)."""
+        ...
+
     def extract_streaming(self, delta_text: str, delta_ids: Sequence[int]) -> ParsedDelta | None:
         """The next step's text and token ids (the parser keeps what came before)."""
         ...

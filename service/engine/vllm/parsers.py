@@ -99,6 +99,10 @@ class VLLMToolCallParser:
             return ParsedDelta(content=delta_text)
         return _delta(delta)
 
+    def finish(self) -> ParsedDelta | None:
+        finish = getattr(self._parser, "finish_streaming", None)  # engine-based parsers (0.32)
+        return _delta(finish()) if finish is not None else None
+
 
 class VLLMReasoningParser:
     def __init__(self, parser_class: Any, tokenizer: Any) -> None:

@@ -257,7 +257,9 @@ async def chunks(prepared: PreparedChat, engine: Engine) -> AsyncIterator[ChatCo
             finish: str | None = delta.finish_reason
             if shaped:
                 shaper = shapers[delta.index]
-                parsed = shaper.step(delta.text, delta.token_ids)
+                parsed = shaper.step(
+                    delta.text, delta.token_ids, last=delta.finish_reason is not None
+                )
                 message = DeltaMessage(
                     content=parsed.content,
                     reasoning=parsed.reasoning,

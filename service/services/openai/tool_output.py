@@ -219,7 +219,17 @@ class StreamShaper:
             return self._track([ToolCallFragment(0, name=self.plan.named)])
         return []
 
-    def step(self, text: str, ids: Any) -> ParsedDelta:
+    def step(self, text: str, ids: Any, *, last: bool = False) -> ParsedDelta:
+        delta = self._step(text, ids)
+        if last and self._parser is not None:
+            held = self._parser.finish()
+            if held is not None:
+                pieces = delta.tool_calls + tuple(self._track(list(held.tool_calls)))
+                content = (delta.content or "") + (held.content or "")
+                return ParsedDelta(content or None, delta.reasoning, pieces)
+        return delta
+
+    def _step(self, text: str, ids: Any) -> ParsedDelta:
         reasoning = None
         if self._reasoning is not None:
             parsed = self._reasoning.extract_streaming(text, ids)
