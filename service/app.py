@@ -14,9 +14,10 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import health, metrics, openai, tasks
+from service.routes import health, metrics, openai, responses, tasks
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
+from service.services.openai.response_store import ResponseStore
 from service.telemetry.metrics import serve_metrics_port
 
 
@@ -76,10 +77,14 @@ def create_app(
     security = install_security(app, settings)  # API keys, rate limits, body size, CORS
     observability = install_observability(app, settings)  # last added: the outermost
     admission.attach_gauges(observability.metrics.queue_depth, observability.metrics.sequences)
-    gateway = GatewayState(settings, state, admission, observability, security)
+    store = ResponseStore(
+        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
+    )
+    gateway = GatewayState(settings, state, admission, observability, security, store)
     app.state.gateway = gateway
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(tasks.router)
     return app

@@ -5,6 +5,7 @@
     │   ├── UnsupportedParameterError 400 a field we do not implement that would change the result
     │   └── ContextLengthError        400 context_length_exceeded: prompt + max_tokens > context
     ├── AuthenticationError           401 invalid_api_key: no key, or a wrong one
+    ├── NotFoundError                 404 not_found: e.g. an unknown previous_response_id
     ├── ModelNotFoundError            404 model_not_found
     ├── PayloadTooLargeError          413 an input beyond the configured size limits
     ├── RateLimitError                429 rate_limit_exceeded: the caller's own limit (Retry-After)
@@ -167,6 +168,14 @@ class PayloadTooLargeError(GatewayError):
     status_code = 413
     error_type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class NotFoundError(GatewayError):
+    """404 for a named thing that does not exist (here), e.g. a stored response."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
 
 
 class ModelNotFoundError(GatewayError):
