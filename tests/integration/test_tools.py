@@ -195,3 +195,21 @@ def test_auto_answers_with_text_or_a_parsed_call(
         assert {c.function.name for c in choice.message.tool_calls} <= set(SCHEMAS)
     else:
         assert choice.message.content
+
+
+@pytest.mark.parametrize(
+    "choice", [pytest.param(NAMED, id="named"), pytest.param("required", id="required")]
+)
+def test_a_schema_the_backend_cannot_compile_is_a_400(
+    sync_client: openai.OpenAI, live_server: LiveServer, choice: Any
+) -> None:
+    # Valid JSON Schema, but a regex lookbehind the grammar compiler does not take.
+    odd = {"type": "object", "properties": {"city": {"type": "string", "pattern": "(?<=a)b"}}}
+    tools: list[Any] = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": odd}}
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        sync_client.chat.completions.create(
+            model=live_server.model, messages=MESSAGES, tools=tools, tool_choice=choice
+        )
+    assert caught.value.param == "tools"

@@ -178,8 +178,18 @@ def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> Cha
     )
 
 
+def _name_the_tools(prepared: PreparedChat, err: InvalidRequestError) -> None:
+    """The engine refused the tools' constraint (a schema its grammar compiler cannot take)."""
+    if err.param is None and prepared.tools is not None and prepared.tools.constraint():
+        err.param = "tools"
+
+
 async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResponse:
-    (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+    try:
+        (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+    except InvalidRequestError as err:
+        _name_the_tools(prepared, err)
+        raise
     choices = []
     for i, seq in enumerate(result.sequences):
         choice = _message(prepared, engine, seq)
