@@ -62,7 +62,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(400, "invalid_request_error", "context_length_exceeded", "client_error", "too long"),
     ErrorRow(401, "invalid_request_error", "invalid_api_key", "client_error", "no or wrong key"),
     ErrorRow(404, "invalid_request_error", "model_not_found", "client_error", "unknown model"),
-    ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path"),
+    ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path or id"),
     ErrorRow(405, "invalid_request_error", "method_not_allowed", "client_error", "wrong method"),
     ErrorRow(413, "invalid_request_error", "payload_too_large", "client_error", "over a limit"),
     ErrorRow(429, "requests", "rate_limit_exceeded", "rejected", "caller's request rate"),

@@ -40,6 +40,12 @@ def test_tools_example_runs(gateway: FakeGateway) -> None:
     assert "answer: " in out
 
 
+def test_responses_example_runs(gateway: FakeGateway) -> None:
+    out = run([sys.executable, str(EXAMPLES / "responses.py")], gateway)
+    assert "create: " in out and "Paris" in out
+    assert 'call: get_weather {"city": "Paris"}' in out and "answer: " in out
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_curl_example_runs(gateway: FakeGateway) -> None:
     out = run(["bash", str(EXAMPLES / "curl.sh")], gateway)
