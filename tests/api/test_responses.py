@@ -196,6 +196,8 @@ BAD = [
         id="output-without-call",
     ),
     pytest.param(body(model="other"), 404, "model", id="unknown-model"),
+    pytest.param(body(tool_choice="required"), 400, "tool_choice", id="choice-without-tools"),
+    pytest.param(body(tools=[{"type": "web_search"}]), 400, "tools.0.type", id="non-function-tool"),
     pytest.param(body(reasoning={"effort": "high"}), 400, "reasoning", id="unsupported-field"),
     pytest.param(body(frobnicate=1), 400, "frobnicate", id="unknown-field"),
 ]

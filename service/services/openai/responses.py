@@ -114,10 +114,11 @@ def _chat_request(
             {"type": "function", "function": t.model_dump(exclude={"type"}, exclude_none=True)}
             for t in request.tools
         ]
-        choice = request.tool_choice
+    choice = request.tool_choice
+    if choice is not None:
         fields["tool_choice"] = (
             {"type": "function", "function": {"name": choice.name}}
-            if choice is not None and not isinstance(choice, str)
+            if not isinstance(choice, str)
             else choice
         )
     fmt = request.text.format if request.text is not None else None
@@ -130,7 +131,8 @@ def _chat_request(
         return ChatCompletionRequest.model_validate(fields)
     except ValidationError as err:
         first = err.errors()[0]
-        where = _param(".".join(str(p) for p in first["loc"]))
+        named = (first.get("ctx") or {}).get("param")
+        where = _param(named or ".".join(str(p) for p in first["loc"]) or None)
         raise InvalidRequestError(first["msg"], param=where) from err
 
 
