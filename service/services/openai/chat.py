@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
 from service.config import Settings
-from service.engine.base import Engine, TokenLogprob, ToolCallFragment
+from service.engine.base import Engine, GenerationChunk, TokenLogprob, ToolCallFragment
 from service.errors import InvalidRequestError
 from service.schemas.chat import (
     AssistantMessage,
@@ -210,11 +211,12 @@ def _chunk(prepared: PreparedChat, choices: list[ChatChunkChoice]) -> str:
 
 async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events, without the final [DONE]."""
-    async for chunk in chunks(prepared, engine):
-        if chunk.usage is None:
-            yield chunk.model_dump_json(exclude={"usage"})
-        else:
-            yield chunk.model_dump_json()
+    async with aclosing(chunks(prepared, engine)) as stream_chunks:
+        async for chunk in stream_chunks:
+            if chunk.usage is None:
+                yield chunk.model_dump_json(exclude={"usage"})
+            else:
+                yield chunk.model_dump_json()
 
 
 def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall]:
@@ -233,7 +235,25 @@ def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> 
     return out
 
 
-async def chunks(prepared: PreparedChat, engine: Engine) -> AsyncIterator[ChatCompletionChunk]:
+async def _engine_chunks(
+    prepared: PreparedChat, engine: Engine
+) -> AsyncGenerator[GenerationChunk, None]:
+    deltas = stream_deltas(engine, [prepared.job], prepared.id)
+    try:
+        async for _, engine_chunk in deltas:
+            yield engine_chunk
+    except InvalidRequestError as err:
+        _name_the_tools(prepared, err)
+        raise
+    finally:
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()  # now, not when collected: closing aborts the engine request
+
+
+async def chunks(
+    prepared: PreparedChat, engine: Engine
+) -> AsyncGenerator[ChatCompletionChunk, None]:
     """The stream's chunks, the usage chunk last when asked for."""
 
     def chunk(choices: list[ChatChunkChoice]) -> ChatCompletionChunk:
@@ -258,41 +278,43 @@ async def chunks(prepared: PreparedChat, engine: Engine) -> AsyncIterator[ChatCo
                 tool_calls = _tool_deltas(shapers[i], tuple(opening))
                 yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=tool_calls))])
     completion_tokens = 0
-    async for _, engine_chunk in stream_deltas(engine, [prepared.job], prepared.id):
-        choices = []
-        for delta in engine_chunk.sequences:
-            completion_tokens += len(delta.token_ids)
-            if not delta.text and delta.finish_reason is None:
-                continue
-            finish: str | None = delta.finish_reason
-            if shaped:
-                shaper = shapers[delta.index]
-                parsed = shaper.step(
-                    delta.text, delta.token_ids, last=delta.finish_reason is not None
-                )
-                message = DeltaMessage(
-                    content=parsed.content,
-                    reasoning=parsed.reasoning,
-                    tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
-                )
-                if finish is not None:
-                    finish = finish_reason(prepared.tools, finish, shaper.called)
-                    count_calls(prepared.tools, shaper.calls())
-                elif not (message.content or message.reasoning or message.tool_calls):
+    engine_chunks = _engine_chunks(prepared, engine)
+    async with aclosing(engine_chunks):  # leaving early closes (aborts) the engine request now
+        async for engine_chunk in engine_chunks:
+            choices = []
+            for delta in engine_chunk.sequences:
+                completion_tokens += len(delta.token_ids)
+                if not delta.text and delta.finish_reason is None:
                     continue
-            else:
-                message = DeltaMessage(content=delta.text)
-            choices.append(
-                ChatChunkChoice(
-                    index=delta.index,
-                    delta=message,
-                    logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
-                    finish_reason=finish,
-                    stop_reason=delta.stop_reason,
+                finish: str | None = delta.finish_reason
+                if shaped:
+                    shaper = shapers[delta.index]
+                    parsed = shaper.step(
+                        delta.text, delta.token_ids, last=delta.finish_reason is not None
+                    )
+                    message = DeltaMessage(
+                        content=parsed.content,
+                        reasoning=parsed.reasoning,
+                        tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
+                    )
+                    if finish is not None:
+                        finish = finish_reason(prepared.tools, finish, shaper.called)
+                        count_calls(prepared.tools, shaper.calls())
+                    elif not (message.content or message.reasoning or message.tool_calls):
+                        continue
+                else:
+                    message = DeltaMessage(content=delta.text)
+                choices.append(
+                    ChatChunkChoice(
+                        index=delta.index,
+                        delta=message,
+                        logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
+                        finish_reason=finish,
+                        stop_reason=delta.stop_reason,
+                    )
                 )
-            )
-        if choices:
-            yield chunk(choices)
+            if choices:
+                yield chunk(choices)
     if prepared.include_usage:
         prompt = len(prepared.job.prompt_token_ids)
         yield ChatCompletionChunk(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from service.schemas.chat import ChatCompletionChunk
@@ -41,7 +41,7 @@ async def response_events(
     prepared: PreparedResponse,
     chunks: AsyncIterator[ChatCompletionChunk],
     store: ResponseStore,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     from service.services.openai.responses import finish, usage_of
 
     event = _Events()

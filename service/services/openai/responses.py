@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -272,5 +273,8 @@ async def stream(
     prepared: PreparedResponse, engine: Engine, store: ResponseStore
 ) -> AsyncIterator[str]:
     """The Responses event sequence as SSE payloads."""
-    async for event in response_events(prepared, chat.chunks(prepared.chat, engine), store):
-        yield event
+    chunks = chat.chunks(prepared.chat, engine)
+    # Leaving early closes both now, which aborts the engine request.
+    async with aclosing(chunks), aclosing(response_events(prepared, chunks, store)) as events:
+        async for event in events:
+            yield event
