@@ -15,9 +15,10 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, lora, metrics, openai, playground, tasks
+from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
+from service.services.openai.response_store import ResponseStore
 from service.telemetry.metrics import serve_metrics_port
 
 
@@ -117,11 +118,15 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    gateway = GatewayState(settings, state, admission, observability, security)
+    store = ResponseStore(
+        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
+    )
+    gateway = GatewayState(settings, state, admission, observability, security, store)
     app.state.gateway = gateway
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(tasks.router)
     app.include_router(embeddings.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`

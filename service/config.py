@@ -156,6 +156,43 @@ class Settings(BaseSettings):
         15.0, gt=0.0, description="Seconds between SSE keep-alive comments on a quiet stream."
     )
 
+    # --- Tools, reasoning and the Responses API (docs/api.md)
+    tool_call_parser: str | None = Field(
+        "hermes",
+        description="vLLM tool-call parser that reads the model's tool calls under "
+        "`tool_choice: auto` (`hermes`, `llama3_json`, `mistral`, ...; it must fit the model's "
+        "chat template); empty = `auto` returns plain text. `required` and named choices need "
+        "none: they generate under a JSON-schema constraint.",
+    )
+    reasoning_parser: str | None = Field(
+        None,
+        description="vLLM reasoning parser (e.g. `deepseek_r1`) that moves the model's reasoning "
+        "into `message.reasoning`; unset = off.",
+    )
+    chat_template: str | None = Field(
+        None,
+        description="A Jinja chat template (a file path or the template itself) used for every "
+        "chat request instead of the model's. Unset: the model's own, and for requests with "
+        "tools a Hermes-style tool template when the model's ignores tools.",
+    )
+    compact_json_output: bool = Field(
+        True,
+        description="JSON generated under a constraint (response_format, tool calls under "
+        "`required` or a named choice) has no whitespace between tokens (vLLM's "
+        "`disable_any_whitespace`, which needs the xgrammar backend, so this also picks it), so a "
+        "small model cannot fill its budget with blank lines. Off: vLLM's `auto` backend.",
+    )
+    max_tools: int = Field(128, ge=1, description="Most tools in one request (more: 413).")
+    response_store_entries: int = Field(
+        1000,
+        ge=0,
+        description="Responses kept for `previous_response_id` and GET /v1/responses/{id}, per "
+        "replica, in memory; the oldest go first (0 = no store).",
+    )
+    response_store_ttl_seconds: float = Field(
+        3600.0, gt=0.0, description="How long a stored response is kept."
+    )
+
     # --- Task API
     max_batch_size: int = Field(64, ge=1, description="Most inputs in one task request.")
     max_text_chars: int = Field(
@@ -328,6 +365,21 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("tool_call_parser", "reasoning_parser", "chat_template")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("chat_template")
+    @classmethod
+    def _read_template(cls, value: str | None) -> str | None:
+        if value is None or "{%" in value or "{{" in value:
+            return value
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"chat_template: {value!r} is neither a file nor a Jinja template")
+        return path.read_text(encoding="utf-8")
 
     @field_validator("served_model_name", "embedding_served_model_name")
     @classmethod

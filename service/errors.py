@@ -6,7 +6,7 @@
     │   └── ContextLengthError        400 context_length_exceeded: prompt + max_tokens > context
     ├── AuthenticationError           401 invalid_api_key: no key, or a wrong one
     ├── PermissionDeniedError         403 permission_denied: an admin endpoint, a non-admin key
-    ├── NotFoundError                 404 not_found: an endpoint that is switched off
+    ├── NotFoundError                 404 not_found: a switched-off endpoint, an unknown response id
     ├── ModelNotFoundError            404 model_not_found
     ├── PayloadTooLargeError          413 an input beyond the configured size limits
     ├── RateLimitError                429 rate_limit_exceeded: the caller's own limit (Retry-After)
@@ -22,6 +22,10 @@
 `ERROR_TABLE` below lists every status with its OpenAI `type`/`code` and the metrics outcome;
 `outcome_for` is the one mapping from a status to an outcome. A client that leaves before its
 answer is outcome `aborted`, logged with nginx's 499 (nothing is sent).
+
+Apart from the tree, `ConfigurationError` is a setting that cannot work with the model (e.g. a
+tool-call parser whose special tokens the tokenizer lacks): start-up fails with it, naming the
+setting.
 
 Routes and services raise these; `service/http/encode.py` is the one place that turns them
 into a response (a JSON body, a raw ASGI answer, or an in-band SSE event). This module imports
@@ -61,7 +65,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(401, "invalid_request_error", "invalid_api_key", "client_error", "no or wrong key"),
     ErrorRow(403, "invalid_request_error", "permission_denied", "client_error", "not an admin"),
     ErrorRow(404, "invalid_request_error", "model_not_found", "client_error", "unknown model"),
-    ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path"),
+    ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path or id"),
     ErrorRow(405, "invalid_request_error", "method_not_allowed", "client_error", "wrong method"),
     ErrorRow(413, "invalid_request_error", "payload_too_large", "client_error", "over a limit"),
     ErrorRow(429, "requests", "rate_limit_exceeded", "rejected", "caller's request rate"),
@@ -94,6 +98,10 @@ def outcome_for(status: int, code: str | None = None) -> Outcome:
     if status < 500:
         return "client_error"
     return "engine_error"
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot work with this model or engine; start-up fails naming it."""
 
 
 class GatewayError(Exception):
@@ -166,16 +174,18 @@ class PermissionDeniedError(GatewayError):
     code = "permission_denied"
 
 
-class NotFoundError(GatewayError):
-    status_code = 404
-    error_type = "invalid_request_error"
-    code = "not_found"
-
-
 class PayloadTooLargeError(GatewayError):
     status_code = 413
     error_type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class NotFoundError(GatewayError):
+    """404 for a thing that does not exist here: an endpoint switched off, a stored response."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
 
 
 class ModelNotFoundError(GatewayError):

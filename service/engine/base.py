@@ -119,6 +119,66 @@ class GenerationChunk:
     timings: EngineTimings | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedToolCall:
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToolCalls:
+    """A whole output split into text for the user and the tool calls it holds."""
+
+    content: str | None
+    calls: list[ParsedToolCall]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFragment:
+    """A piece of one streamed tool call: its name on the first piece, then argument text."""
+
+    index: int
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDelta:
+    """What one streamed step adds: user text, reasoning text and tool-call pieces."""
+
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCallFragment, ...] = ()
+
+
+class ToolCallParser(Protocol):
+    """The model's own tool-call format (e.g. Hermes `<tool_call>` tags) -> tool calls.
+
+    One instance per output sequence: streaming keeps state between steps."""
+
+    def extract(self, text: str) -> ParsedToolCalls: ...
+
+    def finish(self) -> ParsedDelta | None:
+        """What the parser held back until the output ended (streaming)."""
+        ...
+
+    def extract_streaming(self, delta_text: str, delta_ids: Sequence[int]) -> ParsedDelta | None:
+        """The next step's text and token ids (the parser keeps what came before)."""
+        ...
+
+
+class ReasoningParser(Protocol):
+    """The model's reasoning markup (e.g. `<think>...</think>`) -> (reasoning, content).
+
+    One instance per output sequence: streaming keeps state between steps."""
+
+    def extract(self, text: str) -> tuple[str | None, str | None]: ...
+
+    def extract_streaming(self, delta_text: str, delta_ids: Sequence[int]) -> ParsedDelta | None:
+        """The next step's text and token ids (the parser keeps what came before)."""
+        ...
+
+
 class Tokenizer(Protocol):
     eos_token_id: int | None
 
@@ -136,7 +196,14 @@ class Tokenizer(Protocol):
         *,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        chat_template: str | None = None,
     ) -> str: ...
+
+    @property
+    def chat_template(self) -> str | None:
+        """The model's own chat template (None when it has none)."""
+        ...
 
 
 @runtime_checkable
@@ -161,6 +228,14 @@ class Engine(Protocol):
         ...
 
     def progress(self) -> EngineProgress: ...
+
+    def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser | None:
+        """A fresh parser of the configured tool-call format for one output (None: none set)."""
+        ...
+
+    def reasoning_parser(self) -> ReasoningParser | None:
+        """A fresh parser of the configured reasoning format for one output (None: off)."""
+        ...
 
     def generate(
         self,

@@ -33,6 +33,35 @@ from service.telemetry.timings import EngineTimings
 DEFAULT_REPLY = "The capital of France is Paris."
 
 
+def example_of(schema: Any) -> Any:
+    """A small value that satisfies a simple JSON schema: what a constrained engine might write.
+
+    Covers what tool and response schemas use (objects, arrays, enums, anyOf, scalars); for
+    anything else, `{"answer": "Paris"}`."""
+    if not isinstance(schema, dict):
+        return {"answer": "Paris"}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return example_of(schema[key][0])
+    kind = schema.get("type")
+    if kind == "array":
+        return [example_of(schema.get("items", {})) for _ in range(schema.get("minItems", 1))]
+    if kind == "string":
+        return "Paris"
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {name: example_of(sub) for name, sub in props.items()}
+    return {"answer": "Paris"}
+
+
 class FakeTokenizer:
     """Whitespace 'tokenizer': each word (with its leading space) is one token id."""
 
@@ -64,15 +93,21 @@ class FakeTokenizer:
     def token_text(self, token_id: int) -> str:
         return self._words[token_id] if 0 < token_id < len(self._words) else ""
 
+    chat_template: str | None = None
+
     def apply_chat_template(
         self,
         messages: list[dict[str, Any]],
         *,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        chat_template: str | None = None,
     ) -> str:
         # No turn terminators: continuing the final message is ending the text after it.
         turns = [f"{m['role']}: {m.get('content') or ''}" for m in messages]
+        if tools:
+            turns.insert(0, "tools: " + " ".join(t["function"]["name"] for t in tools))
         return " ".join([*turns, "assistant:"] if add_generation_prompt else turns)
 
 
@@ -131,12 +166,20 @@ class FakeEngine:
     def supports_no_repeat_ngram(self) -> bool:
         return self._no_repeat_ngram
 
+    def tool_parser(self, tools: list[dict[str, Any]]) -> None:
+        return None  # no tool-call format: `auto` answers in text; required/named still call
+
+    def reasoning_parser(self) -> None:
+        return None
+
     def progress(self) -> EngineProgress:
         return EngineProgress(self.active > 0, (self._chunks,))
 
     def _reply_words(self, options: SamplingOptions, adapter: str | None) -> list[str]:
         structured = options.structured
-        if structured and (structured.json_schema is not None or structured.json_object):
+        if structured and structured.json_schema is not None:
+            return self._tokenizer.split(json.dumps(example_of(structured.json_schema)))
+        if structured and structured.json_object:
             return self._tokenizer.split(json.dumps({"answer": "Paris"}))
         if structured and structured.choice:
             return self._tokenizer.split(structured.choice[0])

@@ -22,6 +22,7 @@ from service.http.observability import Observability
 from service.http.security import SecurityPolicy
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
+from service.services.openai.response_store import ResponseStore
 from service.telemetry.metrics import GatewayMetrics
 
 
@@ -34,6 +35,7 @@ class GatewayState:
     admission: Admission
     observability: Observability
     security: SecurityPolicy
+    responses: ResponseStore  # stored /v1/responses answers (this replica's)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -86,3 +88,10 @@ StateDep = Annotated[EngineState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 EmbeddingEngineDep = Annotated[EmbeddingEngine, Depends(get_embedding_engine)]
+
+
+async def get_response_store(gateway: GatewayDep) -> ResponseStore:
+    return gateway.responses
+
+
+ResponseStoreDep = Annotated[ResponseStore, Depends(get_response_store)]

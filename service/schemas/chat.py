@@ -8,12 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from service.schemas.common import (
+    IGNORED_FIELDS,
     ROUTER_ONLY_CHAT_FIELDS,
     OpenAIRequest,
     RequestModel,
     TokenCount,
     Usage,
 )
+from service.schemas.tools import DeltaToolCall, FunctionTool, ToolCall, ToolCallIn, ToolChoice
 
 
 class TextPart(RequestModel):
@@ -61,25 +63,36 @@ class AssistantMessage(_Message):
     role: Literal["assistant"]
     content: Content | None = None
     refusal: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    # Earlier reasoning, as vLLM (`reasoning`) and others (`reasoning_content`) send it back;
+    # accepted and left out of the prompt, as reasoning models' templates do.
+    reasoning: str | None = None
+    reasoning_content: str | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _no_tool_calls(cls, data: Any) -> Any:
+    def _no_legacy_calls(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key in ("tool_calls", "function_call", "audio"):
+            for key in ("function_call", "audio"):
                 if data.get(key) is not None:
                     raise PydanticCustomError(
                         "unsupported_parameter",
                         "'{param}' in assistant messages is not supported by this server.",
                         {"param": key},
                     )
-            data = {
-                k: v for k, v in data.items() if k not in ("tool_calls", "function_call", "audio")
-            }
+            data = {k: v for k, v in data.items() if k not in ("function_call", "audio")}
         return data
 
 
-Message = Annotated[SystemMessage | UserMessage | AssistantMessage, Field(discriminator="role")]
+class ToolMessage(_Message):
+    role: Literal["tool"]
+    content: Content
+    tool_call_id: str = Field(..., min_length=1)
+
+
+Message = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
 
 
 class JsonSchemaFormat(RequestModel):
@@ -107,10 +120,9 @@ class ResponseFormat(RequestModel):
 
 
 class ChatCompletionRequest(OpenAIRequest):
+    _ignored: ClassVar[frozenset[str]] = IGNORED_FIELDS - {"parallel_tool_calls"}
     _unsupported: ClassVar[frozenset[str]] = frozenset(
         {
-            "tools",
-            "tool_choice",
             "functions",
             "function_call",
             "audio",
@@ -127,16 +139,24 @@ class ChatCompletionRequest(OpenAIRequest):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     modalities: list[Literal["text"]] | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     # vLLM's chat-template fields: open the assistant's turn (the default), or continue the
     # final (assistant) message instead, e.g. to prefill the start of a reply.
     add_generation_prompt: bool = True
     continue_final_message: bool = False
-    # vLLM's: whether a reasoning parser's output is returned. This server runs none, so all
-    # generated text is content and the field changes nothing; accepted as vLLM accepts it.
+    # vLLM's: whether a reasoning parser's output (`reasoning_parser`) is returned.
     include_reasoning: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> ChatCompletionRequest:
+        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
+            raise PydanticCustomError(
+                "value_error",
+                "tool_choice is only allowed when tools are given.",
+                {"param": "tool_choice"},
+            )
         if self.top_logprobs is not None and not self.logprobs:
             raise PydanticCustomError(
                 "value_error",
@@ -167,6 +187,8 @@ class ChatCompletionRequest(OpenAIRequest):
 class ChatMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    reasoning: str | None = Field(None, exclude_if=lambda v: v is None)
+    tool_calls: list[ToolCall] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class TopLogprob(BaseModel):
@@ -183,11 +205,14 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobEntry] | None = None
 
 
+FinishReason = Literal["stop", "length", "abort", "tool_calls"]
+
+
 class ChatChoice(BaseModel):
     index: int
     message: ChatMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length", "abort"] | None = None
+    finish_reason: FinishReason | None = None
     stop_reason: int | str | None = None
 
 
@@ -203,13 +228,15 @@ class ChatCompletionResponse(BaseModel):
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = Field(None, exclude_if=lambda v: v is None)
     content: str | None = None
+    reasoning: str | None = Field(None, exclude_if=lambda v: v is None)
+    tool_calls: list[DeltaToolCall] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ChatChunkChoice(BaseModel):
     index: int
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: Literal["stop", "length", "abort"] | None = None
+    finish_reason: FinishReason | None = None
     stop_reason: int | str | None = None
 
 

@@ -195,6 +195,7 @@ class OpenAIRequest(RequestModel):
 
     _unsupported: ClassVar[frozenset[str]] = frozenset()
     _router_only: ClassVar[dict[str, tuple[bool, ...]]] = ROUTER_ONLY_FIELDS
+    _ignored: ClassVar[frozenset[str]] = IGNORED_FIELDS
 
     @model_validator(mode="before")
     @classmethod
@@ -212,7 +213,7 @@ class OpenAIRequest(RequestModel):
         for key in data.keys() & cls._router_only.keys():
             _screen_router_field(key, data[key], cls._router_only[key])
         return {
-            k: v for k, v in data.items() if k not in IGNORED_FIELDS and k not in cls._router_only
+            k: v for k, v in data.items() if k not in cls._ignored and k not in cls._router_only
         }
 
     # --- sampling, shared by completions and chat (OpenAI fields, then vLLM's extensions)

@@ -175,6 +175,14 @@ class GatewayMetrics:
             buckets=(0, 1, 2, 3, 4, 6, 8),
             registry=r,
         )
+        # Tool calls returned by /v1/chat/completions and /v1/responses (`record_tool_calls`):
+        # parsed = JSON arguments that validate against the tool's schema; invalid = the rest.
+        self.tool_calls = Counter(
+            "gateway_tool_calls",
+            "Tool calls returned to clients, by parse outcome (parsed or invalid).",
+            ["outcome"],
+            registry=r,
+        )
 
     def count_request(
         self,
@@ -285,3 +293,13 @@ def record_summary(*, chunks: int, depth: int) -> None:
     if metrics is not None:
         metrics.summarize_chunks.observe(chunks)
         metrics.summarize_depth.observe(depth)
+
+
+def record_tool_calls(*, parsed: int, invalid: int) -> None:
+    """Count the tool calls one response returned, by whether their arguments validated."""
+    metrics = _metrics()
+    if metrics is not None:
+        if parsed:
+            metrics.tool_calls.labels("parsed").inc(parsed)
+        if invalid:
+            metrics.tool_calls.labels("invalid").inc(invalid)

@@ -1,5 +1,5 @@
-"""Requests for what this server does not serve or implement: an unknown model (404), tools,
-functions, suffix, best_of, image parts and unknown fields (400, `unsupported_parameter` or
+"""Requests for what this server does not serve or implement: an unknown model (404), the
+legacy functions, suffix, best_of, image parts and unknown fields (400, `unsupported_parameter` or
 `unknown_parameter`), all as OpenAI error bodies before the engine is called."""
 
 from __future__ import annotations
@@ -51,22 +51,6 @@ UNSUPPORTED = [
     ),
     pytest.param(
         CHAT,
-        chat_body(tools=[{"type": "function"}]),
-        400,
-        "tools",
-        "unsupported_parameter",
-        id="tools",
-    ),
-    pytest.param(
-        CHAT,
-        chat_body(tool_choice="auto"),
-        400,
-        "tool_choice",
-        "unsupported_parameter",
-        id="tool_choice",
-    ),
-    pytest.param(
-        CHAT,
         chat_body(functions=[{"name": "f"}]),
         400,
         "functions",
@@ -112,13 +96,13 @@ UNSUPPORTED = [
             "model": FAKE_MODEL,
             "messages": [
                 {"role": "user", "content": "hi"},
-                {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+                {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
             ],
         },
         400,
         None,
         "unsupported_parameter",
-        id="assistant-tool_calls",
+        id="assistant-function_call",
     ),
 ]
 

@@ -34,6 +34,18 @@ def test_python_example_runs(gateway: FakeGateway, script: str) -> None:
     assert "Paris" in out  # the fake engine's reply
 
 
+def test_tools_example_runs(gateway: FakeGateway) -> None:
+    out = run([sys.executable, str(EXAMPLES / "tools.py")], gateway)
+    assert 'call: get_weather {"city": "Paris"} tool_calls' in out
+    assert "answer: " in out
+
+
+def test_responses_example_runs(gateway: FakeGateway) -> None:
+    out = run([sys.executable, str(EXAMPLES / "responses.py")], gateway)
+    assert "create: " in out and "Paris" in out
+    assert 'call: get_weather {"city": "Paris"}' in out and "answer: " in out
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_curl_example_runs(gateway: FakeGateway) -> None:
     out = run(["bash", str(EXAMPLES / "curl.sh")], gateway)

@@ -40,7 +40,9 @@ def test_context_too_long(sync_client: openai.OpenAI, live_server: LiveServer) -
     ("extra", "param"),
     [
         pytest.param(
-            {"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", id="tools"
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}]},
+            "tools.0.function.parameters",
+            id="tool-parameters-schema",
         ),
         pytest.param({"logprobs": True, "top_logprobs": 50}, "top_logprobs", id="top-logprobs"),
         pytest.param({"temperature": 5}, "temperature", id="temperature"),

@@ -50,6 +50,8 @@ VLLM_026_ENGINE_ARGS = frozenset(
         "revision",
         "logits_processors",
         "scheduling_policy",
+        # An engine argument since 0.10.2 (structured outputs replaced guided decoding).
+        "structured_outputs_config",
     }
 )
 
@@ -228,6 +230,7 @@ def test_only_accepted_fields_are_passed(accepted: frozenset[str]) -> None:
         "download_dir",
         "disable_log_stats",
         "max_logprobs",
+        "structured_outputs_config",
     }
 
 

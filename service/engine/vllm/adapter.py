@@ -22,6 +22,12 @@ from service.engine.base import (
 from service.engine.vllm import compat, convert
 from service.engine.vllm.args import engine_environment, engine_kwargs, no_repeat_ngram_enabled
 from service.engine.vllm.logits import LOGITS_PROCESSORS
+from service.engine.vllm.parsers import (
+    VLLMReasoningParser,
+    VLLMToolCallParser,
+    load_reasoning_parser,
+    load_tool_parser,
+)
 from service.errors import (
     EngineDeadError,
     EngineFailureError,
@@ -51,19 +57,32 @@ class VLLMTokenizer:
     def token_text(self, token_id: int) -> str:
         return str(self._tok.decode([token_id]))
 
+    @property
+    def chat_template(self) -> str | None:
+        template = getattr(self._tok, "chat_template", None)
+        return template if isinstance(template, str) else None
+
     def apply_chat_template(
         self,
         messages: list[dict[str, Any]],
         *,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        chat_template: str | None = None,
     ) -> str:
+        extra: dict[str, Any] = {}
+        if tools is not None:
+            extra["tools"] = tools
+        if chat_template is not None:
+            extra["chat_template"] = chat_template
         return str(
             self._tok.apply_chat_template(
                 messages,
                 add_generation_prompt=add_generation_prompt,
                 continue_final_message=continue_final_message,
                 tokenize=False,
+                **extra,
             )
         )
 
@@ -91,12 +110,23 @@ class VLLMEngine:
         priority_scheduling: bool = False,
         no_repeat_ngram: bool = True,
         lora: bool = False,
+        tool_call_parser: str | None = None,
+        reasoning_parser: str | None = None,
     ) -> None:
         self._engine = engine
         self._lora = lora
         self._adapters: dict[str, Any] = {}  # name -> LoRARequest
         self._adapter_ids = itertools.count(1)  # vLLM's adapter ids: unique, never reused
-        self._tokenizer = VLLMTokenizer(engine.get_tokenizer())
+        raw_tokenizer = engine.get_tokenizer()
+        self._raw_tokenizer = raw_tokenizer
+        self._tokenizer = VLLMTokenizer(raw_tokenizer)
+        # Loaded (and checked against the tokenizer) once; instantiated per output.
+        self._tool_parser_class = (
+            load_tool_parser(tool_call_parser, raw_tokenizer) if tool_call_parser else None
+        )
+        self._reasoning_parser_class = (
+            load_reasoning_parser(reasoning_parser, raw_tokenizer) if reasoning_parser else None
+        )
         self._max_model_len = int(engine.model_config.max_model_len)
         self._priority_scheduling = priority_scheduling
         self._no_repeat_ngram = no_repeat_ngram
@@ -117,6 +147,10 @@ class VLLMEngine:
             logits_processors=LOGITS_PROCESSORS,
         )
         logger.info("starting vLLM %s engine: %s, env %s", compat.VERSION, kwargs, environment)
+        if isinstance(kwargs.get("structured_outputs_config"), dict):
+            kwargs["structured_outputs_config"] = compat.structured_outputs_config(
+                kwargs["structured_outputs_config"]
+            )
         engine = compat.AsyncLLM.from_engine_args(
             compat.AsyncEngineArgs(**kwargs), usage_context=compat.USAGE_CONTEXT
         )
@@ -127,12 +161,18 @@ class VLLMEngine:
             settings.no_repeat_ngram,
             "on" if ngram else "off",
         )
-        return cls(
-            engine,
-            priority_scheduling=settings.scheduling_policy == "priority",
-            no_repeat_ngram=ngram,
-            lora=settings.enable_lora,
-        )
+        try:
+            return cls(
+                engine,
+                priority_scheduling=settings.scheduling_policy == "priority",
+                no_repeat_ngram=ngram,
+                lora=settings.enable_lora,
+                tool_call_parser=settings.tool_call_parser,
+                reasoning_parser=settings.reasoning_parser,
+            )
+        except Exception:
+            engine.shutdown()
+            raise
 
     @property
     def supports_no_repeat_ngram(self) -> bool:
@@ -149,6 +189,16 @@ class VLLMEngine:
     @property
     def max_num_seqs(self) -> int:
         return compat.max_num_seqs(self._engine)
+
+    def tool_parser(self, tools: list[dict[str, Any]]) -> VLLMToolCallParser | None:
+        if self._tool_parser_class is None:
+            return None
+        return VLLMToolCallParser(self._tool_parser_class, self._raw_tokenizer, tools)
+
+    def reasoning_parser(self) -> VLLMReasoningParser | None:
+        if self._reasoning_parser_class is None:
+            return None
+        return VLLMReasoningParser(self._reasoning_parser_class, self._raw_tokenizer)
 
     def progress(self) -> EngineProgress:
         return EngineProgress(

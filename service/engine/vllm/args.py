@@ -69,6 +69,13 @@ def engine_kwargs(
         "enable_lora": settings.enable_lora or None,
         "max_loras": settings.max_loras if settings.enable_lora else None,
         "max_lora_rank": settings.max_lora_rank if settings.enable_lora else None,
+        # JSON under a constraint (response_format, tool calls) without free whitespace: a
+        # small model otherwise spends its token budget on blank lines inside the braces.
+        "structured_outputs_config": (
+            {"backend": "xgrammar", "disable_any_whitespace": True}
+            if settings.compact_json_output
+            else None
+        ),
     }
     # None means "vLLM's own default": leave it out rather than override it.
     return {k: v for k, v in wanted.items() if v is not None and k in accepted}

@@ -63,18 +63,28 @@ __all__ = [
     "EngineDeadError",
     "GracefulHTTPError",
     "LoRARequest",
+    "ParserRequest",
     "PoolingParams",
+    "ReasoningParserManager",
     "SamplingParams",
+    "ToolParserManager",
     "beam_search",
+    "delta_reasoning",
     "embed_params",
     "engine_arg_names",
+    "extract_reasoning",
+    "extract_reasoning_streaming",
     "generated_so_far",
     "max_num_seqs",
     "model_runner",
     "on_cpu",
     "output_kind",
+    "parser_request",
+    "reasoning_parser_class",
     "structured_kwargs",
+    "structured_outputs_config",
     "tokens_in_progress",
+    "tool_parser_class",
 ]
 
 
@@ -107,6 +117,8 @@ def output_kind(*, stream: bool) -> RequestOutputKind:
 def structured_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
     """SamplingParams keyword(s) for a structured-output spec like {"json": schema}."""
     if StructuredOutputsParams is not None:
+        known = {f.name for f in dataclasses.fields(StructuredOutputsParams)}
+        spec = {k: v for k, v in spec.items() if k in known}
         return {"structured_outputs": StructuredOutputsParams(**spec)}
     from vllm.sampling_params import GuidedDecodingParams  # pragma: no cover
 
@@ -172,3 +184,78 @@ def beam_search(
     prompt = {"type": "token", "prompt_token_ids": prompt_token_ids}
     results: AsyncIterator[Any] = Runner().beam_search(prompt, request_id, params)
     return results
+
+
+# --- Tool-call and reasoning parsers, used as a library (`engine/vllm/parsers.py`).
+# 0.32 has them at `vllm.tool_parsers` and the request type in `chat_completion.protocol`;
+# older releases kept both under `vllm.entrypoints.openai`.
+try:
+    from vllm.tool_parsers import ToolParserManager
+except ImportError:  # pragma: no cover - exercised only on older vLLM
+    from vllm.entrypoints.openai.tool_parsers import (
+        ToolParserManager,
+    )
+
+try:
+    from vllm.reasoning import ReasoningParserManager
+except ImportError:  # pragma: no cover - exercised only on older vLLM
+    ReasoningParserManager = None
+
+try:
+    from vllm.entrypoints.openai.chat_completion.protocol import (
+        ChatCompletionRequest as ParserRequest,
+    )
+except ImportError:  # pragma: no cover - exercised only on older vLLM
+    from vllm.entrypoints.openai.protocol import (
+        ChatCompletionRequest as ParserRequest,
+    )
+
+
+def tool_parser_class(name: str) -> Any:
+    return ToolParserManager.get_tool_parser(name)
+
+
+def reasoning_parser_class(name: str) -> Any:
+    if ReasoningParserManager is None:  # pragma: no cover
+        raise KeyError(f"vLLM {VERSION} has no reasoning parsers")
+    return ReasoningParserManager.get_reasoning_parser(name)
+
+
+def parser_request(tools: list[dict[str, Any]], *, tool_choice: str = "auto") -> Any:
+    """The request object vLLM's parsers read (`tools`, `tool_choice`) for one request."""
+    return ParserRequest(
+        model="parser",
+        messages=[{"role": "user", "content": ""}],
+        tools=tools or None,
+        tool_choice=tool_choice if tools else "none",
+    )
+
+
+def extract_reasoning(parser: Any, text: str, request: Any) -> tuple[str | None, str | None]:
+    # 0.26 named it extract_reasoning_content; 0.32 extract_reasoning.
+    method = getattr(parser, "extract_reasoning", None) or parser.extract_reasoning_content
+    reasoning, content = method(text, request)
+    return reasoning, content
+
+
+def extract_reasoning_streaming(parser: Any, *args: Any) -> Any:
+    method = (
+        getattr(parser, "extract_reasoning_streaming", None)
+        or parser.extract_reasoning_content_streaming
+    )
+    return method(*args)
+
+
+def delta_reasoning(delta: Any) -> str | None:
+    """A DeltaMessage's reasoning text: `reasoning` in 0.32, `reasoning_content` before."""
+    value = getattr(delta, "reasoning", None)
+    if value is None:
+        value = getattr(delta, "reasoning_content", None)
+    return value if isinstance(value, str) else None
+
+
+def structured_outputs_config(options: dict[str, Any]) -> Any:
+    """The engine's structured-outputs settings (e.g. `disable_any_whitespace`) as vLLM's type."""
+    from vllm.config import StructuredOutputsConfig
+
+    return StructuredOutputsConfig(**options)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from typing import Any
 
 from service.config import Settings
-from service.engine.base import Engine, TokenLogprob
+from service.engine.base import Engine, GenerationChunk, TokenLogprob, ToolCallFragment
 from service.errors import InvalidRequestError
 from service.schemas.chat import (
+    AssistantMessage,
     ChatChoice,
     ChatChunkChoice,
     ChatCompletionChunk,
@@ -19,14 +22,35 @@ from service.schemas.chat import (
     ChatMessage,
     ChoiceLogprobs,
     DeltaMessage,
+    Message,
     TokenLogprobEntry,
+    ToolMessage,
     TopLogprob,
 )
 from service.schemas.common import Usage
+from service.schemas.tools import DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall
 from service.services import costs
-from service.services.generation import EngineJob, run_to_completion, stream_deltas
+from service.services.generation import (
+    EngineJob,
+    SequenceResult,
+    run_to_completion,
+    stream_deltas,
+)
 from service.services.limits import check_count, check_text
 from service.services.models import select_model
+from service.services.openai.tool_output import (
+    StreamShaper,
+    call_id,
+    count_calls,
+    finish_reason,
+    shape_output,
+)
+from service.services.openai.tools import (
+    ToolPlan,
+    chat_template,
+    check_tool_results,
+    plan_tools,
+)
 from service.services.sampling import sampling_options, token_budget
 
 
@@ -39,6 +63,8 @@ class PreparedChat:
     n: int
     logprobs: bool
     include_usage: bool
+    tools: ToolPlan | None = None
+    reasoning: bool = False
 
     @property
     def cost(self) -> int:
@@ -51,20 +77,17 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
     check_count(len(request.messages), settings.max_messages, what="messages", param="messages")
     for i, message in enumerate(request.messages):
         check_text(message.text(), settings, param=f"messages.{i}.content")
-    messages = [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-        for m in request.messages
-    ]
-    try:
-        prompt = engine.tokenizer.apply_chat_template(
-            messages,
-            add_generation_prompt=request.add_generation_prompt,
-            continue_final_message=request.continue_final_message,
-        )
-    except Exception as err:  # a template may refuse a conversation (e.g. role order)
-        raise InvalidRequestError(
-            f"The model's chat template rejected the messages: {err}", param="messages"
-        ) from err
+    plan = plan_tools(request.tools, request.tool_choice, request.parallel_tool_calls, settings)
+    messages = [template_message(m) for m in request.messages]
+    check_tool_results(messages)
+    prompt = render_prompt(
+        engine,
+        settings,
+        messages,
+        plan,
+        add_generation_prompt=request.add_generation_prompt,
+        continue_final_message=request.continue_final_message,
+    )
     # The template already holds the special tokens (BOS etc.); do not add them twice.
     ids = engine.tokenizer.encode(prompt, add_special_tokens=False)
     max_tokens = token_budget(
@@ -85,6 +108,9 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         settings=settings,
         logprobs_param="top_logprobs",
     )
+    constraint = plan.constraint() if plan is not None else None
+    if constraint is not None:  # the tools' schema replaces any response_format
+        options = replace(options, structured=constraint)
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
@@ -93,7 +119,49 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         n=request.n,
         logprobs=request.logprobs,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        tools=plan,
+        reasoning=settings.reasoning_parser is not None,
     )
+
+
+def template_message(message: Message) -> dict[str, Any]:
+    """One message as chat templates take it (developer is system to open models)."""
+    out: dict[str, Any] = {
+        "role": "system" if message.role == "developer" else message.role,
+        "content": message.text(),
+    }
+    if isinstance(message, AssistantMessage) and message.tool_calls:
+        out["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def render_prompt(
+    engine: Engine,
+    settings: Settings,
+    messages: list[dict[str, Any]],
+    plan: ToolPlan | None,
+    *,
+    add_generation_prompt: bool = True,
+    continue_final_message: bool = False,
+) -> str:
+    """The prompt text: the template chosen for these messages and tools, applied."""
+    tools = plan.tools if plan is not None and plan.mode != "none" else None
+    with_tools = bool(tools) or any(m["role"] == "tool" or "tool_calls" in m for m in messages)
+    template = chat_template(settings, engine.tokenizer, with_tools=with_tools)
+    try:
+        return engine.tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            tools=tools,
+            chat_template=template,
+        )
+    except Exception as err:  # a template may refuse a conversation (e.g. role order)
+        raise InvalidRequestError(
+            f"The model's chat template rejected the messages: {err}", param="messages"
+        ) from err
 
 
 def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
@@ -113,18 +181,39 @@ def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
     )
 
 
-async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResponse:
-    (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
-    choices = [
-        ChatChoice(
-            index=i,
-            message=ChatMessage(content=seq.text),
-            logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
-            finish_reason=seq.finish_reason,
-            stop_reason=seq.stop_reason,
-        )
-        for i, seq in enumerate(result.sequences)
+def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> ChatChoice:
+    shaped = shape_output(engine, prepared.tools, seq.text, reasoning=prepared.reasoning)
+    count_calls(prepared.tools, shaped.calls)
+    calls = [
+        ToolCall(id=call_id(), function=FunctionCall(name=c.name, arguments=c.arguments))
+        for c in shaped.calls
     ]
+    return ChatChoice(
+        index=0,
+        message=ChatMessage(content=shaped.content, reasoning=shaped.reasoning, tool_calls=calls),
+        logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
+        finish_reason=finish_reason(prepared.tools, seq.finish_reason, bool(calls)),
+        stop_reason=seq.stop_reason,
+    )
+
+
+def _name_the_tools(prepared: PreparedChat, err: InvalidRequestError) -> None:
+    """The engine refused the tools' constraint (a schema its grammar compiler cannot take)."""
+    if err.param is None and prepared.tools is not None and prepared.tools.constraint():
+        err.param = "tools"
+
+
+async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResponse:
+    try:
+        (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+    except InvalidRequestError as err:
+        _name_the_tools(prepared, err)
+        raise
+    choices = []
+    for i, seq in enumerate(result.sequences):
+        choice = _message(prepared, engine, seq)
+        choice.index = i
+        choices.append(choice)
     completion = sum(len(s.token_ids) for s in result.sequences)
     usage = Usage.of(result.num_prompt_tokens, completion)
     return ChatCompletionResponse(
@@ -140,32 +229,110 @@ def _chunk(prepared: PreparedChat, choices: list[ChatChunkChoice]) -> str:
 
 async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events, without the final [DONE]."""
+    async with aclosing(chunks(prepared, engine)) as stream_chunks:
+        async for chunk in stream_chunks:
+            if chunk.usage is None:
+                yield chunk.model_dump_json(exclude={"usage"})
+            else:
+                yield chunk.model_dump_json()
+
+
+def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall]:
+    """OpenAI's pieces: a call's first carries id, type and name; the rest only arguments."""
+    out = []
+    for piece in pieces:
+        first = piece.name is not None
+        out.append(
+            DeltaToolCall(
+                index=piece.index,
+                id=shaper.ids[piece.index] if first else None,
+                type="function" if first else None,
+                function=DeltaFunctionCall(name=piece.name, arguments=piece.arguments),
+            )
+        )
+    return out
+
+
+async def _engine_chunks(
+    prepared: PreparedChat, engine: Engine
+) -> AsyncGenerator[GenerationChunk, None]:
+    deltas = stream_deltas(engine, [prepared.job], prepared.id)
+    try:
+        async for _, engine_chunk in deltas:
+            yield engine_chunk
+    except InvalidRequestError as err:
+        _name_the_tools(prepared, err)
+        raise
+    finally:
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()  # now, not when collected: closing aborts the engine request
+
+
+async def chunks(
+    prepared: PreparedChat, engine: Engine
+) -> AsyncGenerator[ChatCompletionChunk, None]:
+    """The stream's chunks, the usage chunk last when asked for."""
+
+    def chunk(choices: list[ChatChunkChoice]) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=prepared.id, created=prepared.created, model=prepared.model, choices=choices
+        )
+
     # OpenAI opens every choice with the role before any content.
-    yield _chunk(
-        prepared,
+    yield chunk(
         [
             ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
             for i in range(prepared.n)
-        ],
+        ]
     )
+    shaped = prepared.tools is not None or prepared.reasoning
+    shapers: dict[int, StreamShaper] = {}
+    if shaped:
+        for i in range(prepared.n):
+            shapers[i] = StreamShaper(engine, prepared.tools, reasoning=prepared.reasoning)
+            opening = shapers[i].opening()
+            if opening:
+                tool_calls = _tool_deltas(shapers[i], tuple(opening))
+                yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=tool_calls))])
     completion_tokens = 0
-    async for _, chunk in stream_deltas(engine, [prepared.job], prepared.id):
-        choices = []
-        for delta in chunk.sequences:
-            completion_tokens += len(delta.token_ids)
-            if not delta.text and delta.finish_reason is None:
-                continue
-            choices.append(
-                ChatChunkChoice(
-                    index=delta.index,
-                    delta=DeltaMessage(content=delta.text),
-                    logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
-                    finish_reason=delta.finish_reason,
-                    stop_reason=delta.stop_reason,
+    engine_chunks = _engine_chunks(prepared, engine)
+    async with aclosing(engine_chunks):  # leaving early closes (aborts) the engine request now
+        async for engine_chunk in engine_chunks:
+            choices = []
+            for delta in engine_chunk.sequences:
+                completion_tokens += len(delta.token_ids)
+                if not delta.text and delta.finish_reason is None:
+                    continue
+                finish: str | None = delta.finish_reason
+                if shaped:
+                    shaper = shapers[delta.index]
+                    parsed = shaper.step(
+                        delta.text, delta.token_ids, last=delta.finish_reason is not None
+                    )
+                    message = DeltaMessage(
+                        content=parsed.content,
+                        reasoning=parsed.reasoning,
+                        tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
+                    )
+                    if finish is not None:
+                        finish = finish_reason(prepared.tools, finish, shaper.called)
+                        count_calls(prepared.tools, shaper.calls())
+                    elif not (message.content or message.reasoning or message.tool_calls):
+                        continue
+                else:
+                    message = DeltaMessage(content=delta.text)
+                choices.append(
+                    ChatChunkChoice(
+                        index=delta.index,
+                        delta=message,
+                        logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
+                        finish_reason=finish,
+                        stop_reason=delta.stop_reason,
+                    )
                 )
-            )
-        if choices:
-            yield _chunk(prepared, choices)
+            if choices:
+                yield chunk(choices)
     if prepared.include_usage:
         prompt = len(prepared.job.prompt_token_ids)
         yield ChatCompletionChunk(
@@ -174,4 +341,4 @@ async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
             model=prepared.model,
             choices=[],
             usage=Usage.of(prompt, completion_tokens),
-        ).model_dump_json()
+        )
