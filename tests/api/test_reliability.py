@@ -164,11 +164,13 @@ async def test_a_wedged_engine_is_declared_dead_and_in_flight_requests_fail(
 
 
 async def test_an_idle_engine_is_not_declared_wedged(fake_engine: FakeEngine) -> None:
-    async with watched(fake_engine, engine_stall_seconds=0.3) as (_, client, fatal):
-        for _ in range(3):  # several stall periods with no work at all
+    # A stall period long enough that a loaded 2-core machine does not starve the loop for that
+    # long while the requests run (at 0.3 s it did, at load average 20).
+    async with watched(fake_engine, engine_stall_seconds=1.0) as (_, client, fatal):
+        for _ in range(3):
             assert (await client.post(CHAT, json=chat_body())).status_code == 200
         loop = asyncio.get_running_loop()
-        quiet_until = loop.time() + 1.0  # over three stall periods
+        quiet_until = loop.time() + 3.5  # over three stall periods with no work at all
         await until(lambda: loop.time() > quiet_until, "a few watchdog rounds passed")
         assert fatal == []
         assert (await client.get("/ready")).status_code == 200

@@ -187,7 +187,7 @@ async def test_completion_render_gives_one_prompt_per_prompt(
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        pytest.param(RENDER_CHAT, chat_body(tools=[{}]), "tools", id="chat-unsupported"),
+        pytest.param(RENDER_CHAT, chat_body(tools=[{}]), "tools.0.type", id="chat-invalid-tool"),
         pytest.param(RENDER_COMPLETIONS, completion_body(bogus=1), "bogus", id="unknown-field"),
         pytest.param(
             RENDER_COMPLETIONS, {**completion_body(), "model": "other"}, "model", id="model"

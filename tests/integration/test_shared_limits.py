@@ -6,21 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import httpx
 import pytest
 
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
-from service.engine.base import (
-    Beam,
-    BeamSearchOptions,
-    Engine,
-    EngineProgress,
-    GenerationChunk,
-    SamplingOptions,
-    Tokenizer,
-)
+from service.engine.base import Engine, GenerationChunk, SamplingOptions
 from tests.integration.conftest import LiveServer
 from tests.redis_server import RedisServer
 from tests.servers import serve_on
@@ -31,50 +24,23 @@ TOKENS_PER_MINUTE = 20  # less than one chat request's prompt and reply
 
 
 class Borrowed:
-    """The session's engine, lent to another app: everything but `shutdown` goes through."""
+    """The session's engine, lent to another app: everything but `shutdown` goes through, and
+    engine request ids get a prefix (the other app's warm-up is also "warmup")."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @property
-    def max_model_len(self) -> int:
-        return self.engine.max_model_len
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.engine.tokenizer
-
-    @property
-    def max_num_seqs(self) -> int:
-        return self.engine.max_num_seqs
-
-    def progress(self) -> EngineProgress:
-        return self.engine.progress()
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
 
     def generate(
         self,
         prompt_token_ids: list[int],
         options: SamplingOptions,
         request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
+        **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        request_id = f"{id(self)}-{request_id}"  # the other app's warm-up is also "warmup"
-        return self.engine.generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
-        )
-
-    async def beam_search(
-        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
-    ) -> list[Beam]:
-        return await self.engine.beam_search(prompt_token_ids, options, request_id)
-
-    async def abort(self, request_id: str) -> None:
-        await self.engine.abort(request_id)
-
-    async def check_health(self) -> None:
-        await self.engine.check_health()
+        return self.engine.generate(prompt_token_ids, options, f"{id(self)}-{request_id}", **kwargs)
 
     def shutdown(self) -> None:
         return None  # the session's engine outlives this app

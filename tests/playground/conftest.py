@@ -40,6 +40,7 @@ class HeldStreamEngine(FakeEngine):
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         hold = self.hold_after if stream and request_id != "warmup" else None
         held = asyncio.Event()
@@ -47,7 +48,7 @@ class HeldStreamEngine(FakeEngine):
             self._held, self._held_loop = held, asyncio.get_running_loop()
         sent = 0
         chunks = super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         )
         async for chunk in chunks:
             yield chunk
