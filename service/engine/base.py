@@ -14,6 +14,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from service.telemetry.timings import EngineTimings
 
 FinishReason = Literal["stop", "length", "abort"]
+# The most top log-probabilities the engine returns per token: enough for the gateway's beam
+# search (2 x 16 beams, plus the tokens a beam bans); requests from users stay under
+# `max_logprobs`.
+STEP_LOGPROBS_LIMIT = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,22 +55,6 @@ class SamplingOptions:
     structured: StructuredOutput | None = None
     # No n-gram of this size may appear twice in the output (0 = off); a logits processor.
     no_repeat_ngram_size: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class BeamSearchOptions:
-    beam_width: int
-    max_tokens: int
-    length_penalty: float = 1.0
-    ignore_eos: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Beam:
-    text: str
-    token_ids: Sequence[int]
-    cumulative_logprob: float
-    finish_reason: FinishReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +140,6 @@ class Engine(Protocol):
 
         `priority` is the caller's class in vLLM's convention (lower runs earlier); engines
         without priority scheduling ignore it."""
-        ...
-
-    async def beam_search(
-        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
-    ) -> list[Beam]:
-        """The engine's beam search: up to `beam_width` finished beams, best first."""
         ...
 
     async def abort(self, request_id: str) -> None: ...

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from service.config import Settings
+from service.engine.base import STEP_LOGPROBS_LIMIT
 
 
 def engine_kwargs(
@@ -42,7 +43,8 @@ def engine_kwargs(
         "enable_prefix_caching": settings.enable_prefix_caching,
         "download_dir": str(settings.download_dir),
         "disable_log_stats": settings.disable_log_stats,
-        "max_logprobs": settings.max_logprobs,
+        # Beam search asks for more per step than users may (`max_logprobs` limits those).
+        "max_logprobs": max(settings.max_logprobs, STEP_LOGPROBS_LIMIT),
         "logits_processors": logits_processors or None,
         "scheduling_policy": "priority" if settings.scheduling_policy == "priority" else None,
     }
