@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         200_000, ge=1, description="Most characters in one task input (longer: 413)."
     )
+    classify_scoring: Literal["prefill", "stepwise"] = Field(
+        "prefill",
+        description="How /v1/classify scores labels: prefill = one prompt-logprobs request per "
+        "label (no prefix-cache reads); stepwise = one forced-token request per label-trie edge, "
+        "reading the prompt from the prefix cache. Same scores; see evals/README.md for costs.",
+    )
 
     # --- Admission control and deadlines (service/runtime/admission.py). The unit is engine
     # sequences: `n`, beams, a classify batch x its labels and a summary's chunks count for
