@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     )
     seed: int | None = Field(None, description="Engine seed.")
     enable_prefix_caching: bool | None = Field(None, description="None = vLLM's default.")
+    block_size: int | None = Field(
+        None,
+        ge=1,
+        description="KV-cache block size in tokens; None = vLLM's default (128 on CPU). The "
+        "prefix cache reuses whole blocks only, so beam search and step-wise classify, which "
+        "resend a prompt many times, recompute up to one block per request.",
+    )
     disable_log_stats: bool = Field(
         False, description="Turn off vLLM's periodic stats log and metrics."
     )

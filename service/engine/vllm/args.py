@@ -41,6 +41,7 @@ def engine_kwargs(
         "enforce_eager": enforce_eager,
         "seed": settings.seed,
         "enable_prefix_caching": settings.enable_prefix_caching,
+        "block_size": settings.block_size,
         "download_dir": str(settings.download_dir),
         "disable_log_stats": settings.disable_log_stats,
         # Beam search asks for more per step than users may (`max_logprobs` limits those).
