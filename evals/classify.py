@@ -230,10 +230,12 @@ async def run_in_process(sets: Sequence[EvalSet], *, folder: Path, cost: bool) -
         if sets:
             await evaluate(InProcess(engine, settings), sets, folder=folder)
         if cost:
-            from evals.classify_cost import measure
+            from evals.classify_cost import measure, measure_against_completion
 
             print()
             await measure(engine)
+            print()
+            await measure_against_completion(engine, settings)
     finally:
         engine.shutdown()
 

@@ -14,15 +14,17 @@ Both give the same numbers; the script checks that and prints the time per (text
 
 from __future__ import annotations
 
+import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from service.config import Settings
 from service.engine.base import Engine, SamplingOptions
 from service.schemas.tasks import ClassifyRequest, LabelledExample
 from service.services.generation import EngineJob, run_to_completion
+from service.services.tasks.classify import calibration, pipeline, scoring
 from service.services.tasks.classify import prompts as classify_prompts
-from service.services.tasks.classify import scoring
 
 TEXTS = (
     "I was charged twice for my subscription this month.",
@@ -54,35 +56,6 @@ EXAMPLES = (
 )
 
 
-async def stepwise(
-    engine: Engine, prompts: Sequence[list[int]], labels: Sequence[list[int]], request_id: str
-) -> tuple[list[list[float]], int]:
-    """Label log-probabilities from forced next tokens; also the number of engine requests."""
-    edges = sorted({(tuple(label[:j]), label[j]) for label in labels for j in range(len(label))})
-
-    def job(prompt: list[int], edge: tuple[tuple[int, ...], int]) -> EngineJob:
-        prefix, token = edge
-        options = SamplingOptions(
-            max_tokens=1, temperature=0.0, logprobs=0, logit_bias={token: 100.0}
-        )
-        return EngineJob([*prompt, *prefix], options)
-
-    # First one edge per text, which leaves the text's prompt in the prefix cache; then the rest.
-    first = await run_to_completion(engine, [job(p, edges[0]) for p in prompts], f"{request_id}-a")
-    rest = await run_to_completion(
-        engine, [job(p, e) for p in prompts for e in edges[1:]], f"{request_id}-b"
-    )
-    per_edge = len(edges) - 1
-    scores = []
-    for i, _ in enumerate(prompts):
-        results = [first[i], *rest[i * per_edge : (i + 1) * per_edge]]
-        value = {e: r.sequences[0].logprobs[0].logprob for e, r in zip(edges, results, strict=True)}
-        scores.append(
-            [sum(value[(tuple(lab[:j]), lab[j])] for j in range(len(lab))) for lab in labels]
-        )
-    return scores, len(first) + len(rest)
-
-
 async def measure(engine: Engine) -> None:
     print("cost per label: prefill (prompt logprobs) vs stepwise (forced next tokens)")
     print(_row("prompt", "tokens", "method", "requests", "seconds", "ms/label"))
@@ -108,7 +81,10 @@ async def measure(engine: Engine) -> None:
                 f"{row} {'prefill':<10} {pairs:>8} {seconds:>8.2f} {1000 * seconds / pairs:>9.0f}"
             )
             began = time.perf_counter()
-            steps, requests = await stepwise(engine, prompts, labels, f"cost-s-{nonce}")
+            stepped = await scoring.label_logprobs(
+                engine, prompts, labels, f"cost-s-{nonce}", stepwise=True
+            )
+            steps, requests = stepped.logprobs, len(stepped.logprobs) * _edges(labels)
             seconds = time.perf_counter() - began
             ms = f"{1e3 * seconds / pairs:.0f}"
             print(_row(name, tokens, "stepwise", requests, f"{seconds:.2f}", ms))
@@ -118,6 +94,85 @@ async def measure(engine: Engine) -> None:
                 for a, b in zip(ra, rb, strict=True)
             )
             print(f"{'':<22} round {rnd + 1}: largest difference between the methods {gap:.2e}")
+
+
+def _edges(labels: Sequence[list[int]]) -> int:
+    return len({(tuple(label[:j]), label[j]) for label in labels for j in range(len(label))})
+
+
+INTENTS = (
+    "billing",
+    "shipping",
+    "technical support",
+    "cancellation",
+    "general inquiry",
+    "refund",
+    "complaint",
+    "praise",
+    "sales",
+    "account access",
+    "security",
+    "returns",
+    "warranty",
+    "feedback",
+    "pricing",
+    "careers",
+)
+RUNS = 20
+
+
+async def _median_seconds(runs: int, call: Callable[[int], Awaitable[object]]) -> float:
+    times = []
+    for i in range(runs):
+        began = time.perf_counter()
+        await call(i)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+async def measure_against_completion(engine: Engine, settings: Settings) -> None:
+    """/v1/classify's service call with N labels against a max_tokens=1 completion of the same
+    rendered prompt, concurrency 1, median of 20; every run a fresh text (no cached prompt).
+    cached-prior: the label set's content-free prior is cached (the usual case); cold: it is
+    computed in the same call."""
+    print(f"classify with N labels / a max_tokens=1 completion, median of {RUNS} (ms)")
+    print(f"{'N':>3} {'method':<9} {'prior':<13} {'classify':>9} {'complete':>9} {'ratio':>6}")
+    for n in (2, 3, 8, 16):
+        for method in ("prefill", "stepwise"):
+            for case in ("cached-prior", "cold"):
+                run = _CostCase(engine, settings.model_copy(update={"classify_scoring": method}))
+                run.labels, run.cold = list(INTENTS[:n]), case == "cold"
+                if not run.cold:
+                    await run.classify(RUNS)  # fills the prior cache
+                classify_s = await _median_seconds(RUNS, run.classify)
+                complete_s = await _median_seconds(RUNS, run.complete)
+                print(
+                    f"{n:>3} {method:<9} {case:<13} {1e3 * classify_s:>9.0f} "
+                    f"{1e3 * complete_s:>9.0f} {classify_s / complete_s:>6.2f}"
+                )
+
+
+class _CostCase:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine, self.settings = engine, settings
+        self.labels: list[str] = []
+        self.cold = False
+        self.nonce = uuid.uuid4().hex[:6]
+
+    def _prepare(self, i: int) -> pipeline.PreparedClassify:
+        text = f"{TEXTS[i % len(TEXTS)]} [{self.nonce}-{i}]"
+        request = ClassifyRequest(text=text, labels=self.labels)
+        return pipeline.prepare(request, self.engine, self.settings, request_id=f"cost-{i}")
+
+    async def classify(self, i: int) -> object:
+        if self.cold:
+            calibration.forget_priors(self.engine)
+        return await pipeline.classify(self._prepare(i), self.engine)
+
+    async def complete(self, i: int) -> object:
+        prompt = self._prepare(i + 1000).prompts[0]
+        one_token = SamplingOptions(max_tokens=1, temperature=0.0)
+        return await run_to_completion(self.engine, [EngineJob(prompt, one_token)], f"c-{i}")
 
 
 def _row(*cells: object) -> str:

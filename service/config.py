@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     )
     seed: int | None = Field(None, description="Engine seed.")
     enable_prefix_caching: bool | None = Field(None, description="None = vLLM's default.")
+    block_size: int | None = Field(
+        None,
+        ge=1,
+        description="KV-cache block size in tokens; None = vLLM's default (128 on CPU). The "
+        "prefix cache reuses whole blocks only, so beam search and step-wise classify, which "
+        "resend a prompt many times, recompute up to one block per request.",
+    )
     disable_log_stats: bool = Field(
         False, description="Turn off vLLM's periodic stats log and metrics."
     )
@@ -197,6 +204,12 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(64, ge=1, description="Most inputs in one task request.")
     max_text_chars: int = Field(
         200_000, ge=1, description="Most characters in one task input (longer: 413)."
+    )
+    classify_scoring: Literal["prefill", "stepwise"] = Field(
+        "prefill",
+        description="How /v1/classify scores labels: prefill = one prompt-logprobs request per "
+        "label (no prefix-cache reads); stepwise = one forced-token request per label-trie edge, "
+        "reading the prompt from the prefix cache. Same scores; see evals/README.md for costs.",
     )
 
     # --- Admission control and deadlines (service/runtime/admission.py). The unit is engine

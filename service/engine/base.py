@@ -15,6 +15,10 @@ from service.errors import UnsupportedParameterError
 from service.telemetry.timings import EngineTimings
 
 FinishReason = Literal["stop", "length", "abort"]
+# The most top log-probabilities the engine returns per token: enough for the gateway's beam
+# search (2 x 16 beams, plus the tokens a beam bans); requests from users stay under
+# `max_logprobs`.
+STEP_LOGPROBS_LIMIT = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,22 +68,6 @@ def no_repeat_ngram_off() -> UnsupportedParameterError:
         "GATEWAY_NO_REPEAT_NGRAM=on.",
         param="no_repeat_ngram_size",
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class BeamSearchOptions:
-    beam_width: int
-    max_tokens: int
-    length_penalty: float = 1.0
-    ignore_eos: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Beam:
-    text: str
-    token_ids: Sequence[int]
-    cumulative_logprob: float
-    finish_reason: FinishReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,12 +254,6 @@ class Engine(Protocol):
 
     async def unload_adapter(self, name: str) -> None:
         """Unload an adapter; `ModelNotFoundError` (param `lora_name`) when none has `name`."""
-        ...
-
-    async def beam_search(
-        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
-    ) -> list[Beam]:
-        """The engine's beam search: up to `beam_width` finished beams, best first."""
         ...
 
     async def abort(self, request_id: str) -> None: ...

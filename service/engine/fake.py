@@ -18,10 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from service.engine.base import (
-    Beam,
-    BeamSearchOptions,
     EngineProgress,
-    FinishReason,
     GenerationChunk,
     SamplingOptions,
     SequenceDelta,
@@ -132,7 +129,6 @@ class FakeEngine:
         self.gate: asyncio.Event | None = None
         self.delay = 0.0  # seconds each client generation takes before its output (warm-up: 0)
         self.requests: list[tuple[list[int], SamplingOptions, str]] = []
-        self.beam_requests: list[tuple[list[int], BeamSearchOptions, str]] = []
         self.aborted: list[str] = []
         self.healthy = True
         self.shut_down = False
@@ -318,22 +314,6 @@ class FakeEngine:
             raise
         finally:
             self.active -= 1
-
-    async def beam_search(
-        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
-    ) -> list[Beam]:
-        """Distinct beams: the reply cut at max_tokens, then shorter prefixes of it."""
-        self.beam_requests.append((prompt_token_ids, options, request_id))
-        if self.fail_with is not None:
-            raise self.fail_with
-        words = self._tokenizer.split(self._reply)
-        beams = []
-        for i in range(options.beam_width):
-            length = max(1, min(options.max_tokens, len(words)) - i)
-            ids = [self._tokenizer.encode(w)[0] for w in words[:length]]
-            finish: FinishReason = "stop" if length == len(words) else "length"
-            beams.append(Beam(self._tokenizer.decode(ids), ids, -0.5 * (i + 1), finish))
-        return beams
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)

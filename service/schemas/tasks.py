@@ -107,6 +107,11 @@ class Generation(BaseModel):
     text: str
     finish_reason: FinishReason
     num_tokens: int
+    score: float | None = Field(
+        None,
+        description="Beam search only: Hugging Face's `sequences_scores`, the sum of the "
+        "generated tokens' log-probabilities over (generated tokens) ** length_penalty.",
+    )
 
 
 class GenerateResult(BaseModel):
@@ -145,6 +150,16 @@ class SummarizeResult(BaseModel):
     summary_tokens: int
     chunks: int = Field(description="Input chunks summarized (1 when the text fit the context).")
     depth: int = Field(description="Map-reduce levels (0 when the text fit the context).")
+    truncated: bool = Field(
+        False,
+        description="The summary reached max_length: it was cut back to its last complete "
+        "sentence (bullets: its last complete bullet) unless that fell below min_length.",
+    )
+    language_mismatch: bool = Field(
+        False,
+        description="The summary is in another script than the language asked for (or the "
+        "text's), even after one retry with a stronger instruction.",
+    )
 
 
 # --------------------------------------------------------------------------- classify

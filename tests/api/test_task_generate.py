@@ -13,7 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import BeamSearchOptions, SamplingOptions
+from service.engine.base import SamplingOptions
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
 from tests.api.helpers import FailsMidStream, assert_openai_error, serve, sse_json
 from tests.conftest import FAKE_MODEL
@@ -32,15 +32,11 @@ async def generate(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 async def generate_calls(
     client: httpx.AsyncClient, engine: FakeEngine, **body: Any
-) -> tuple[dict[str, Any], list[SamplingOptions], list[BeamSearchOptions]]:
-    """The response, and the options of the engine calls (plain, beam search) it made."""
-    plain, beams = len(engine.requests), len(engine.beam_requests)
+) -> tuple[dict[str, Any], list[SamplingOptions]]:
+    """The response, and the options of the engine calls it made."""
+    before = len(engine.requests)
     result = await generate(client, **body)
-    return (
-        result,
-        [options for _, options, _ in engine.requests[plain:]],
-        [options for _, options, _ in engine.beam_requests[beams:]],
-    )
+    return result, [options for _, options, _ in engine.requests[before:]]
 
 
 # --------------------------------------------------------------------------- HF -> engine mapping
@@ -77,10 +73,9 @@ async def test_hf_knobs_reach_the_engine(
     body: dict[str, Any],
     expected: dict[str, Any],
 ) -> None:
-    _, calls, beam_calls = await generate_calls(client, fake_engine, **body)
+    _, calls = await generate_calls(client, fake_engine, **body)
     (options,) = calls
     assert {name: getattr(options, name) for name in expected} == expected
-    assert beam_calls == []
 
 
 async def test_a_response(client: httpx.AsyncClient, fake_engine: FakeEngine) -> None:
@@ -93,7 +88,7 @@ async def test_a_response(client: httpx.AsyncClient, fake_engine: FakeEngine) ->
     assert result["index"] == 0
     assert result["prompt_tokens"] == 4
     assert result["generations"] == [
-        {"text": "The capital of France", "finish_reason": "length", "num_tokens": 4}
+        {"text": "The capital of France", "finish_reason": "length", "num_tokens": 4, "score": None}
     ]
     assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
     (prompt_ids, _, _) = fake_engine.requests[-1]
@@ -104,7 +99,7 @@ async def test_a_batch_gives_one_result_per_prompt(
     client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     prompts = ["one", "one two three", "one two"]
-    body, calls, _ = await generate_calls(
+    body, calls = await generate_calls(
         client, fake_engine, prompt=None, prompts=prompts, max_length=5
     )
     assert [r["index"] for r in body["results"]] == [0, 1, 2]
@@ -130,45 +125,62 @@ async def test_the_model_is_optional_but_checked(client: httpx.AsyncClient) -> N
 
 
 # --------------------------------------------------------------------------- beam search
-async def test_beam_search_returns_distinct_sequences(
+# The fake engine always offers the same next token, so one beam runs to the length limit; the
+# search itself is checked against transformers in tests/unit/test_beam_search.py and on the
+# real engine in tests/integration/test_beam_oracle.py.
+async def test_beam_search_is_one_engine_token_per_beam_and_round(
     client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
-    body, calls, beam_calls = await generate_calls(
-        client,
-        fake_engine,
-        num_beams=4,
-        num_return_sequences=3,
-        max_new_tokens=5,
-        length_penalty=0.5,
+    body, calls = await generate_calls(
+        client, fake_engine, num_beams=4, max_new_tokens=5, length_penalty=0.5
     )
-    assert calls == []
-    assert beam_calls == [BeamSearchOptions(beam_width=4, max_tokens=5, length_penalty=0.5)]
+    # Five rounds of one running beam, each one greedy token with 2 x 4 top log-probabilities.
+    assert len(calls) == 5
+    assert {(o.max_tokens, o.temperature, o.logprobs) for o in calls} == {(1, 0.0, 8)}
     (result,) = body["results"]
-    texts = [g["text"] for g in result["generations"]]
-    assert len(texts) == 3
-    assert len(set(texts)) == 3
-    completion = sum(g["num_tokens"] for g in result["generations"])
-    assert (body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]) == (4, completion)
+    (generation,) = result["generations"]
+    assert generation["num_tokens"] == 5 and generation["finish_reason"] == "length"
+    # Each round's token scores -0.5: HF's score is the sum over length ** length_penalty.
+    assert generation["score"] == pytest.approx(-2.5 / 5**0.5)
+    assert (body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]) == (4, 5)
 
 
-@pytest.mark.parametrize("early_stopping", [pytest.param(False, id="false"), "never"])
-async def test_early_stopping_without_a_vllm_equivalent_is_accepted(
+@pytest.mark.parametrize(
+    "early_stopping", [pytest.param(True, id="true"), pytest.param(False, id="false"), "never"]
+)
+async def test_every_early_stopping_mode_is_accepted(
     client: httpx.AsyncClient, fake_engine: FakeEngine, early_stopping: bool | str
 ) -> None:
-    body, _, beam_calls = await generate_calls(
-        client, fake_engine, num_beams=2, early_stopping=early_stopping
+    body, calls = await generate_calls(
+        client, fake_engine, num_beams=2, early_stopping=early_stopping, max_new_tokens=3
     )
-    assert [b.beam_width for b in beam_calls] == [2]
+    assert len(calls) == 3
     assert len(body["results"][0]["generations"]) == 1
+
+
+async def test_beam_bans_ask_for_more_log_probabilities(
+    client: httpx.AsyncClient, fake_engine: FakeEngine
+) -> None:
+    _, calls = await generate_calls(
+        client, fake_engine, num_beams=2, max_new_tokens=2, min_new_tokens=1
+    )
+    # Round one bans the EOS token (min_new_tokens), so it asks for one more candidate.
+    assert [o.logprobs for o in calls] == [5, 4]
+
+
+@pytest.mark.parametrize("num_beams", [pytest.param(16, id="16"), pytest.param(11, id="11")])
+async def test_many_beams_are_served(
+    client: httpx.AsyncClient, fake_engine: FakeEngine, num_beams: int
+) -> None:
+    _, calls = await generate_calls(client, fake_engine, num_beams=num_beams, max_new_tokens=2)
+    assert {o.logprobs for o in calls} == {2 * num_beams}
 
 
 async def test_beam_search_runs_once_per_prompt(
     client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
-    body, _, beam_calls = await generate_calls(
-        client, fake_engine, prompt=None, prompts=["a b", "a b c"], num_beams=2, max_length=6
-    )
-    assert [b.max_tokens for b in beam_calls] == [4, 3]
+    body = await generate(client, prompt=None, prompts=["a b", "a b c"], num_beams=2, max_length=6)
+    assert [r["generations"][0]["num_tokens"] for r in body["results"]] == [4, 3]
     assert [r["index"] for r in body["results"]] == [0, 1]
 
 
@@ -188,14 +200,8 @@ REJECTED = [
     _conflict({"num_beams": 2, "do_sample": True}, "do_sample", "beams-with-sampling"),
     _conflict({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences", "n-over-beams"),
     _conflict({"num_beams": 2, "stop": "x"}, "stop", "stop-beams"),
-    _conflict({"num_beams": 2, "no_repeat_ngram_size": 2}, "no_repeat_ngram_size", "ngram-beams"),
-    # A size of 1 (no token twice) is a constraint too, not a no-op.
-    _conflict({"num_beams": 2, "no_repeat_ngram_size": 1}, "no_repeat_ngram_size", "ngram-1-beams"),
     _conflict({"num_beams": 2, "repetition_penalty": 1.2}, "repetition_penalty", "rep-beams"),
-    _conflict({"num_beams": 2, "min_new_tokens": 2}, "min_new_tokens", "min-new-beams"),
-    _conflict({"num_beams": 2, "min_new_tokens": 1}, "min_new_tokens", "min-new-1-beams"),
     _conflict({"num_beams": 2, "stream": True}, "stream", "stream-beams"),
-    _conflict({"num_beams": 2, "early_stopping": True}, "early_stopping", "early-stopping-true"),
     _conflict({"length_penalty": 0.5}, "length_penalty", "length_penalty-no-beams"),
     _conflict({"early_stopping": "never"}, "early_stopping", "early_stopping-no-beams"),
     _conflict({"min_new_tokens": 9, "max_new_tokens": 5}, "min_new_tokens", "min-over-max"),
@@ -222,10 +228,10 @@ async def test_a_bad_request_is_a_400_naming_the_field(
     param: str,
     code: str | None,
 ) -> None:
-    calls = (len(fake_engine.requests), len(fake_engine.beam_requests))
+    calls = len(fake_engine.requests)
     response = await client.post(GENERATE, json={"prompt": PROMPT, **body})
     assert_openai_error(response, 400, param=param, code=code)
-    assert (len(fake_engine.requests), len(fake_engine.beam_requests)) == calls
+    assert len(fake_engine.requests) == calls
 
 
 LIMITS = [

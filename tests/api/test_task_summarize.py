@@ -102,6 +102,8 @@ async def test_a_short_text_is_one_engine_call(
             "summary_tokens": REPLY_TOKENS,
             "chunks": 1,
             "depth": 0,
+            "truncated": False,
+            "language_mismatch": False,
         }
     ]
     assert_fits_and_counted(fake_engine, body, calls)
@@ -280,3 +282,58 @@ async def test_map_reduce_converges_in_a_small_context() -> None:
         body, calls = await summarize_calls(client, engine, text=long_text(400), max_length=32)
     assert body["results"][0]["depth"] >= 1
     assert_fits_and_counted(engine, body, calls)
+
+
+# --------------------------------------------------------------------------- ends and languages
+CUT_REPLY = "The council met on Tuesday. It voted to fund the bridge and then adjourned."
+
+
+@pytest.mark.parametrize(
+    ("min_length", "expected"),
+    [
+        pytest.param(None, "The council met on Tuesday.", id="trimmed-to-the-sentence"),
+        # Trimming would leave 5 tokens, under min_length: the cut-off text stays.
+        pytest.param(6, "The council met on Tuesday. It voted to", id="min_length-keeps-it"),
+    ],
+)
+async def test_a_summary_cut_at_max_length_ends_at_a_sentence(
+    min_length: int | None, expected: str
+) -> None:
+    body: dict[str, Any] = {"text": SHORT, "max_length": 8}
+    if min_length is not None:
+        body["min_length"] = min_length
+    async with serving(FakeEngine(reply=CUT_REPLY)) as client:
+        response = await client.post(SUMMARIZE, json=body)
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert (result["summary"], result["truncated"]) == (expected, True)
+    assert result["finish_reason"] == "length"
+
+
+def summary_prompts(engine: FakeEngine) -> list[str]:
+    prompts = (engine.tokenizer.decode(ids) for ids, _, _ in engine.requests)
+    return [p for p in prompts if "Summary:" in p]  # not the start-up warm-up
+
+
+CHINESE_TEXT = "市议会周二开会。议员们讨论了新桥的预算,并投票通过了资金。"
+
+
+async def test_a_summary_in_another_script_is_retried_then_reported() -> None:
+    engine = FakeEngine()  # answers in English whatever it is asked
+    async with serving(engine) as client:
+        response = await client.post(SUMMARIZE, json={"text": CHINESE_TEXT, "max_length": 20})
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result["language_mismatch"] is True
+    first, retry = summary_prompts(engine)
+    assert "Write it in Chinese." in first and "Use only Chinese" not in first
+    assert "Use only Chinese" in retry
+
+
+async def test_a_summary_in_the_texts_script_is_not_retried() -> None:
+    engine = FakeEngine(reply="议会 通过了 预算。")
+    async with serving(engine) as client:
+        response = await client.post(SUMMARIZE, json={"text": CHINESE_TEXT, "max_length": 20})
+    (result,) = response.json()["results"]
+    assert result["language_mismatch"] is False
+    assert len(summary_prompts(engine)) == 1

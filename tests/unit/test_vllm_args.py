@@ -43,6 +43,7 @@ VLLM_026_ENGINE_ARGS = frozenset(
         "enforce_eager",
         "seed",
         "enable_prefix_caching",
+        "block_size",
         "download_dir",
         "disable_log_stats",
         "enable_log_requests",
@@ -174,7 +175,9 @@ def test_served_model_name_is_a_list_of_the_client_facing_name(
         ),
         pytest.param({"download_dir": Path("/data/hf")}, "download_dir", "/data/hf", id="dl-dir"),
         pytest.param({"disable_log_stats": True}, "disable_log_stats", True, id="log-stats"),
-        pytest.param({"max_logprobs": 5}, "max_logprobs", 5, id="max_logprobs"),
+        pytest.param({"block_size": 32}, "block_size", 32, id="block-size"),
+        # The engine returns enough for the gateway's beam search; users stay under the setting.
+        pytest.param({"max_logprobs": 5}, "max_logprobs", 64, id="max_logprobs-beam-floor"),
     ],
 )
 def test_each_passthrough_setting_reaches_the_engine(

@@ -12,8 +12,6 @@ from typing import Any
 
 from service.config import Settings
 from service.engine.base import (
-    Beam,
-    BeamSearchOptions,
     EngineProgress,
     GenerationChunk,
     SamplingOptions,
@@ -130,7 +128,7 @@ class VLLMEngine:
         self._max_model_len = int(engine.model_config.max_model_len)
         self._priority_scheduling = priority_scheduling
         self._no_repeat_ngram = no_repeat_ngram
-        self._active = 0  # open generate() and beam_search() calls
+        self._active = 0  # open generate() calls
         self._outputs = 0  # outputs received, ever
 
     @classmethod
@@ -259,36 +257,6 @@ class VLLMEngine:
                     await outputs.aclose()
                 except Exception:  # aborting on a dead engine fails too; the cause is raised
                     logger.warning("closing engine request %s failed", request_id, exc_info=True)
-
-    async def beam_search(
-        self, prompt_token_ids: list[int], options: BeamSearchOptions, request_id: str
-    ) -> list[Beam]:
-        if self._engine.errored:
-            raise EngineDeadError("The engine is not running.")
-        params = compat.BeamSearchParams(
-            beam_width=options.beam_width,
-            max_tokens=options.max_tokens,
-            ignore_eos=options.ignore_eos,
-            length_penalty=options.length_penalty,
-        )
-        self._active += 1
-        try:
-            async for output in compat.beam_search(
-                self._engine, prompt_token_ids, params, request_id
-            ):
-                if output.outputs and output.outputs[0].finish_reason == "error":
-                    raise EngineFailureError("The engine failed during beam search.")
-                return convert.beams(output)
-        except compat.EngineDeadError as err:
-            raise EngineDeadError("The engine has stopped.") from err
-        except EngineFailureError:
-            raise
-        except Exception as err:
-            logger.exception("beam search %s failed", request_id)
-            raise EngineFailureError("The engine failed during beam search.") from err
-        finally:
-            self._active -= 1
-        raise EngineFailureError("Beam search returned no result.")
 
     def _adapter_request(self, name: str) -> Any:
         request = self._adapters.get(name)

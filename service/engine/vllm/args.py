@@ -7,6 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 from service.config import Settings
+from service.engine.base import STEP_LOGPROBS_LIMIT
 
 # vLLM's switch between its model runners (read in the engine core and in the frontend).
 MODEL_RUNNER_V2_ENV = "VLLM_USE_V2_MODEL_RUNNER"
@@ -61,9 +62,11 @@ def engine_kwargs(
         "enforce_eager": enforce_eager,
         "seed": settings.seed,
         "enable_prefix_caching": settings.enable_prefix_caching,
+        "block_size": settings.block_size,
         "download_dir": str(settings.download_dir),
         "disable_log_stats": settings.disable_log_stats,
-        "max_logprobs": settings.max_logprobs,
+        # Beam search asks for more per step than users may (`max_logprobs` limits those).
+        "max_logprobs": max(settings.max_logprobs, STEP_LOGPROBS_LIMIT),
         "logits_processors": logits_processors or None,
         "scheduling_policy": "priority" if settings.scheduling_policy == "priority" else None,
         "enable_lora": settings.enable_lora or None,

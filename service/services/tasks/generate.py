@@ -8,10 +8,10 @@ rejected rather than ignored, so a request never silently does something other t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.config import Settings
-from service.engine.base import BeamSearchOptions, Engine, SamplingOptions, no_repeat_ngram_off
+from service.engine.base import Engine, SamplingOptions, no_repeat_ngram_off
 from service.errors import ContextLengthError, InvalidRequestError, UnsupportedParameterError
 from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
@@ -27,6 +27,7 @@ from service.services.generation import (
     gather_or_cancel,
     run_to_completion,
 )
+from service.services.tasks.beam_search import BeamConfig, Hypothesis, engine_step, search
 from service.services.tasks.common import (
     envelope,
     finish_reason,
@@ -41,11 +42,8 @@ SAMPLING_ONLY = ("temperature", "top_k", "top_p")
 # What beam search cannot honour, each with the values that leave it a no-op (one shared
 # tuple would let stream=true and size 1 through, as True == 1 == 1.0).
 NOT_WITH_BEAMS: dict[str, tuple[object, ...]] = {
-    "no_repeat_ngram_size": (0,),
     "repetition_penalty": (1.0,),
     "stop": (None,),
-    "min_new_tokens": (None, 0),
-    "min_length": (None, 0),
     "stream": (False,),
 }
 
@@ -55,14 +53,14 @@ class PreparedGenerate:
     id: str
     model: str
     jobs: list[EngineJob]
-    beams: BeamSearchOptions | None  # per-prompt max_tokens is in the job's options
+    beams: BeamConfig | None  # per-prompt lengths are in the job's options
     num_return_sequences: int
 
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
         if self.beams is not None:
-            return costs.of_beams(len(self.jobs), self.beams.beam_width)
+            return costs.of_beams(len(self.jobs), self.beams.num_beams)
         return costs.of_jobs(self.jobs)
 
 
@@ -100,12 +98,6 @@ def _check_combinations(req: GenerateRequest) -> None:
         if req.num_return_sequences > req.num_beams:
             raise _conflict(
                 "num_return_sequences must not exceed num_beams.", "num_return_sequences"
-            )
-        if req.early_stopping is True:
-            raise _conflict(
-                "early_stopping=true has no equivalent in vLLM's beam search, which runs until "
-                "max_new_tokens or until no beam is left; use false or 'never' (see the docs).",
-                "early_stopping",
             )
     else:
         for name in ("length_penalty", "early_stopping"):
@@ -152,7 +144,9 @@ def _lengths(
 def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> PreparedGenerate:
     model = served_model(req.model, settings, engine)
     _check_combinations(req)
-    if req.no_repeat_ngram_size and not engine.supports_no_repeat_ngram:
+    # Beam search bans repeated n-grams in the gateway's own loop; sampling needs the engine's
+    # logits processor.
+    if req.no_repeat_ngram_size and req.num_beams == 1 and not engine.supports_no_repeat_ngram:
         raise no_repeat_ngram_off()
     if req.num_beams > 1 and model != settings.model_name:
         raise UnsupportedParameterError(
@@ -180,8 +174,14 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
         jobs.append(EngineJob(ids, options))
     beams = None
     if req.num_beams > 1:
-        beams = BeamSearchOptions(
-            beam_width=req.num_beams, max_tokens=0, length_penalty=req.length_penalty
+        eos = engine.tokenizer.eos_token_id
+        beams = BeamConfig(
+            num_beams=req.num_beams,
+            max_new_tokens=0,
+            eos_token_ids=() if eos is None else (eos,),
+            length_penalty=req.length_penalty,
+            early_stopping=req.early_stopping,
+            no_repeat_ngram_size=req.no_repeat_ngram_size,
         )
     return PreparedGenerate(new_id("generate"), model, jobs, beams, req.num_return_sequences)
 
@@ -212,14 +212,14 @@ async def _beam_search(prepared: PreparedGenerate, engine: Engine) -> GenerateRe
     assert prepared.beams is not None
     request_ids = engine_request_ids(prepared.id, len(prepared.jobs))
     searches = [
-        engine.beam_search(
+        search(
             job.prompt_token_ids,
-            BeamSearchOptions(
-                beam_width=prepared.beams.beam_width,
-                max_tokens=job.options.max_tokens,
-                length_penalty=prepared.beams.length_penalty,
+            replace(
+                prepared.beams,
+                max_new_tokens=job.options.max_tokens,
+                min_new_tokens=job.options.min_tokens,
             ),
-            request_id,
+            engine_step(engine, request_id),
         )
         for job, request_id in zip(prepared.jobs, request_ids, strict=True)
     ]
@@ -230,17 +230,24 @@ async def _beam_search(prepared: PreparedGenerate, engine: Engine) -> GenerateRe
             index=i,
             prompt_tokens=len(prepared.jobs[i].prompt_token_ids),
             generations=[
-                Generation(
-                    text=b.text,
-                    finish_reason=finish_reason(b.finish_reason),
-                    num_tokens=len(b.token_ids),
-                )
-                for b in beams[: prepared.num_return_sequences]
+                _generation(h, engine) for h in hypotheses[: prepared.num_return_sequences]
             ],
         )
-        for i, beams in enumerate(found)
+        for i, hypotheses in enumerate(found)
     ]
     return _response(prepared, out)
+
+
+def _generation(hypothesis: Hypothesis, engine: Engine) -> Generation:
+    """HF's counts (the EOS is one of `num_tokens`); the text leaves the EOS out."""
+    ids = hypothesis.token_ids
+    text_ids = ids[:-1] if hypothesis.ended_with_eos else ids
+    return Generation(
+        text=engine.tokenizer.decode(text_ids),
+        finish_reason="stop" if hypothesis.ended_with_eos else "length",
+        num_tokens=len(ids),
+        score=hypothesis.score,
+    )
 
 
 def _response(prepared: PreparedGenerate, results: list[GenerateResult]) -> GenerateResponse:

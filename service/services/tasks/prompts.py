@@ -21,14 +21,23 @@ CHUNK_INSTRUCTION = (
 
 
 def summarize_messages(
-    text: str, *, style: str, language: str | None, focus: str | None, final: bool = True
+    text: str,
+    *,
+    style: str,
+    language: str | None,
+    focus: str | None,
+    final: bool = True,
+    insist: bool = False,
 ) -> list[dict[str, str]]:
-    """Messages asking for a summary of `text` (`final=False`: an intermediate, map step)."""
+    """Messages asking for a summary of `text` (`final=False`: an intermediate, map step;
+    `insist`: the retry after a summary came back in another language)."""
     parts = [_STYLE[style] if final else CHUNK_INSTRUCTION]
     if focus:
         parts.append(f"Focus on: {focus}.")
     if language and final:
         parts.append(f"Write it in {language}.")
+        if insist:
+            parts.append(f"Use only {language}: not one sentence in any other language.")
     instruction = " ".join(parts)
     return [
         {"role": "system", "content": SUMMARIZE_SYSTEM},

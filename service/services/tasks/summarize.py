@@ -16,7 +16,12 @@ from service.errors import InvalidRequestError
 from service.schemas.common import Usage
 from service.schemas.tasks import SummarizeRequest, SummarizeResponse, SummarizeResult
 from service.services import costs
-from service.services.generation import EngineJob, gather_or_cancel, run_to_completion
+from service.services.generation import (
+    EngineJob,
+    SequenceResult,
+    gather_or_cancel,
+    run_to_completion,
+)
 from service.services.tasks.chunking import split_by_tokens
 from service.services.tasks.common import (
     envelope,
@@ -26,6 +31,7 @@ from service.services.tasks.common import (
     served_model,
 )
 from service.services.tasks.prompts import summarize_messages
+from service.services.tasks.summary_text import language_for, script, trim_to_sentence
 from service.telemetry.metrics import record_summary
 
 DEFAULT_MAX_TOKENS = {"paragraph": 160, "bullets": 200, "headline": 24}
@@ -48,10 +54,12 @@ class _Summarizer:
         self.max_tokens = req.max_length or DEFAULT_MAX_TOKENS[req.style]
         self.min_tokens = req.min_length or 0
 
-    def _prompt(self, text: str, *, final: bool) -> list[int]:
+    def _prompt(
+        self, text: str, *, final: bool, language: str | None = None, insist: bool = False
+    ) -> list[int]:
         r = self.req
         messages = summarize_messages(
-            text, style=r.style, language=r.language, focus=r.focus, final=final
+            text, style=r.style, language=language, focus=r.focus, final=final, insist=insist
         )
         tok = self.engine.tokenizer
         return tok.encode(tok.apply_chat_template(messages), add_special_tokens=False)
@@ -63,7 +71,8 @@ class _Summarizer:
         count = _Count()
         context = self.engine.max_model_len
         chunks, depth = 1, 0
-        ids = self._prompt(text, final=True)
+        language, expected_script = language_for(text, self.req.language)
+        ids = self._prompt(text, final=True, language=language)
         while len(ids) + self.max_tokens > context:
             if depth == MAX_DEPTH:
                 raise InvalidRequestError("The text is too long to summarize.", param="text")
@@ -88,30 +97,50 @@ class _Summarizer:
                 count.prompt += r.num_prompt_tokens
                 count.completion += len(r.sequences[0].token_ids)
             text = "\n\n".join(r.sequences[0].text.strip() for r in results)
-            ids = self._prompt(text, final=True)
+            ids = self._prompt(text, final=True, language=language)
             depth += 1
-        final = SamplingOptions(
+        seq = await self._final(ids, f"{self.request_id}-{index}", count)
+        mismatch = _off_script(seq.text, expected_script)
+        if mismatch and language is not None:
+            # One retry, insisting on the language; its answer stands either way.
+            ids = self._prompt(text, final=True, language=language, insist=True)
+            seq = await self._final(ids, f"{self.request_id}-{index}-retry", count)
+            mismatch = _off_script(seq.text, expected_script)
+        summary_text = seq.text.strip()
+        truncated = seq.finish_reason == "length"
+        if truncated:
+            trimmed = trim_to_sentence(summary_text, self.req.style)
+            if self._count(trimmed) >= self.min_tokens:
+                summary_text = trimmed
+        summary = SummarizeResult(
+            index=index,
+            summary=summary_text,
+            finish_reason=finish_reason(seq.finish_reason),
+            summary_tokens=self._count(summary_text),
+            chunks=chunks,
+            depth=depth,
+            truncated=truncated,
+            language_mismatch=mismatch,
+        )
+        record_summary(chunks=chunks, depth=depth)
+        return summary, count
+
+    async def _final(self, ids: list[int], engine_id: str, count: _Count) -> SequenceResult:
+        options = SamplingOptions(
             max_tokens=self.max_tokens,
             min_tokens=self.min_tokens,
             temperature=0.0,
             repetition_penalty=1.1,
         )
-        (result,) = await run_to_completion(
-            self.engine, [EngineJob(ids, final)], f"{self.request_id}-{index}"
-        )
-        seq = result.sequences[0]
+        (result,) = await run_to_completion(self.engine, [EngineJob(ids, options)], engine_id)
         count.prompt += result.num_prompt_tokens
-        count.completion += len(seq.token_ids)
-        summary = SummarizeResult(
-            index=index,
-            summary=seq.text.strip(),
-            finish_reason=finish_reason(seq.finish_reason),
-            summary_tokens=len(seq.token_ids),
-            chunks=chunks,
-            depth=depth,
-        )
-        record_summary(chunks=chunks, depth=depth)
-        return summary, count
+        count.completion += len(result.sequences[0].token_ids)
+        return result.sequences[0]
+
+
+def _off_script(summary: str, expected: str | None) -> bool:
+    found = script(summary)
+    return expected is not None and found is not None and found != expected
 
 
 def _check(req: SummarizeRequest, engine: Engine) -> None:

@@ -104,12 +104,22 @@ def cache_for(engine: object) -> PriorCache:
     return cache
 
 
+def forget_priors(engine: Engine) -> None:
+    """Drop this engine's cached priors (cost measurements of the cold case)."""
+    _caches.pop(engine, None)
+
+
 async def priors(
-    engine: Engine, spec: LabelSpec, labels: Sequence[list[int]], request_id: str
+    engine: Engine,
+    spec: LabelSpec,
+    labels: Sequence[list[int]],
+    request_id: str,
+    *,
+    stepwise: bool = False,
 ) -> Priors:
     """The mean content-free score per label for this prompt (uncached), normalised."""
     prompts = [prompt_ids(engine.tokenizer, spec, text) for text in CONTENT_FREE]
-    scored = await label_logprobs(engine, prompts, labels, request_id)
+    scored = await label_logprobs(engine, prompts, labels, request_id, stepwise=stepwise)
     normalised = [log_softmax(row) for row in scored.logprobs]
     mean = tuple(sum(column) / len(column) for column in zip(*normalised, strict=True))
     return Priors(mean, scored.prompt_tokens, scored.completion_tokens)

@@ -45,6 +45,7 @@ class PreparedClassify:
     spec: LabelSpec
     labels: list[list[int]]  # token ids per label
     prompts: list[list[int]]  # token ids per text
+    stepwise: bool = False  # the `classify_scoring` setting
 
     @property
     def cost(self) -> int:
@@ -66,19 +67,22 @@ def prepare(
     prompts = [prompt_ids(tokenizer, spec, text) for text in texts]
     params = [param] if request.text is not None else [f"texts.{i}" for i in range(len(texts))]
     check_context(prompts, labels, limit=engine.max_model_len, params=params)
-    return PreparedClassify(request_id, model, spec, labels, prompts)
+    stepwise = settings.classify_scoring == "stepwise"
+    return PreparedClassify(request_id, model, spec, labels, prompts, stepwise)
 
 
 async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyResponse:
     request_id, spec, labels = prepared.id, prepared.spec, prepared.labels
 
     async def compute_priors() -> Priors:
-        return await priors(engine, spec, labels, f"{request_id}-prior")
+        return await priors(engine, spec, labels, f"{request_id}-prior", stepwise=prepared.stepwise)
 
     # The texts and (on a cache miss) the priors are scored in the same engine batch.
     cache = cache_for(engine)
     async with first_failure_cancels() as group:
-        scoring = group.create_task(label_logprobs(engine, prepared.prompts, labels, request_id))
+        scoring = group.create_task(
+            label_logprobs(engine, prepared.prompts, labels, request_id, stepwise=prepared.stepwise)
+        )
         cached = group.create_task(cache.get(spec.cache_key, compute_priors))
     scored, (prior, fresh) = scoring.result(), cached.result()
     results = []
