@@ -342,5 +342,5 @@ async def test_no_repeat_ngram_size_reaches_the_engine_when_it_is_on(
     async with serve(app) as client:
         engine = app.state.gateway.engine_state.engine
         assert isinstance(engine, FakeEngine)
-        _, options, _ = await generate_calls(client, engine, no_repeat_ngram_size=3)
+        _, options = await generate_calls(client, engine, no_repeat_ngram_size=3)
     assert [o.no_repeat_ngram_size for o in options] == [3]

@@ -42,6 +42,7 @@ class ContextEngine:
         *,
         stream: bool,
         priority: int = 0,
+        adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         self.requests.append((prompt_token_ids, options))
         ids = prompt_token_ids
