@@ -25,11 +25,13 @@ RECORDED_ENV = (
     "PYTHONPATH",
 )
 # The gateway logs its runner; vLLM's server says "Using V2 Model Runner" on GPU (0.26, 0.32),
-# or why it fell back to V1.
+# or why it fell back to V1. On CPU it names neither: its workers log from the CPU model runner
+# (`cpu_model_runner.py`), a V1 runner (the dry run reads that).
 _RUNNER_LINES = (
     (re.compile(r"vLLM model runner: (V1|V2)"), ""),
     (re.compile(r"Using V2 Model Runner"), "V2"),
     (re.compile(r"using the V1 model runner instead"), "V1"),
+    (re.compile(r"\[cpu_model_runner\.py:\d+\]"), "V1"),
 )
 # What each step imports, by module name (the offline machine may lack some: carry-test.txt).
 NEEDED = {

@@ -107,6 +107,11 @@ GATEWAY_LINE = (
             "V1",
             id="vllm-cpu",
         ),
+        pytest.param(
+            "(Worker pid=1) INFO 11-27 18:50:35 [cpu_model_runner.py:68] Starting to load model",
+            "V1",
+            id="vllm-cpu-worker",
+        ),
         pytest.param("INFO nothing about runners", None, id="silent"),
     ],
 )
