@@ -124,10 +124,14 @@ def sections(cls: type[BaseModel]) -> list[tuple[str, list[str]]]:
     groups: list[tuple[str, list[str]]] = []
     seen: set[str] = set()
     title = "General"
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):
-        lines = []
+    lines: list[str] = []
+    # The fields come from the class and its bases (service/config/*.py), bases last first.
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("service.") and issubclass(klass, BaseModel):
+            try:
+                lines += inspect.getsource(klass).splitlines()
+            except (OSError, TypeError):
+                continue
     for line in lines:
         if match := _SECTION.match(line):
             title = re.split(r"\s*[(.:]", match["title"], maxsplit=1)[0].strip() or "General"

@@ -2,8 +2,7 @@
 
 It "generates" by cycling through a fixed reply, one word-token at a time, honouring max_tokens,
 stop strings, n, logprobs and min_tokens, so the API layer can be tested without a model.
-Tests can make it fail (`fail_with`), hold a generation open until released (`gate`), or make
-every generation take at least `delay` seconds (a slowed engine).
+Tests can make it fail (`fail_with`), hold a generation open (`gate`), or slow it (`delay`).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def test_gateway_gets_time_to_drain() -> None:
 def test_gateway_environment_names_real_settings(path: Path) -> None:
     environment = services(path)["gateway"]["environment"]
     unknown = {k for k in environment if k.startswith("GATEWAY_")} - settings_env_names()
-    assert not unknown, f"not settings of service/config.py: {sorted(unknown)}"
+    assert not unknown, f"not settings of service/config: {sorted(unknown)}"
 
 
 def test_gpu_override_reserves_a_gpu_and_mounts_the_model_cache() -> None:

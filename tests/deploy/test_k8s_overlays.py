@@ -54,7 +54,7 @@ def test_settings_and_secret(overlay: str) -> None:
     docs = rendered(overlay)
     settings = settings_of(docs)
     unknown = {k for k in settings if k.startswith("GATEWAY_")} - settings_env_names()
-    assert not unknown, f"not settings of service/config.py: {sorted(unknown)}"
+    assert not unknown, f"not settings of service/config: {sorted(unknown)}"
     assert settings["GATEWAY_HOST"] == "0.0.0.0"
     env = {e["name"]: e for e in container(docs)["env"]}
     api_keys = env["GATEWAY_API_KEYS"]["valueFrom"]["secretKeyRef"]
