@@ -82,7 +82,7 @@ async def measure(engine: Engine) -> None:
             )
             began = time.perf_counter()
             stepped = await scoring.label_logprobs(
-                engine, prompts, labels, f"cost-s-{nonce}", stepwise=True
+                engine, prompts, labels, f"cost-s-{nonce}", method="stepwise"
             )
             steps, requests = stepped.logprobs, len(stepped.logprobs) * _edges(labels)
             seconds = time.perf_counter() - began

@@ -44,7 +44,7 @@ def embedding_factory_for(settings: Settings) -> Callable[[], EmbeddingEngine] |
     if settings.embedding_model is None:
         return None
     if settings.engine == "fake":
-        from service.engine.fake import FakeEmbeddingEngine
+        from service.engine.fake_embeddings import FakeEmbeddingEngine
 
         return FakeEmbeddingEngine
     model = settings.embedding_model

@@ -62,11 +62,14 @@ class ServingSettings(BaseSettings):
     max_text_chars: int = Field(
         200_000, ge=1, description="Most characters in one task input (longer: 413)."
     )
-    classify_scoring: Literal["prefill", "stepwise"] = Field(
-        "prefill",
-        description="How /v1/classify scores labels: prefill = one prompt-logprobs request per "
-        "label (no prefix-cache reads); stepwise = one forced-token request per label-trie edge, "
-        "reading the prompt from the prefix cache. Same scores; see evals/README.md for costs.",
+    classify_scoring: Literal["auto", "prefill", "stepwise"] = Field(
+        "auto",
+        description="How /v1/classify scores labels: auto = one request per label-trie node "
+        "asking for its next tokens' logprobs (one 1-token request per text for single-token "
+        "labels), where the engine supports it and no top-k logprobs request runs, else "
+        "prefill; prefill = one prompt-logprobs request per label (no prefix-cache reads); "
+        "stepwise = one forced-token request per trie edge. Same scores; costs in "
+        "evals/README.md.",
     )
 
     # --- Admission control and deadlines (service/runtime/admission.py). The unit is engine

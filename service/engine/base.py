@@ -8,6 +8,7 @@ so streaming costs nothing extra and non-streaming callers simply accumulate.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -52,6 +53,9 @@ class SamplingOptions:
     logprobs: int | None = None  # top-k logprobs per generated token (0 = the sampled one only)
     prompt_logprobs: int | None = None
     logit_bias: dict[int, float] | None = None
+    # Logprobs of exactly these token ids at each generated position (`logprobs` then unused);
+    # only inside `Engine.token_scoring()`.
+    logprob_token_ids: tuple[int, ...] = ()
     skip_special_tokens: bool = True
     structured: StructuredOutput | None = None
     # No n-gram of this size may appear twice in the output (0 = off); a logits processor that
@@ -216,6 +220,16 @@ class Engine(Protocol):
         ...
 
     def progress(self) -> EngineProgress: ...
+
+    @property
+    def kv_block_size(self) -> int | None:
+        """Tokens per KV-cache block: the prefix cache reuses whole blocks only (None: unknown)."""
+        ...
+
+    def token_scoring(self) -> AbstractAsyncContextManager[bool]:
+        """Enter before requests with `SamplingOptions.logprob_token_ids`: True when they may
+        run now, False when the engine cannot give them (now or at all); score another way."""
+        ...
 
     def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser | None:
         """A fresh parser of the configured tool-call format for one output (None: none set)."""

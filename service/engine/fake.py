@@ -11,8 +11,8 @@ import asyncio
 import json
 import math
 import time
-import zlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,7 @@ class FakeEngine:
         self.healthy = True
         self.shut_down = False
         self.lora = True  # whether adapters may be loaded
+        self.scores_token_ids = True  # what token_scoring() answers
         self._adapters: dict[str, str] = {}  # name -> path
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -170,6 +171,14 @@ class FakeEngine:
     def progress(self) -> EngineProgress:
         return EngineProgress(self.active > 0, (self._chunks,))
 
+    @property
+    def kv_block_size(self) -> int | None:
+        return 16
+
+    @asynccontextmanager
+    async def token_scoring(self) -> AsyncIterator[bool]:
+        yield self.scores_token_ids
+
     def _reply_words(self, options: SamplingOptions, adapter: str | None) -> list[str]:
         structured = options.structured
         if structured and structured.json_schema is not None:
@@ -203,6 +212,8 @@ class FakeEngine:
     def _sequence(
         self, index: int, options: SamplingOptions, adapter: str | None = None
     ) -> SequenceDelta:
+        if options.logprob_token_ids:
+            return self._scoring_sequence(index, options)
         words = self._reply_words(options, adapter)
         text, finish, stop_reason = "", "length", None
         ids: list[int] = []
@@ -236,6 +247,17 @@ class FakeEngine:
                 for t in ids
             ]
         return SequenceDelta(index, text, ids, logprobs, finish, stop_reason)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _scoring_sequence(index: int, options: SamplingOptions) -> SequenceDelta:
+        """A token-scoring request: the token its logit_bias forces (else the first asked id),
+        and each asked id at -log 2 in every position, as prompt logprobs are here."""
+        bias = options.logit_bias or {}
+        token = max(bias, key=bias.__getitem__) if bias else options.logprob_token_ids[0]
+        asked = tuple((t, "", -math.log(2)) for t in options.logprob_token_ids)
+        ids = [token] * options.max_tokens
+        logprobs = [TokenLogprob(token, "", -math.log(2), asked) for _ in ids]
+        return SequenceDelta(index, "", ids, logprobs, "length")
 
     async def generate(
         self,
@@ -331,70 +353,3 @@ class FakeEngine:
         self.healthy = False
         self.fail_with = EngineDeadError("The engine has stopped.")
         self.open_gate()
-
-
-class FakeEmbeddingEngine:
-    """Bag-of-words vectors: each word hashes to a dimension, so texts sharing words are close.
-
-    Deterministic across processes (crc32, not `hash`), normalized like the real pooler's."""
-
-    def __init__(self, *, dimensions: int = 64, max_model_len: int = 256) -> None:
-        self._tokenizer = FakeTokenizer()
-        self._dimensions = dimensions
-        self._max_model_len = max_model_len
-        self.requests: list[tuple[list[list[int]], str]] = []
-        self.fail_with: BaseException | None = None
-        self.healthy = True
-        self._done = 0
-
-    @property
-    def max_model_len(self) -> int:
-        return self._max_model_len
-
-    @property
-    def tokenizer(self) -> FakeTokenizer:
-        return self._tokenizer
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
-
-    @property
-    def truncatable(self) -> bool:
-        return False
-
-    @property
-    def max_num_seqs(self) -> int:
-        return 8
-
-    def progress(self) -> EngineProgress:
-        return EngineProgress(False, (self._done,))
-
-    def _vector(self, token_ids: list[int]) -> list[float]:
-        vector = [0.0] * self._dimensions
-        for token_id in token_ids:
-            word = self._tokenizer.token_text(token_id).strip().lower()
-            vector[zlib.crc32(word.encode()) % self._dimensions] += 1.0
-        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-        return [x / norm for x in vector]
-
-    async def embed(
-        self, inputs: list[list[int]], request_id: str, *, dimensions: int | None = None
-    ) -> list[list[float]]:
-        self.requests.append((inputs, request_id))
-        if self.fail_with is not None:
-            raise self.fail_with
-        self._done += 1
-        return [self._vector(ids) for ids in inputs]
-
-    async def check_health(self) -> None:
-        from service.errors import EngineDeadError
-
-        if not self.healthy:
-            raise EngineDeadError("The embedding engine is not healthy.")
-
-    def shutdown(self) -> None:
-        from service.errors import EngineDeadError
-
-        self.healthy = False
-        self.fail_with = EngineDeadError("The embedding engine has stopped.")

@@ -9,7 +9,8 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.fake import FakeEmbeddingEngine, FakeEngine
+from service.engine.fake import FakeEngine
+from service.engine.fake_embeddings import FakeEmbeddingEngine
 from tests.api.helpers import assert_openai_error, serve
 from tests.conftest import FAKE_MODEL
 

@@ -39,9 +39,13 @@ RULES: dict[str, dict[str, float]] = {
 
 
 class ScoringEngine(FakeEngine):
-    def __init__(self, *, bias: Mapping[str, float] | None = None) -> None:
+    """Prompt logprobs (prefill scoring) by default; `token_ids=True`: the logprobs of asked
+    token ids instead (token scoring), the same numbers."""
+
+    def __init__(self, *, bias: Mapping[str, float] | None = None, token_ids: bool = False) -> None:
         super().__init__(max_model_len=512)
         self.bias = dict(bias or {})
+        self.scores_token_ids = token_ids
 
     async def generate(
         self,
@@ -58,21 +62,44 @@ class ScoringEngine(FakeEngine):
         ):
             if chunk.prompt_logprobs is not None:
                 chunk.prompt_logprobs = self._scores(prompt_token_ids)
+            if options.logprob_token_ids:
+                self._asked(chunk, prompt_token_ids, options)
             yield chunk
 
     def _scores(self, ids: list[int]) -> list[TokenLogprob | None]:
         words = [self.tokenizer.token_text(t) for t in ids]
-        reply = max(i for i, w in enumerate(words) if w.strip() == "assistant:") + 1
-        start = max(i for i, w in enumerate(words[:reply]) if w.strip() == "user:") + 1
-        text = {w.strip().strip(".,!?").lower() for w in words[start : reply - 1]}
+        reply, text = self._reply_and_text(words)
         scores: list[TokenLogprob | None] = [None]
         for i in range(1, len(ids)):
-            word, logprob = words[i].strip(), BASE
-            if i >= reply:
-                logprob += self.bias.get(word, 0.0)
-                logprob += sum(RULES[k].get(word, 0.0) for k in text if k in RULES)
+            logprob = self._label_word(words[i], text) if i >= reply else BASE
             scores.append(TokenLogprob(ids[i], words[i], logprob))
         return scores
+
+    def _asked(self, chunk: GenerationChunk, ids: list[int], options: SamplingOptions) -> None:
+        """Every position gets the asked ids' logprobs; the forced token is the one sampled."""
+        _, text = self._reply_and_text([self.tokenizer.token_text(t) for t in ids])
+        asked = tuple(
+            (t, "", self._label_word(self.tokenizer.token_text(t), text))
+            for t in options.logprob_token_ids
+        )
+        token = next(iter(options.logit_bias or {}), options.logprob_token_ids[0])
+        positions = [TokenLogprob(token, "", 0.0, asked)] * options.max_tokens
+        for seq in chunk.sequences:
+            seq.token_ids, seq.logprobs = [token] * options.max_tokens, positions
+
+    @staticmethod
+    def _reply_and_text(words: list[str]) -> tuple[int, set[str]]:
+        reply = max(i for i, w in enumerate(words) if w.strip() == "assistant:") + 1
+        start = max(i for i, w in enumerate(words[:reply]) if w.strip() == "user:") + 1
+        return reply, {w.strip().strip(".,!?").lower() for w in words[start : reply - 1]}
+
+    def _label_word(self, word: str, text: set[str]) -> float:
+        word = word.strip()
+        return (
+            BASE
+            + self.bias.get(word, 0.0)
+            + sum(RULES[k].get(word, 0.0) for k in text if k in RULES)
+        )
 
 
 @pytest.fixture

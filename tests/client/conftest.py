@@ -10,7 +10,8 @@ import pytest
 from llm_gateway import AsyncClient, Client
 from service.app import create_app
 from service.config import Settings
-from service.engine.fake import FakeEmbeddingEngine, FakeEngine
+from service.engine.fake import FakeEngine
+from service.engine.fake_embeddings import FakeEmbeddingEngine
 from tests.conftest import FAKE_MODEL
 from tests.servers import serve_in_thread
 

@@ -21,7 +21,8 @@ from schemathesis.python import asgi
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.fake import FakeEmbeddingEngine, FakeEngine
+from service.engine.fake import FakeEngine
+from service.engine.fake_embeddings import FakeEmbeddingEngine
 from tests.conftest import FAKE_MODEL
 from tests.fuzz.checks import CHECKS, Tally, use_served_model
 

@@ -6,7 +6,8 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from service.engine.base import (
 from service.engine.vllm import compat, convert
 from service.engine.vllm.args import engine_environment, engine_kwargs, no_repeat_ngram_enabled
 from service.engine.vllm.logits import LOGITS_PROCESSORS
+from service.engine.vllm.logprob_modes import LogprobModes
 from service.engine.vllm.parsers import (
     VLLMReasoningParser,
     VLLMToolCallParser,
@@ -130,6 +132,9 @@ class VLLMEngine:
         self._no_repeat_ngram = no_repeat_ngram
         self._active = 0  # open generate() calls
         self._outputs = 0  # outputs received, ever
+        self._logprob_modes = LogprobModes()
+        self._token_scoring = compat.LOGPROB_TOKEN_IDS
+        self._kv_block_size = compat.kv_block_size(engine)
 
     @classmethod
     def start(cls, settings: Settings, *, model_path: str) -> VLLMEngine:
@@ -213,6 +218,38 @@ class VLLMEngine:
         priority: int = 0,
         adapter: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
+        chunks = self._generate(
+            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
+        )
+        if options.logprobs and not options.logprob_token_ids:
+            # Top-k logprobs: never in a step with token-id scoring (logprob_modes.py).
+            async with self._logprob_modes.top_k(), aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk
+            return
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    @property
+    def kv_block_size(self) -> int | None:
+        return self._kv_block_size
+
+    def token_scoring(self) -> AbstractAsyncContextManager[bool]:
+        if not self._token_scoring:
+            return _refused()
+        return self._logprob_modes.scoring()
+
+    async def _generate(
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        stream: bool,
+        priority: int = 0,
+        adapter: str | None = None,
+    ) -> AsyncGenerator[GenerationChunk, None]:
         if self._engine.errored:
             raise EngineDeadError("The engine is not running.")
         if options.no_repeat_ngram_size and not self._no_repeat_ngram:
@@ -312,3 +349,8 @@ class VLLMEngine:
         # Let AsyncLLM be collected now: its __del__ shuts down again, which fails if it only
         # runs at interpreter exit, after vLLM's module globals are gone.
         self._engine = StoppedEngine()
+
+
+@asynccontextmanager
+async def _refused() -> AsyncIterator[bool]:
+    yield False

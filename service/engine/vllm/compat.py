@@ -41,11 +41,14 @@ TOP_K_DISABLED = -1
 # max_num_seqs 1024 and max_num_batched_tokens 8192 as `vllm serve` has, against 128 and 2048
 # for the default ENGINE_CONTEXT; the same on CPU). The same path in 0.26 and 0.32.
 USAGE_CONTEXT = UsageContext.OPENAI_API_SERVER
+# `SamplingParams.logprob_token_ids`: logprobs of chosen token ids (not in every release).
+LOGPROB_TOKEN_IDS: bool = "logprob_token_ids" in getattr(SamplingParams, "__struct_fields__", ())
 # Errors vLLM raises for a request it refuses (bad parameters, too-long prompt).
 CLIENT_ERRORS: tuple[type[BaseException], ...] = (_ClientError, ValueError, TypeError)
 
 __all__ = [
     "CLIENT_ERRORS",
+    "LOGPROB_TOKEN_IDS",
     "TOP_K_DISABLED",
     "USAGE_CONTEXT",
     "VERSION",
@@ -125,6 +128,13 @@ def max_num_seqs(engine: Any) -> int:
     scheduler = getattr(getattr(engine, "vllm_config", None), "scheduler_config", None)
     value = getattr(scheduler, "max_num_seqs", None)
     return value if isinstance(value, int) else 256
+
+
+def kv_block_size(engine: Any) -> int | None:
+    """Tokens per KV-cache block, the prefix cache's unit (None if unknown)."""
+    cache = getattr(getattr(engine, "vllm_config", None), "cache_config", None)
+    value = getattr(cache, "block_size", None)
+    return value if isinstance(value, int) else None
 
 
 def _request_states(engine: Any) -> dict[str, Any]:

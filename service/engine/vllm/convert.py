@@ -45,6 +45,8 @@ def sampling_params(options: SamplingOptions, *, stream: bool) -> Any:
         "skip_special_tokens": options.skip_special_tokens,
         "output_kind": compat.output_kind(stream=stream),
     }
+    if options.logprob_token_ids:
+        kwargs["logprob_token_ids"] = list(options.logprob_token_ids)
     if options.no_repeat_ngram_size:
         kwargs["extra_args"] = {NO_REPEAT_NGRAM: options.no_repeat_ngram_size}
     if options.structured is not None:
@@ -97,12 +99,15 @@ def chunk(output: Any, options: SamplingOptions) -> GenerationChunk:
     sequences = []
     for completion in output.outputs:
         logprobs = None
-        if options.logprobs is not None and completion.logprobs is not None:
+        top_n = options.logprobs
+        if options.logprob_token_ids:
+            # vLLM ranks the asked-for ids 1..k whatever their logprobs; the sampled token keeps
+            # its own rank and may come in among them: keep all k + 1.
+            top_n = len(options.logprob_token_ids) + 1
+        if top_n is not None and completion.logprobs is not None:
             logprobs = [
                 lp
-                for lp in token_logprobs(
-                    completion.token_ids, completion.logprobs, options.logprobs
-                )
+                for lp in token_logprobs(completion.token_ids, completion.logprobs, top_n)
                 if lp is not None
             ]
         sequences.append(

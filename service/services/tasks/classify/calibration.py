@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from service.engine.base import Engine
 from service.services.tasks.classify.prompts import LabelSpec, prompt_ids
-from service.services.tasks.classify.scoring import label_logprobs, log_softmax
+from service.services.tasks.classify.scoring import Method, label_logprobs, log_softmax
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 CACHE_SIZE = 256  # prompt keys per engine; one entry is a few floats
@@ -115,11 +115,11 @@ async def priors(
     labels: Sequence[list[int]],
     request_id: str,
     *,
-    stepwise: bool = False,
+    method: Method = "prefill",
 ) -> Priors:
     """The mean content-free score per label for this prompt (uncached), normalised."""
     prompts = [prompt_ids(engine.tokenizer, spec, text) for text in CONTENT_FREE]
-    scored = await label_logprobs(engine, prompts, labels, request_id, stepwise=stepwise)
+    scored = await label_logprobs(engine, prompts, labels, request_id, method=method)
     normalised = [log_softmax(row) for row in scored.logprobs]
     mean = tuple(sum(column) / len(column) for column in zip(*normalised, strict=True))
     return Priors(mean, scored.prompt_tokens, scored.completion_tokens)

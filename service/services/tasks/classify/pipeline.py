@@ -21,7 +21,11 @@ from service.services.tasks.classify.prompts import (
     label_spec,
     prompt_ids,
 )
-from service.services.tasks.classify.scoring import label_logprobs, probabilities
+from service.services.tasks.classify.scoring import (
+    label_logprobs,
+    probabilities,
+    scoring_method,
+)
 from service.telemetry.metrics import record_classification
 
 
@@ -45,7 +49,7 @@ class PreparedClassify:
     spec: LabelSpec
     labels: list[list[int]]  # token ids per label
     prompts: list[list[int]]  # token ids per text
-    stepwise: bool = False  # the `classify_scoring` setting
+    scoring: str = "auto"  # the `classify_scoring` setting
 
     @property
     def cost(self) -> int:
@@ -67,23 +71,24 @@ def prepare(
     prompts = [prompt_ids(tokenizer, spec, text) for text in texts]
     params = [param] if request.text is not None else [f"texts.{i}" for i in range(len(texts))]
     check_context(prompts, labels, limit=engine.max_model_len, params=params)
-    stepwise = settings.classify_scoring == "stepwise"
-    return PreparedClassify(request_id, model, spec, labels, prompts, stepwise)
+    return PreparedClassify(request_id, model, spec, labels, prompts, settings.classify_scoring)
 
 
 async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyResponse:
     request_id, spec, labels = prepared.id, prepared.spec, prepared.labels
 
-    async def compute_priors() -> Priors:
-        return await priors(engine, spec, labels, f"{request_id}-prior", stepwise=prepared.stepwise)
-
     # The texts and (on a cache miss) the priors are scored in the same engine batch.
     cache = cache_for(engine)
-    async with first_failure_cancels() as group:
-        scoring = group.create_task(
-            label_logprobs(engine, prepared.prompts, labels, request_id, stepwise=prepared.stepwise)
-        )
-        cached = group.create_task(cache.get(spec.cache_key, compute_priors))
+    async with scoring_method(engine, prepared.scoring) as method:
+
+        async def compute_priors() -> Priors:
+            return await priors(engine, spec, labels, f"{request_id}-prior", method=method)
+
+        async with first_failure_cancels() as group:
+            scoring = group.create_task(
+                label_logprobs(engine, prepared.prompts, labels, request_id, method=method)
+            )
+            cached = group.create_task(cache.get(spec.cache_key, compute_priors))
     scored, (prior, fresh) = scoring.result(), cached.result()
     results = []
     for i, row in enumerate(scored.logprobs):

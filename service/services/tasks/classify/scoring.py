@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from service.engine.base import Engine, SamplingOptions
 from service.errors import EngineFailureError
@@ -12,6 +14,10 @@ from service.services.generation import EngineJob, PromptResult, run_to_completi
 
 # One prompt pass, no sampling: the one generated token is discarded.
 SCORE_OPTIONS = SamplingOptions(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+# vLLM's limit on `logprob_token_ids` per request (MAX_LOGPROB_TOKEN_IDS in 0.32).
+MAX_TOKEN_IDS = 128
+
+Method = Literal["prefill", "stepwise", "tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +35,20 @@ async def label_logprobs(
     labels: Sequence[list[int]],
     request_id: str,
     *,
-    stepwise: bool = False,
+    method: Method = "prefill",
 ) -> Scored:
     """log P(label | prompt) for every prompt and label, all in one concurrent batch.
 
-    Prefill (the default): one request per (prompt, label) asking for prompt logprobs; vLLM does
-    not read its prefix cache for such requests, so each costs a full prefill of prompt + label.
-    Step-wise: see `stepwise_label_logprobs`. Both give the same numbers (measured in
-    evals/README.md).
+    Prefill: one request per (prompt, label) asking for prompt logprobs; vLLM does not read its
+    prefix cache for such requests, so each costs a full prefill of prompt + label. Step-wise:
+    `stepwise_label_logprobs`; tokens: `token_label_logprobs` (only inside
+    `engine.token_scoring()`, see `scoring_method`). All give the same numbers (a unit test,
+    and evals/README.md on the real engine).
     """
-    if stepwise:
+    if method == "stepwise":
         return await stepwise_label_logprobs(engine, prompts, labels, request_id)
+    if method == "tokens":
+        return await token_label_logprobs(engine, prompts, labels, request_id)
     jobs = [EngineJob([*prompt, *label], SCORE_OPTIONS) for prompt in prompts for label in labels]
     results = await run_to_completion(engine, jobs, request_id)
     scores: list[list[float]] = []
@@ -101,6 +110,134 @@ async def stepwise_label_logprobs(
         prompt_tokens=sum(r.num_prompt_tokens for r in every),
         completion_tokens=sum(len(s.token_ids) for r in every for s in r.sequences),
     )
+
+
+@asynccontextmanager
+async def scoring_method(engine: Engine, setting: str) -> AsyncIterator[Method]:
+    """The method a classify call scores with: the `classify_scoring` setting, where `auto` is
+    `tokens` when the engine can give token-id logprobs now and `prefill` otherwise."""
+    if setting != "auto":
+        yield "stepwise" if setting == "stepwise" else "prefill"
+        return
+    async with engine.token_scoring() as available:
+        yield "tokens" if available else "prefill"
+
+
+Prefix = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One 1- or 2-token request: the logprobs of `ids` after prompt + `prefix`, and with a
+    `forced` next token, after prompt + prefix + forced as well (the second position)."""
+
+    prefix: Prefix
+    forced: int | None
+    ids: tuple[int, ...]
+
+
+def _plan(children: dict[Prefix, set[int]]) -> list[_Ask]:
+    """Requests covering every trie node: a node with inner children gets one request per inner
+    child, forcing it (the child's next tokens come at the second position); a node none
+    covers gets a plain request."""
+    asks: list[_Ask] = []
+
+    def plain(prefix: Prefix) -> None:
+        ids = sorted(children[prefix])
+        for k in range(0, len(ids), MAX_TOKEN_IDS):
+            asks.append(_Ask(prefix, None, tuple(ids[k : k + MAX_TOKEN_IDS])))
+
+    def plan(prefix: Prefix, covered: bool) -> None:
+        inner = [(*prefix, t) for t in sorted(children[prefix]) if (*prefix, t) in children]
+        for child in inner:
+            both = children[prefix] | children[child]
+            if len(both) <= MAX_TOKEN_IDS:
+                asks.append(_Ask(prefix, child[-1], tuple(sorted(both))))
+                covered = True
+                plan(child, True)
+            else:  # too many ids for one request: the child on its own
+                plan(child, False)
+        if not covered:
+            plain(prefix)
+
+    plan((), False)
+    return asks
+
+
+async def token_label_logprobs(
+    engine: Engine,
+    prompts: Sequence[list[int]],
+    labels: Sequence[list[int]],
+    request_id: str,
+) -> Scored:
+    """log P(label | prompt) from the logprobs of chosen token ids (`logprob_token_ids`).
+
+    A trie node is a label prefix (the empty one is the root); a request of prompt + node asks
+    for the logprobs of the node's next tokens. Single-token labels thus cost one 1-token
+    request per text, whatever their number. For multi-token labels a request forces one next
+    token by `logit_bias` +100 (vLLM reports raw logprobs, before the bias) and generates a
+    second, whose logprobs are those of the child node: "billing / technical support" is one
+    2-token request. Requests that start below the root wait for their text's first request
+    when the prompt spans a whole KV block, and then read it from the prefix cache.
+    """
+    children: dict[Prefix, set[int]] = {}
+    for label in labels:
+        for j in range(len(label)):
+            children.setdefault(tuple(label[:j]), set()).add(label[j])
+    asks = _plan(children)
+    block = engine.kv_block_size
+    first: list[tuple[int, _Ask]] = []
+    later: list[tuple[int, _Ask]] = []
+    for i, prompt in enumerate(prompts):
+        cached = block is not None and len(prompt) >= block
+        for ask in asks:
+            (later if ask.prefix and cached else first).append((i, ask))
+    values: list[dict[tuple[Prefix, int], float]] = [{} for _ in prompts]
+    every: list[PromptResult] = []
+    for round_id, batch in ((request_id, first), (f"{request_id}-t", later)):
+        if not batch:
+            continue
+        results = await run_to_completion(engine, [_job(prompts[i], a) for i, a in batch], round_id)
+        every += results
+        for (i, ask), result in zip(batch, results, strict=True):
+            for node, found in _positions(result, ask):
+                values[i].update(((node, t), found[t]) for t in children[node] if t in found)
+    scores = [
+        [sum(value[(tuple(lab[:j]), lab[j])] for j in range(len(lab))) for lab in labels]
+        for value in values
+    ]
+    return Scored(
+        scores,
+        prompt_tokens=sum(r.num_prompt_tokens for r in every),
+        completion_tokens=sum(len(s.token_ids) for r in every for s in r.sequences),
+    )
+
+
+def _job(prompt: list[int], ask: _Ask) -> EngineJob:
+    options = SamplingOptions(
+        max_tokens=1 if ask.forced is None else 2,
+        temperature=0.0,
+        logprob_token_ids=ask.ids,
+        logit_bias=None if ask.forced is None else {ask.forced: 100.0},
+    )
+    return EngineJob([*prompt, *ask.prefix], options)
+
+
+def _positions(result: PromptResult, ask: _Ask) -> list[tuple[Prefix, dict[int, float]]]:
+    """(node, logprobs of the asked ids there) for each position the request covers."""
+    seq = result.sequences[0]
+    nodes = [ask.prefix] if ask.forced is None else [ask.prefix, (*ask.prefix, ask.forced)]
+    if len(seq.logprobs) < len(nodes) or (
+        ask.forced is not None and seq.logprobs[0].token_id != ask.forced
+    ):
+        raise EngineFailureError("The engine returned no logprobs for the label tokens.")
+    out = []
+    for node, position in zip(nodes, seq.logprobs, strict=False):
+        found = {tid: logprob for tid, _, logprob in position.top}
+        if any(t not in found for t in ask.ids):
+            raise EngineFailureError("The engine returned no logprobs for the label tokens.")
+        out.append((node, found))
+    return out
 
 
 def _forced(result: PromptResult, token: int) -> float:

@@ -1,0 +1,52 @@
+"""/v1/classify scoring by token-id logprobs (classify_scoring auto, the default) gives the
+prefill scoring's results, on the fake engine of test_task_classify.py answering both ways."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+from tests.api.helpers import serve
+from tests.api.test_task_classify import ScoringEngine, classify
+from tests.conftest import FAKE_MODEL
+
+REQUESTS: list[dict[str, Any]] = [
+    {"texts": ["I love this phone!", "I hate waiting.", "It is a phone"], "labels": "sentiment"},
+    {"texts": ["Where is my parcel?", "Resend the invoice"], "labels": "customer_intent"},
+    {"text": "A late goal won the match", "labels": "news_topic"},
+    {"texts": ["the food was bad", "the food was good"], "labels": ["very good", "very bad"]},
+    {"text": "great service", "labels": ["good", "good service"]},
+    {"text": "My invoice and my parcel", "labels": ["billing", "shipping"], "multi_label": True},
+]
+
+
+async def results(engine: ScoringEngine, body: dict[str, Any]) -> list[dict[str, Any]]:
+    settings = Settings(model=FAKE_MODEL)
+    async with serve(create_app(settings, engine_factory=lambda: engine)) as client:
+        found: list[dict[str, Any]] = (await classify(client, **body))["results"]
+        return found
+
+
+@pytest.mark.parametrize("body", REQUESTS, ids=lambda b: str(b["labels"]))
+async def test_token_scoring_gives_the_prefill_results(body: dict[str, Any]) -> None:
+    by_prefill = await results(ScoringEngine(bias={"positive": 2.0}), body)
+    engine = ScoringEngine(bias={"positive": 2.0}, token_ids=True)
+    by_tokens = await results(engine, body)
+    for a, b in zip(by_prefill, by_tokens, strict=True):
+        assert b["label"] == a["label"]
+        assert b["labels"] == a["labels"]
+        assert b["scores"] == pytest.approx(a["scores"], abs=1e-9)
+    scoring = [o for _, o, rid in engine.requests if rid != "warmup"]
+    assert scoring and all(o.logprob_token_ids and o.prompt_logprobs is None for o in scoring)
+
+
+async def test_single_token_labels_cost_one_request_per_text() -> None:
+    engine = ScoringEngine(token_ids=True)
+    await results(engine, {"texts": ["I love it", "I hate it"], "labels": "sentiment"})
+    scoring = [o for _, o, rid in engine.requests if rid != "warmup"]
+    # Two texts and the three content-free prompts of the priors: one 1-token request each.
+    assert len(scoring) == 2 + 3
+    assert {(o.max_tokens, len(o.logprob_token_ids)) for o in scoring} == {(1, 3)}
