@@ -195,9 +195,9 @@ async def test_a_text_beyond_the_context_is_map_reduced(
     assert seen == marker_words(text)
     # Partial summaries are what the final call summarizes.
     assert prompt_of(fake_engine, final).count(DEFAULT_REPLY) == len(maps)
-    assert all("French" not in prompt_of(fake_engine, m) for m in maps)
+    # Every step asks for the language, the map steps too.
+    assert all("Write it in French." in prompt_of(fake_engine, c) for c in calls)
     assert all("Focus on: budget" in prompt_of(fake_engine, c) for c in calls)
-    assert "in French" in prompt_of(fake_engine, final)
 
 
 async def test_a_very_long_text_recurses_until_it_fits(
@@ -328,6 +328,26 @@ async def test_a_summary_in_another_script_is_retried_then_reported() -> None:
     first, retry = summary_prompts(engine)
     assert "Write it in Chinese." in first and "Use only Chinese" not in first
     assert "Use only Chinese" in retry
+
+
+async def test_a_long_chinese_text_asks_for_chinese_at_every_step() -> None:
+    # No `language` field: the script decides, for the map steps as for the final one.
+    engine = FakeEngine(reply="议会 通过了 预算。", max_model_len=256)
+    # The fake tokenizer splits on spaces: 10 tokens a paragraph, 400 in a 256-token context.
+    text = "\n\n".join(
+        f"第{i}段 市议会 周二 开会 议员们 讨论了 新桥的 预算 并 通过。" for i in range(40)
+    )
+    async with serving(engine) as client:
+        response = await client.post(SUMMARIZE, json={"text": text, "max_length": 20})
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert (result["chunks"] > 1, result["language_mismatch"]) == (True, False)
+    prompts = summary_prompts(engine)
+    maps = [p for p in prompts if CHUNK_INSTRUCTION in p]
+    assert len(maps) >= result["chunks"]
+    assert len(prompts) > len(maps)  # and the final step
+    assert all("Write it in Chinese." in p for p in prompts)
+    assert not any("Use only Chinese" in p for p in prompts)  # no retry was needed
 
 
 async def test_a_summary_in_the_texts_script_is_not_retried() -> None:

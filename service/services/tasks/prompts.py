@@ -30,11 +30,15 @@ def summarize_messages(
     insist: bool = False,
 ) -> list[dict[str, str]]:
     """Messages asking for a summary of `text` (`final=False`: an intermediate, map step;
-    `insist`: the retry after a summary came back in another language)."""
+    `insist`: the retry after a summary came back in another language).
+
+    Every step asks for the language, map steps too: partial summaries written in another
+    language would leave the final step to translate as well as summarize (a small model
+    then drifts into the partials' language)."""
     parts = [_STYLE[style] if final else CHUNK_INSTRUCTION]
     if focus:
         parts.append(f"Focus on: {focus}.")
-    if language and final:
+    if language:
         parts.append(f"Write it in {language}.")
         if insist:
             parts.append(f"Use only {language}: not one sentence in any other language.")

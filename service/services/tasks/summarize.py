@@ -76,7 +76,7 @@ class _Summarizer:
         while len(ids) + self.max_tokens > context:
             if depth == MAX_DEPTH:
                 raise InvalidRequestError("The text is too long to summarize.", param="text")
-            overhead = len(self._prompt("", final=False))
+            overhead = len(self._prompt("", final=False, language=language))
             # A partial summary must stay well under its chunk, or the levels do not shrink.
             partial = min(PARTIAL_SUMMARY_TOKENS, (context - overhead - _MARGIN) // 4)
             if partial < 1:
@@ -89,7 +89,9 @@ class _Summarizer:
             if depth == 0:
                 chunks = len(parts)
             options = SamplingOptions(max_tokens=partial, temperature=0.0, repetition_penalty=1.1)
-            jobs = [EngineJob(self._prompt(p, final=False), options) for p in parts]
+            jobs = [
+                EngineJob(self._prompt(p, final=False, language=language), options) for p in parts
+            ]
             results = await run_to_completion(
                 self.engine, jobs, f"{self.request_id}-{index}-map{depth}"
             )
