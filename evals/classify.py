@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,32 +49,52 @@ BATCH = 64  # texts per /v1/classify request (the default max_batch_size)
 @dataclass(frozen=True)
 class EvalSet:
     name: str
-    file: str
+    file: str  # under data/ (held out) or data/dev/
     labels: LabelPreset | tuple[str, ...]
     keep: frozenset[str] | None = None  # only items with these gold labels
+    language: str = "en"
 
-    def items(self, folder: Path = DATA) -> list[tuple[str, str]]:
+    def items(self, folder: Path = DATA, *, limit: int | None = None) -> list[tuple[str, str]]:
+        """The labelled texts; `limit`: about that many, spread over the file (some files are
+        grouped by label)."""
         rows = [json.loads(line) for line in (folder / self.file).read_text().splitlines() if line]
-        return [
+        items = [
             (r["text"], r["label"]) for r in rows if self.keep is None or r["label"] in self.keep
         ]
+        if limit is not None and len(items) > limit:
+            items = items[:: math.ceil(len(items) / limit)]
+        return items
 
     def request(self, texts: Sequence[str]) -> ClassifyRequest:
         labels: Any = self.labels if isinstance(self.labels, str) else list(self.labels)
-        return ClassifyRequest(texts=list(texts), labels=labels)
+        # The language is given (not detected) so that the eval's own prior lookup finds it.
+        return ClassifyRequest(texts=list(texts), labels=labels, language=self.language)
 
 
-SETS: tuple[EvalSet, ...] = (
-    EvalSet("sentiment", "sentiment.jsonl", "sentiment"),
-    EvalSet(
-        "sentiment_pos_neg",
-        "sentiment.jsonl",
-        ("positive", "negative"),
-        keep=frozenset({"positive", "negative"}),
-    ),
-    EvalSet("news_topic", "news_topic.jsonl", "news_topic"),
-    EvalSet("customer_intent", "customer_intent.jsonl", "customer_intent"),
-)
+def _sets(language: str, folder: str) -> tuple[EvalSet, ...]:
+    suffix = "" if language == "en" else f"_{language}"
+    return (
+        EvalSet(f"sentiment{suffix}", f"{folder}sentiment.jsonl", "sentiment", language=language),
+        EvalSet(
+            f"sentiment_pos_neg{suffix}",
+            f"{folder}sentiment.jsonl",
+            ("positive", "negative"),
+            keep=frozenset({"positive", "negative"}),
+            language=language,
+        ),
+        EvalSet(
+            f"news_topic{suffix}", f"{folder}news_topic.jsonl", "news_topic", language=language
+        ),
+        EvalSet(
+            f"customer_intent{suffix}",
+            f"{folder}customer_intent.jsonl",
+            "customer_intent",
+            language=language,
+        ),
+    )
+
+
+SETS: tuple[EvalSet, ...] = (*_sets("en", ""), *_sets("zh", "zh/"))
 
 
 class Backend(Protocol):
@@ -96,7 +116,9 @@ class InProcess:
         self.settings = settings
 
     async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
-        spec = classify_prompts.label_spec(evalset.request(texts))
+        spec = replace(
+            classify_prompts.label_spec(evalset.request(texts)), language=evalset.language
+        )
         out: dict[str, list[str]] = {m: [] for m in self.methods}
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
@@ -156,21 +178,28 @@ def _argmax(labels: Sequence[str], values: Sequence[float]) -> str:
 class OverHTTP:
     """A running gateway: /v1/classify, and /v1/chat/completions with a choice constraint."""
 
-    methods: tuple[str, ...] = ("service", "choice")
-
-    def __init__(self, client: httpx.AsyncClient, model: str) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        model: str,
+        methods: tuple[str, ...] = ("service", "choice"),
+    ) -> None:
         self.client = client
         self.model = model
+        self.methods = methods
 
     async def predict(self, evalset: EvalSet, texts: list[str]) -> dict[str, list[str]]:
-        spec = classify_prompts.label_spec(evalset.request(texts))
-        out: dict[str, list[str]] = {"service": [], "choice": []}
+        spec = replace(
+            classify_prompts.label_spec(evalset.request(texts)), language=evalset.language
+        )
+        out: dict[str, list[str]] = {m: [] for m in self.methods}
         for start in range(0, len(texts), BATCH):
             body = evalset.request(texts[start : start + BATCH]).model_dump(exclude_none=True)
             response = await self.client.post("/v1/classify", json=body)
             response.raise_for_status()
             out["service"] += [r["label"] for r in response.json()["results"]]
-        out["choice"] = list(await asyncio.gather(*(self._choice(spec, t) for t in texts)))
+        if "choice" in self.methods:
+            out["choice"] = list(await asyncio.gather(*(self._choice(spec, t) for t in texts)))
         return out
 
     async def _choice(self, spec: classify_prompts.LabelSpec, text: str) -> str:
@@ -190,7 +219,7 @@ class OverHTTP:
 
 # --------------------------------------------------------------------------- report
 async def evaluate(
-    backend: Backend, sets: Sequence[EvalSet], *, folder: Path = DATA
+    backend: Backend, sets: Sequence[EvalSet], *, folder: Path = DATA, limit: int | None = None
 ) -> dict[str, dict[str, float]]:
     header = f"{'set':<20} {'n':>3} " + " ".join(f"{m:>8}" for m in backend.methods)
     print(header + f" {'seconds':>8}", flush=True)
@@ -198,7 +227,7 @@ async def evaluate(
     totals = {m: 0 for m in backend.methods}
     count = 0
     for evalset in sets:
-        items = evalset.items(folder)
+        items = evalset.items(folder, limit=limit)
         texts, gold = [t for t, _ in items], [g for _, g in items]
         began = time.perf_counter()
         predicted = await backend.predict(evalset, texts)

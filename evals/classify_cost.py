@@ -1,4 +1,4 @@
-"""What one label costs, scored two ways (`python -m evals classify --cost`).
+"""What one label costs, scored three ways (`python -m evals classify --cost`).
 
   prefill   what the service does: one request per (text, label), the prompt plus the label's
             tokens with prompt logprobs. vLLM skips prefix-cache reads for requests that ask for
@@ -9,7 +9,12 @@
             wanted. These requests read the prefix cache, once a first request per text has filled
             it; vLLM caches whole blocks only (128 tokens on CPU).
 
-Both give the same numbers; the script checks that and prints the time per (text, label).
+  tokens    the default (`classify_scoring=auto` on an idle engine): one request per label-trie
+            node asking for the logprobs of the node's next tokens (`logprob_token_ids`), a
+            forced second token covering a child node; single-token labels cost one 1-token
+            request per text.
+
+All give the same numbers; the script checks that and prints the time per (text, label).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ EXAMPLES = (
 
 
 async def measure(engine: Engine) -> None:
-    print("cost per label: prefill (prompt logprobs) vs stepwise (forced next tokens)")
+    print("cost per label: prefill, stepwise and tokens (the same texts, fresh each round)")
     print(_row("prompt", "tokens", "method", "requests", "seconds", "ms/label"))
     for name, examples in (("no examples", ()), ("8 few-shot examples", EXAMPLES)):
         for rnd in range(2):
@@ -73,27 +78,34 @@ async def measure(engine: Engine) -> None:
             labels = classify_prompts.label_ids(tok, spec.labels)
             pairs = len(prompts) * len(labels)
             tokens = sum(map(len, prompts)) // len(prompts)
-            began = time.perf_counter()
-            full = await scoring.label_logprobs(engine, prompts, labels, f"cost-p-{nonce}")
-            seconds = time.perf_counter() - began
-            row = f"{name:<22} {tokens:>6}"
-            print(
-                f"{row} {'prefill':<10} {pairs:>8} {seconds:>8.2f} {1000 * seconds / pairs:>9.0f}"
-            )
-            began = time.perf_counter()
-            stepped = await scoring.label_logprobs(
-                engine, prompts, labels, f"cost-s-{nonce}", method="stepwise"
-            )
-            steps, requests = stepped.logprobs, len(stepped.logprobs) * _edges(labels)
-            seconds = time.perf_counter() - began
-            ms = f"{1e3 * seconds / pairs:.0f}"
-            print(_row(name, tokens, "stepwise", requests, f"{seconds:.2f}", ms))
+            found: dict[str, list[list[float]]] = {}
+            for method in ("prefill", "stepwise", "tokens"):
+                requests = (
+                    len(prompts)
+                    * {
+                        "prefill": len(labels),
+                        "stepwise": _edges(labels),
+                        "tokens": len(scoring.plan_requests(labels)),
+                    }[method]
+                )
+                began = time.perf_counter()
+                async with engine.token_scoring() as available:
+                    if method == "tokens" and not available:
+                        raise RuntimeError("this engine gives no token-id logprobs")
+                    scored = await scoring.label_logprobs(
+                        engine, prompts, labels, f"cost-{method}-{nonce}", method=method
+                    )
+                seconds = time.perf_counter() - began
+                found[method] = scored.logprobs
+                ms = f"{1e3 * seconds / pairs:.0f}"
+                print(_row(name, tokens, method, requests, f"{seconds:.2f}", ms), flush=True)
             gap = max(
                 abs(a - b)
-                for ra, rb in zip(full.logprobs, steps, strict=True)
+                for other in ("stepwise", "tokens")
+                for ra, rb in zip(found["prefill"], found[other], strict=True)
                 for a, b in zip(ra, rb, strict=True)
             )
-            print(f"{'':<22} round {rnd + 1}: largest difference between the methods {gap:.2e}")
+            print(f"{'':<22} round {rnd + 1}: largest difference from prefill {gap:.2e}")
 
 
 def _edges(labels: Sequence[list[int]]) -> int:
@@ -118,6 +130,26 @@ INTENTS = (
     "pricing",
     "careers",
 )
+# One token each (SmolLM2's tokenizer, after a space): the case token scoring serves in one request.
+SINGLE_TOKEN = (
+    "billing",
+    "shipping",
+    "cancellation",
+    "refund",
+    "complaint",
+    "praise",
+    "sales",
+    "security",
+    "returns",
+    "warranty",
+    "feedback",
+    "pricing",
+    "careers",
+    "delivery",
+    "payment",
+    "privacy",
+)
+LABEL_SETS = {"mixed": INTENTS, "single-token": SINGLE_TOKEN}
 RUNS = 20
 
 
@@ -130,26 +162,34 @@ async def _median_seconds(runs: int, call: Callable[[int], Awaitable[object]]) -
     return statistics.median(times)
 
 
-async def measure_against_completion(engine: Engine, settings: Settings) -> None:
+async def measure_against_completion(
+    engine: Engine, settings: Settings, methods: Sequence[str] = ("auto",)
+) -> None:
     """/v1/classify's service call with N labels against a max_tokens=1 completion of the same
     rendered prompt, concurrency 1, median of 20; every run a fresh text (no cached prompt).
     cached-prior: the label set's content-free prior is cached (the usual case); cold: it is
-    computed in the same call."""
+    computed in the same call. `auto` is token scoring on an idle engine."""
     print(f"classify with N labels / a max_tokens=1 completion, median of {RUNS} (ms)")
-    print(f"{'N':>3} {'method':<9} {'prior':<13} {'classify':>9} {'complete':>9} {'ratio':>6}")
-    for n in (2, 3, 8, 16):
-        for method in ("prefill", "stepwise"):
-            for case in ("cached-prior", "cold"):
-                run = _CostCase(engine, settings.model_copy(update={"classify_scoring": method}))
-                run.labels, run.cold = list(INTENTS[:n]), case == "cold"
-                if not run.cold:
-                    await run.classify(RUNS)  # fills the prior cache
-                classify_s = await _median_seconds(RUNS, run.classify)
-                complete_s = await _median_seconds(RUNS, run.complete)
-                print(
-                    f"{n:>3} {method:<9} {case:<13} {1e3 * classify_s:>9.0f} "
-                    f"{1e3 * complete_s:>9.0f} {classify_s / complete_s:>6.2f}"
-                )
+    print(
+        f"{'labels':<13} {'N':>3} {'method':<9} {'prior':<13} {'classify':>9} {'complete':>9} "
+        f"{'ratio':>6}"
+    )
+    for kind, names in LABEL_SETS.items():
+        for n in (2, 3, 8, 16):
+            for method in methods:
+                for case in ("cached-prior", "cold"):
+                    update = {"classify_scoring": method}
+                    run = _CostCase(engine, settings.model_copy(update=update))
+                    run.labels, run.cold = list(names[:n]), case == "cold"
+                    if not run.cold:
+                        await run.classify(RUNS)  # fills the prior cache
+                    classify_s = await _median_seconds(RUNS, run.classify)
+                    complete_s = await _median_seconds(RUNS, run.complete)
+                    print(
+                        f"{kind:<13} {n:>3} {method:<9} {case:<13} {1e3 * classify_s:>9.0f} "
+                        f"{1e3 * complete_s:>9.0f} {classify_s / complete_s:>6.2f}",
+                        flush=True,
+                    )
 
 
 class _CostCase:

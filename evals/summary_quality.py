@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 from rouge_score import rouge_scorer
 
-from service.services.tasks.summary_text import ends_mid_sentence, script
+from service.services.tasks.languages import script
+from service.services.tasks.summary_text import ends_mid_sentence
 
 DATA = Path(__file__).parent / "data"
 STYLES: tuple[str, ...] = ("paragraph", "bullets", "headline")

@@ -183,6 +183,7 @@ class ClassifyParams(CallOptions, total=False):
     label_descriptions: Mapping[str, str] | None
     examples: Sequence[LabelledExample | LabelledExampleParam] | None
     multi_label: bool
+    language: str | None
 
 
 class ChatParams(CallOptions, total=False):

@@ -198,6 +198,12 @@ class ClassifyRequest(TaskRequest):
     label_descriptions: dict[str, str] | None = None
     examples: list[LabelledExample] | None = Field(None, max_length=32)
     multi_label: bool = False
+    language: str | None = Field(
+        None,
+        max_length=64,
+        description="The texts' language (a code such as en or zh, or a name): picks the "
+        "calibration inputs. Default: each text's own, from its writing system.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -243,7 +243,7 @@ async def test_a_batch_of_many_texts(client: httpx.AsyncClient, fake_engine: Sco
     for r in results:
         assert_distribution(r, PRESETS["sentiment"].labels)
     # One request per (text, label), plus the content-free priors of this prompt.
-    assert len(scoring(fake_engine)) == (40 + len(CONTENT_FREE)) * 3
+    assert len(scoring(fake_engine)) == (40 + len(CONTENT_FREE["en"])) * 3
 
 
 # --------------------------------------------------------------------------- calibration
@@ -262,9 +262,9 @@ async def test_priors_are_cached_per_prompt(
     client: httpx.AsyncClient, fake_engine: ScoringEngine
 ) -> None:
     first = await classify(client, text="I love it", labels="sentiment")
-    assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE)) * 3
+    assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3
     second = await classify(client, text="I love it", labels="sentiment")
-    assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE)) * 3 + 3
+    assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3 + 3
     assert second["results"][0]["scores"] == first["results"][0]["scores"]
     # The request that computed the priors paid for them.
     prior_tokens = first["usage"]["prompt_tokens"] - second["usage"]["prompt_tokens"]
@@ -276,7 +276,7 @@ async def test_priors_are_cached_per_prompt(
         labels="sentiment",
         examples=[{"text": "I hate rain", "label": "negative"}],
     )
-    assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE)) * 3 * 2 + 3
+    assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3 * 2 + 3
 
 
 async def test_examples_become_turns(client: httpx.AsyncClient, fake_engine: ScoringEngine) -> None:

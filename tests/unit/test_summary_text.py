@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from service.services.tasks.languages import script
 from service.services.tasks.summary_text import (
     ends_mid_sentence,
     language_for,
-    script,
     trim_to_sentence,
 )
 

@@ -30,8 +30,9 @@ from service.services.tasks.common import (
     new_id,
     served_model,
 )
+from service.services.tasks.languages import script
 from service.services.tasks.prompts import summarize_messages
-from service.services.tasks.summary_text import language_for, script, trim_to_sentence
+from service.services.tasks.summary_text import language_for, trim_to_sentence
 from service.telemetry.metrics import record_summary
 
 DEFAULT_MAX_TOKENS = {"paragraph": 160, "bullets": 200, "headline": 24}

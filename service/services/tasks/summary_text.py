@@ -1,5 +1,5 @@
 """Finishing a summary's text: trimming a cut-off summary to its last complete sentence, and
-telling which writing system a text is in (to ask for, and check, the summary's language).
+the language to ask a summary in (from the text's writing system, languages.py).
 
 Pure string work, per summary (never per token).
 """
@@ -7,8 +7,8 @@ Pure string work, per summary (never per token).
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections import Counter
+
+from service.services.tasks.languages import LANGUAGE_SCRIPT, SCRIPT_LANGUAGE, script
 
 # A sentence ends at one of these, optionally followed by closing quotes or brackets, and then
 # whitespace or the end (Latin, CJK, Arabic, Devanagari stops). CJK full stops need no space.
@@ -17,94 +17,6 @@ _CLOSE = "[\"'\u201d\u2019\u00bb)\\]\uff09\u300d\u300f\u3011]*"  # quotes, brack
 _SENTENCE_END = re.compile(rf"{_END}{_CLOSE}(?=\s|$)|[\u3002\uff01\uff1f]{_CLOSE}")
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s+")
 _LIST_NUMBER = re.compile(r"\s*\d+\.")  # a line that is only "1.": a list begun, not a sentence
-
-# Script -> the language a summary is asked in when the text is in it. Latin script is left to
-# "the language of the text": telling English from French needs more than the script.
-SCRIPT_LANGUAGE = {
-    "han": "Chinese",
-    "kana": "Japanese",
-    "hangul": "Korean",
-    "cyrillic": "Russian",
-    "arabic": "Arabic",
-    "greek": "Greek",
-    "hebrew": "Hebrew",
-    "devanagari": "Hindi",
-    "thai": "Thai",
-}
-# Language names and codes a `language` field may give -> the script its text is in.
-LANGUAGE_SCRIPT = {
-    **{name.lower(): script for script, name in SCRIPT_LANGUAGE.items()},
-    **{code: "latin" for code in ("en", "fr", "de", "es", "it", "pt", "nl", "sv", "pl", "tr")},
-    **{
-        name: "latin"
-        for name in (
-            "english",
-            "french",
-            "german",
-            "spanish",
-            "italian",
-            "portuguese",
-            "dutch",
-            "swedish",
-            "polish",
-            "turkish",
-            "vietnamese",
-            "indonesian",
-        )
-    },
-    "zh": "han",
-    "zh-cn": "han",
-    "zh-tw": "han",
-    "mandarin": "han",
-    "中文": "han",
-    "汉语": "han",
-    "ja": "kana",
-    "ko": "hangul",
-    "ru": "cyrillic",
-    "ar": "arabic",
-    "el": "greek",
-    "he": "hebrew",
-    "hi": "devanagari",
-    "th": "thai",
-}
-
-
-_SYLLABIC = frozenset({"han", "kana", "hangul"})
-
-
-def _script_of(char: str) -> str | None:
-    if not char.isalpha():
-        return None
-    code = ord(char)
-    if 0x3040 <= code <= 0x30FF:
-        return "kana"
-    if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
-        return "hangul"
-    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF:
-        return "han"
-    name = unicodedata.name(char, "")
-    for script in ("LATIN", "CYRILLIC", "ARABIC", "GREEK", "HEBREW", "DEVANAGARI", "THAI"):
-        if name.startswith(script):
-            return script.lower()
-    return "other"
-
-
-def script(text: str) -> str | None:
-    """The writing system most of the text's letters are in (None: no letters).
-
-    Japanese mixes kana and Han: any kana in a Han-majority text makes it Japanese.
-    """
-    counts: Counter[str] = Counter()
-    for found in map(_script_of, text):
-        if found is not None:
-            # A Han, kana or hangul character carries about what a short Latin word does.
-            counts[found] += 3 if found in _SYLLABIC else 1
-    if not counts:
-        return None
-    best = counts.most_common(1)[0][0]
-    if best == "han" and counts["kana"] * 10 >= counts["han"]:
-        return "kana"
-    return best
 
 
 def language_for(text: str, requested: str | None) -> tuple[str | None, str | None]:

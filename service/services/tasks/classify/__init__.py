@@ -6,17 +6,22 @@ How a text is classified:
    their descriptions), one user/assistant pair per few-shot example, the text as the last user
    turn, then the assistant turn, opened with words the label naturally follows ("The
    sentiment of this text is"; "Category:" for custom labels; see labels.py).
-2. Each label is scored as that turn's continuation: one engine request per (text, label), the
-   prompt followed by the label's tokens, asking for prompt logprobs; a label's score is the sum of
-   its tokens' log-probabilities. Every request of a call runs concurrently, so the engine's
-   continuous batching serves them together. Nothing is sampled: the label is always one of the
-   labels. When one label's tokens begin another's ("good" and "good service"), every label also
-   scores the end of the turn, so the shorter one does not take the longer one's mass.
-3. Contextual calibration: the same prompt scored with content-free texts ("N/A", "",
-   "[MASK]") gives the prompt's own bias per label. Scores are normalised over the labels
-   (log-softmax) and the content-free inputs' mean normalised score is subtracted, so a
-   content-free text comes out uniform. These priors are cached per (engine, labels,
-   descriptions, examples, template).
+2. Each label is scored as that turn's continuation: log P(label tokens | prompt), the sum of its
+   tokens' log-probabilities. By default (`classify_scoring` auto) from the logprobs of chosen
+   token ids: one request per node of the labels' token trie asks for its next tokens, and a
+   request that forces one next token also covers that child node, so single-token labels cost
+   one 1-token request per text (scoring.py). Where the engine cannot give token-id logprobs
+   (older vLLM, or a top-k logprobs request running: engine/vllm/logprob_modes.py), one
+   prompt-logprobs request per (text, label) gives the same numbers. Nothing is sampled: the
+   label is always one of the labels. When one label's tokens begin another's ("good" and "good
+   service"), every label also scores the end of the turn, so the shorter one does not take the
+   longer one's mass.
+3. Contextual calibration: the same prompt scored with content-free texts of the text's language
+   ("N/A", "", "[MASK]"; "无", "", "[MASK]" for Chinese, calibration.py) gives the prompt's own
+   bias per label. Scores are normalised over the labels (log-softmax) and the content-free
+   inputs' mean normalised score is subtracted, so a content-free text comes out uniform. These
+   priors are cached per (engine, language, labels, descriptions, examples, template). A batch
+   mixing languages is scored per language, in one engine batch.
 4. Single-label: a softmax of the calibrated scores (they sum to 1). Multi-label: each label gets
    sigmoid(calibrated score) = p(label | text) / (p(label | text) + p(label | content-free)),
    independent of the others: a label is chosen (>= 0.5) when the text makes it more likely than

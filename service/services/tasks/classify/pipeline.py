@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.config import Settings
 from service.engine.base import Engine
@@ -19,7 +19,9 @@ from service.services.tasks.classify.prompts import (
     check_limits,
     label_ids,
     label_spec,
+    language_of,
     prompt_ids,
+    requested_language,
 )
 from service.services.tasks.classify.scoring import (
     label_logprobs,
@@ -43,13 +45,30 @@ def result(index: int, spec: LabelSpec, probs: Sequence[float]) -> ClassifyResul
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageGroup:
+    """The texts of one language: their spec (its wording and priors) and where they go."""
+
+    spec: LabelSpec
+    indices: list[int]  # positions in the request's texts
+    prompts: list[list[int]]  # token ids per text
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedClassify:
     id: str
     model: str
-    spec: LabelSpec
+    spec: LabelSpec  # the first group's; labels and flags are the same in every group
     labels: list[list[int]]  # token ids per label
-    prompts: list[list[int]]  # token ids per text
+    groups: list[LanguageGroup]
     scoring: str = "auto"  # the `classify_scoring` setting
+
+    @property
+    def prompts(self) -> list[list[int]]:
+        """Token ids per text, in the request's order."""
+        ordered: dict[int, list[int]] = {}
+        for group in self.groups:
+            ordered.update(zip(group.indices, group.prompts, strict=True))
+        return [ordered[i] for i in range(len(ordered))]
 
     @property
     def cost(self) -> int:
@@ -66,41 +85,60 @@ def prepare(
     texts = common.inputs(request.text, request.texts, param=param, settings=settings)
     check_limits(request, settings)
     spec = label_spec(request)
+    requested = requested_language(request)
     tokenizer = engine.tokenizer
     labels = label_ids(tokenizer, spec.labels)
-    prompts = [prompt_ids(tokenizer, spec, text) for text in texts]
-    params = [param] if request.text is not None else [f"texts.{i}" for i in range(len(texts))]
-    check_context(prompts, labels, limit=engine.max_model_len, params=params)
-    return PreparedClassify(request_id, model, spec, labels, prompts, settings.classify_scoring)
+    by_language: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_language.setdefault(language_of(text, requested), []).append(i)
+    groups = []
+    for language, indices in by_language.items():
+        group_spec = replace(spec, language=language)
+        prompts = [prompt_ids(tokenizer, group_spec, texts[i]) for i in indices]
+        params = [param] if request.text is not None else [f"texts.{i}" for i in indices]
+        check_context(prompts, labels, limit=engine.max_model_len, params=params)
+        groups.append(LanguageGroup(group_spec, indices, prompts))
+    return PreparedClassify(
+        request_id, model, groups[0].spec, labels, groups, settings.classify_scoring
+    )
 
 
 async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyResponse:
-    request_id, spec, labels = prepared.id, prepared.spec, prepared.labels
-
-    # The texts and (on a cache miss) the priors are scored in the same engine batch.
+    request_id, labels = prepared.id, prepared.labels
     cache = cache_for(engine)
-    async with scoring_method(engine, prepared.scoring) as method:
+    tasks = []
+    # Every group's texts and (on a cache miss) priors are scored in the same engine batch.
+    async with (
+        scoring_method(engine, prepared.scoring) as method,
+        first_failure_cancels() as group_tasks,
+    ):
+        for k, group in enumerate(prepared.groups):
+            ids = f"{request_id}-{group.spec.language}" if k else request_id
 
-        async def compute_priors() -> Priors:
-            return await priors(engine, spec, labels, f"{request_id}-prior", method=method)
+            async def compute_priors(spec: LabelSpec = group.spec, ids: str = ids) -> Priors:
+                return await priors(engine, spec, labels, f"{ids}-prior", method=method)
 
-        async with first_failure_cancels() as group:
-            scoring = group.create_task(
-                label_logprobs(engine, prepared.prompts, labels, request_id, method=method)
+            scoring = group_tasks.create_task(
+                label_logprobs(engine, group.prompts, labels, ids, method=method)
             )
-            cached = group.create_task(cache.get(spec.cache_key, compute_priors))
-    scored, (prior, fresh) = scoring.result(), cached.result()
-    results = []
-    for i, row in enumerate(scored.logprobs):
-        calibrated = calibrate(row, prior.logprobs)
-        results.append(result(i, spec, probabilities(calibrated, multi_label=spec.multi_label)))
-        record_classification(results[-1].label, preset=spec.preset)
-    prompt_tokens = scored.prompt_tokens + (prior.prompt_tokens if fresh else 0)
-    completion_tokens = scored.completion_tokens + (prior.completion_tokens if fresh else 0)
+            cached = group_tasks.create_task(cache.get(group.spec.cache_key, compute_priors))
+            tasks.append((group, scoring, cached))
+    results: dict[int, ClassifyResult] = {}
+    prompt_tokens = completion_tokens = 0
+    for group, scoring, cached in tasks:
+        scored, (prior, fresh) = scoring.result(), cached.result()
+        for i, row in zip(group.indices, scored.logprobs, strict=True):
+            calibrated = calibrate(row, prior.logprobs)
+            results[i] = result(
+                i, group.spec, probabilities(calibrated, multi_label=group.spec.multi_label)
+            )
+            record_classification(results[i].label, preset=group.spec.preset)
+        prompt_tokens += scored.prompt_tokens + (prior.prompt_tokens if fresh else 0)
+        completion_tokens += scored.completion_tokens + (prior.completion_tokens if fresh else 0)
     return common.envelope(
         "classify",
         id=request_id,
         model=prepared.model,
-        results=results,
+        results=[results[i] for i in range(len(results))],
         usage=Usage.of(prompt_tokens, completion_tokens),
     )

@@ -136,6 +136,20 @@ class _Ask:
     ids: tuple[int, ...]
 
 
+def _children(labels: Sequence[list[int]]) -> dict[Prefix, set[int]]:
+    """The labels' token trie: each label prefix and the tokens that follow it."""
+    children: dict[Prefix, set[int]] = {}
+    for label in labels:
+        for j in range(len(label)):
+            children.setdefault(tuple(label[:j]), set()).add(label[j])
+    return children
+
+
+def plan_requests(labels: Sequence[list[int]]) -> list[tuple[Prefix, int | None]]:
+    """Token scoring's requests per text: (prefix after the prompt, forced token or None)."""
+    return [(ask.prefix, ask.forced) for ask in _plan(_children(labels))]
+
+
 def _plan(children: dict[Prefix, set[int]]) -> list[_Ask]:
     """Requests covering every trie node: a node with inner children gets one request per inner
     child, forcing it (the child's next tokens come at the second position); a node none
@@ -180,10 +194,7 @@ async def token_label_logprobs(
     2-token request. Requests that start below the root wait for their text's first request
     when the prompt spans a whole KV block, and then read it from the prefix cache.
     """
-    children: dict[Prefix, set[int]] = {}
-    for label in labels:
-        for j in range(len(label)):
-            children.setdefault(tuple(label[:j]), set()).add(label[j])
+    children = _children(labels)
     asks = _plan(children)
     block = engine.kv_block_size
     first: list[tuple[int, _Ask]] = []
