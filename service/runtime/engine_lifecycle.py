@@ -163,7 +163,10 @@ class EngineState:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.wait_for(self.check_health(), timeout=max(interval, 5.0))
+                # Not asyncio.wait_for: on 3.11 it swallows a cancel that arrives as the check
+                # finishes, and stop() then waited forever for this task (a flaky test found it).
+                async with asyncio.timeout(max(interval, 5.0)):
+                    await self.check_health()
             except Exception as err:
                 self.fail("an engine is not healthy", err)
                 return

@@ -57,8 +57,8 @@ class GatewayServer(uvicorn.Server):
             extra={"fields": {"sequences": admission.in_flight + admission.queued}},
         )
         try:
-            both = asyncio.gather(admission.idle.wait(), embeddings.idle.wait())
-            await asyncio.wait_for(both, timeout=self._drain_timeout)
+            async with asyncio.timeout(self._drain_timeout):
+                await asyncio.gather(admission.idle.wait(), embeddings.idle.wait())
             logger.info("drained: every admitted request has finished")
         except TimeoutError:
             logger.warning(

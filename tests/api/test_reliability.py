@@ -176,6 +176,30 @@ async def test_an_idle_engine_is_not_declared_wedged(fake_engine: FakeEngine) ->
         assert (await client.get("/ready")).status_code == 200
 
 
+class CancelsItsWatchdog(FakeEngine):
+    """Cancels the watchdog from inside its health check: the cancel arrives as the check
+    finishes, as a shutdown's can (asyncio.wait_for on 3.11 swallowed it: shutdown hung)."""
+
+    cancel_watchdog = False
+
+    async def check_health(self) -> None:
+        if self.cancel_watchdog:
+            for task in asyncio.all_tasks():
+                if task.get_name() == "engine-watchdog":
+                    task.cancel()
+        await super().check_health()
+
+
+async def test_a_cancel_arriving_as_a_health_check_finishes_stops_the_watchdog() -> None:
+    engine = CancelsItsWatchdog()
+    async with watched(engine) as (_, _client, fatal):
+        (watchdog,) = [t for t in asyncio.all_tasks() if t.get_name() == "engine-watchdog"]
+        engine.cancel_watchdog = True
+        await until(watchdog.done, "the watchdog stopped")
+        assert watchdog.cancelled()
+        assert fatal == []
+
+
 async def test_a_dead_engine_makes_the_process_exit(fake_engine: FakeEngine) -> None:
     async with watched(fake_engine) as (app, client, fatal):
         fake_engine.healthy = False
