@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from service.services.tasks.classify.calibration import CONTENT_FREE
+from tests.api.classify_engine import CLASSIFY, ScoringEngine, classify
 from tests.api.helpers import assert_openai_error
-from tests.api.test_task_classify import CLASSIFY, ScoringEngine, classify
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
+from tests.api.classify_engine import ScoringEngine, classify
 from tests.api.helpers import serve
-from tests.api.test_task_classify import ScoringEngine, classify
 from tests.conftest import FAKE_MODEL
 
 REQUESTS: list[dict[str, Any]] = [
