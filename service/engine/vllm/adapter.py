@@ -7,7 +7,7 @@ import itertools
 import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,6 @@ class VLLMEngine:
         self._active = 0  # open generate() calls
         self._outputs = 0  # outputs received, ever
         self._logprob_modes = LogprobModes()
-        self._token_scoring = compat.LOGPROB_TOKEN_IDS
         self._kv_block_size = compat.kv_block_size(engine)
 
     @classmethod
@@ -221,13 +220,10 @@ class VLLMEngine:
         chunks = self._generate(
             prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
         )
-        if options.logprobs and not options.logprob_token_ids:
-            # Top-k logprobs: never in a step with token-id scoring (logprob_modes.py).
-            async with self._logprob_modes.top_k(), aclosing(chunks):
-                async for chunk in chunks:
-                    yield chunk
-            return
-        async with aclosing(chunks):
+        # Top-k logprobs: never in a step with token-id scoring (logprob_modes.py).
+        top_k = options.logprobs and not options.logprob_token_ids
+        gate = self._logprob_modes.top_k() if top_k else nullcontext()
+        async with gate, aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
 
@@ -236,7 +232,7 @@ class VLLMEngine:
         return self._kv_block_size
 
     def token_scoring(self) -> AbstractAsyncContextManager[bool]:
-        if not self._token_scoring:
+        if not compat.LOGPROB_TOKEN_IDS:
             return _refused()
         return self._logprob_modes.scoring()
 

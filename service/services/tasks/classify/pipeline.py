@@ -57,7 +57,6 @@ class LanguageGroup:
 class PreparedClassify:
     id: str
     model: str
-    spec: LabelSpec  # the first group's; labels and flags are the same in every group
     labels: list[list[int]]  # token ids per label
     groups: list[LanguageGroup]
     scoring: str = "auto"  # the `classify_scoring` setting
@@ -73,7 +72,8 @@ class PreparedClassify:
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
-        return costs.of_classify(len(self.prompts), len(self.labels))
+        texts = sum(len(group.indices) for group in self.groups)
+        return costs.of_classify(texts, len(self.labels))
 
 
 def prepare(
@@ -98,9 +98,7 @@ def prepare(
         params = [param] if request.text is not None else [f"texts.{i}" for i in indices]
         check_context(prompts, labels, limit=engine.max_model_len, params=params)
         groups.append(LanguageGroup(group_spec, indices, prompts))
-    return PreparedClassify(
-        request_id, model, groups[0].spec, labels, groups, settings.classify_scoring
-    )
+    return PreparedClassify(request_id, model, labels, groups, settings.classify_scoring)
 
 
 async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyResponse:

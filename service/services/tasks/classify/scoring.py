@@ -60,11 +60,7 @@ async def label_logprobs(
                 for r, label in zip(row, labels, strict=True)
             ]
         )
-    return Scored(
-        scores,
-        prompt_tokens=sum(r.num_prompt_tokens for r in results),
-        completion_tokens=sum(len(s.token_ids) for r in results for s in r.sequences),
-    )
+    return _scored(scores, results)
 
 
 async def stepwise_label_logprobs(
@@ -101,15 +97,8 @@ async def stepwise_label_logprobs(
     for i in range(len(prompts)):
         results = [first[i], *rest[i * per_prompt : (i + 1) * per_prompt]]
         value = {e: _forced(r, e[1]) for e, r in zip(edges, results, strict=True)}
-        scores.append(
-            [sum(value[(tuple(lab[:j]), lab[j])] for j in range(len(lab))) for lab in labels]
-        )
-    every = [*first, *rest]
-    return Scored(
-        scores,
-        prompt_tokens=sum(r.num_prompt_tokens for r in every),
-        completion_tokens=sum(len(s.token_ids) for r in every for s in r.sequences),
-    )
+        scores.append(_label_sums(value, labels))
+    return _scored(scores, [*first, *rest])
 
 
 @asynccontextmanager
@@ -213,14 +202,19 @@ async def token_label_logprobs(
         for (i, ask), result in zip(batch, results, strict=True):
             for node, found in _positions(result, ask):
                 values[i].update(((node, t), found[t]) for t in children[node] if t in found)
-    scores = [
-        [sum(value[(tuple(lab[:j]), lab[j])] for j in range(len(lab))) for lab in labels]
-        for value in values
-    ]
+    return _scored([_label_sums(value, labels) for value in values], every)
+
+
+def _label_sums(value: dict[tuple[Prefix, int], float], labels: Sequence[list[int]]) -> list[float]:
+    """Each label's score: the sum of its trie edges' log-probabilities (prefix, next token)."""
+    return [sum(value[(tuple(lab[:j]), lab[j])] for j in range(len(lab))) for lab in labels]
+
+
+def _scored(scores: list[list[float]], results: Sequence[PromptResult]) -> Scored:
     return Scored(
         scores,
-        prompt_tokens=sum(r.num_prompt_tokens for r in every),
-        completion_tokens=sum(len(s.token_ids) for r in every for s in r.sequences),
+        prompt_tokens=sum(r.num_prompt_tokens for r in results),
+        completion_tokens=sum(len(s.token_ids) for r in results for s in r.sequences),
     )
 
 
