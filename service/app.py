@@ -18,7 +18,7 @@ from service.http.security import install_security
 from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.response_store import ResponseStore
+from service.services.openai.responses.store import ResponseStore
 from service.telemetry.metrics import serve_metrics_port
 
 
@@ -32,7 +32,7 @@ def engine_factory_for(settings: Settings) -> Callable[[], Engine]:
     def build() -> Engine:
         # Imported here so that the app, its tests and the client never need vllm installed.
         from service.engine.vllm import VLLMEngine
-        from service.models import resolve_model
+        from service.weights import resolve_model
 
         return VLLMEngine.start(settings, model_path=resolve_model(settings))
 
@@ -51,7 +51,7 @@ def embedding_factory_for(settings: Settings) -> Callable[[], EmbeddingEngine] |
 
     def build() -> EmbeddingEngine:
         from service.engine.vllm import VLLMEmbeddingEngine
-        from service.models import resolve_model
+        from service.weights import resolve_model
 
         return VLLMEmbeddingEngine.start(settings, model_path=resolve_model(settings, model))
 

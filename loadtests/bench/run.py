@@ -36,12 +36,12 @@ def resolve_model_dir(config: BenchConfig) -> str:
     if config.model_dir:
         return config.model_dir
     from service.config import Settings
-    from service.models import resolve_model
+    from service.weights import resolve_model
 
     folder = resolve_model(Settings())
     if not Path(folder, "config.json").is_file():
         raise SystemExit(
-            f"no prepared model at {folder}: run `python -m service.models prepare` or pass "
+            f"no prepared model at {folder}: run `python -m service.weights prepare` or pass "
             "--model-dir"
         )
     return folder

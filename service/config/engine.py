@@ -20,7 +20,7 @@ class EngineSettings(BaseSettings):
     model: str = Field(
         DEFAULT_MODEL,
         description="Hugging Face id or local folder. The default model is served from the "
-        "offline copy made by `python -m service.models prepare` when it exists.",
+        "offline copy made by `python -m service.weights prepare` when it exists.",
     )
     served_model_name: str | None = Field(
         None, description="Name clients use in `model`; defaults to `model`."

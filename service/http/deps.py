@@ -15,14 +15,15 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import EmbeddingEngine, Engine
 from service.errors import ModelNotFoundError
 from service.http.observability import Observability
-from service.http.security import SecurityPolicy
+from service.http.security import SecurityPolicy, caller_of, client_address
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.response_store import ResponseStore
+from service.services.openai.responses.store import ResponseStore
 from service.telemetry.metrics import GatewayMetrics
 
 
@@ -95,3 +96,18 @@ async def get_response_store(gateway: GatewayDep) -> ResponseStore:
 
 
 ResponseStoreDep = Annotated[ResponseStore, Depends(get_response_store)]
+
+
+async def get_caller(request: Request, gateway: GatewayDep) -> Caller:
+    """Who is calling: the authenticated key's caller, or, with authentication off, an
+    unauthenticated caller known by its address (`service/caller.py`)."""
+    caller = caller_of(request.scope)
+    if caller is not None:
+        return caller
+    client = client_address(request.scope, gateway.security.trusted_proxies)
+    if gateway.security.keys is not None:  # an open path while keys are on: no rights at all
+        return Caller(client=client)
+    return Caller.unauthenticated(client)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -6,19 +6,12 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from service.errors import NotFoundError
-from service.http.deps import EngineDep, ResponseStoreDep, SettingsDep
+from service.http.deps import CallerDep, EngineDep, ResponseStoreDep, SettingsDep
 from service.http.guard import GuardDep
 from service.schemas.responses import DeletedResponse, Response, ResponsesRequest
 from service.services.openai import responses
-from service.telemetry import context
 
 router = APIRouter(prefix="/v1", tags=["responses"])
-
-
-def _owner() -> str | None:
-    """The caller's API key id: a stored response is visible only to the key that made it."""
-    ctx = context.current()
-    return ctx.key_id if ctx is not None else None
 
 
 def _unknown(response_id: str) -> NotFoundError:
@@ -34,27 +27,31 @@ async def create_response(
     settings: SettingsDep,
     guard: GuardDep,
     store: ResponseStoreDep,
+    caller: CallerDep,
 ) -> Response | EventSourceResponse:
-    prepared = responses.prepare(request, engine, settings, store, owner=_owner())
+    prepared = responses.prepare(request, engine, settings, store, caller)
     if request.stream:
         return await guard.stream(
-            prepared.cost, lambda: responses.stream(prepared, engine, store), request.timeout
+            prepared, lambda: responses.stream(prepared, engine, store), request.timeout
         )
     return await guard.run(
-        prepared.cost, lambda: responses.complete(prepared, engine, store), request.timeout
+        prepared, lambda: responses.complete(prepared, engine, store), request.timeout
     )
 
 
 @router.get("/responses/{response_id}")
-async def get_response(response_id: str, store: ResponseStoreDep) -> Response:
-    stored = store.get(response_id, _owner())
+async def get_response(response_id: str, store: ResponseStoreDep, caller: CallerDep) -> Response:
+    """A stored response, visible only to the key that made it."""
+    stored = store.get(response_id, caller.owner)
     if stored is None:
         raise _unknown(response_id)
     return stored.response
 
 
 @router.delete("/responses/{response_id}")
-async def delete_response(response_id: str, store: ResponseStoreDep) -> DeletedResponse:
-    if not store.delete(response_id, _owner()):
+async def delete_response(
+    response_id: str, store: ResponseStoreDep, caller: CallerDep
+) -> DeletedResponse:
+    if not store.delete(response_id, caller.owner):
         raise _unknown(response_id)
     return DeletedResponse(id=response_id)

@@ -14,7 +14,13 @@ import logging
 from collections.abc import Callable
 
 from service.config import Settings
-from service.engine.base import EmbeddingEngine, Engine, EngineProgress, SamplingOptions
+from service.engine.base import (
+    EmbeddingEngine,
+    Engine,
+    EngineProgress,
+    EngineRequest,
+    SamplingOptions,
+)
 from service.errors import (
     DrainingError,
     EngineDeadError,
@@ -130,9 +136,12 @@ class EngineState:
     @staticmethod
     async def _warm_up(engine: Engine) -> None:
         """One real token through the whole path: /ready means a request will be served."""
-        prompt = engine.tokenizer.encode("Hello")
-        options = SamplingOptions(max_tokens=1, temperature=0.0)
-        async for _ in engine.generate(prompt, options, "warmup", stream=False):
+        request = EngineRequest(
+            prompt_token_ids=engine.tokenizer.encode("Hello"),
+            options=SamplingOptions(max_tokens=1, temperature=0.0),
+            request_id="warmup",
+        )
+        async for _ in engine.generate(request, stream=False):
             pass
 
     def engines(self) -> list[Engine | EmbeddingEngine]:

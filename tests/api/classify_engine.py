@@ -1,6 +1,6 @@
 """A fake engine for /v1/classify whose label log-probabilities depend on the text.
 
-`ScoringEngine` gives every prompt position log-probability -3, except in the last assistant turn
+`scoring_engine()` gives every prompt position log-probability -3, except in the last assistant turn
 (where the label is): a label word gains `RULES[keyword][word]` when the keyword is among the
 words of the last user turn (the text), and `bias[word]` whatever the text. So "I love it"
 favours `positive`, and a bias shows up in the content-free prompts, which calibration removes.
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from service.engine.base import GenerationChunk, SamplingOptions, TokenLogprob
-from service.engine.fake import FakeEngine
+from service.engine.fake import FakeCall, FakeEngine, FakeTokenizer
 
 CLASSIFY = "/v1/classify"
 BASE = -3.0
@@ -32,32 +32,21 @@ RULES: dict[str, dict[str, float]] = {
 }
 
 
-class ScoringEngine(FakeEngine):
-    """Prompt logprobs (prefill scoring) by default; `token_ids=True`: the logprobs of asked
-    token ids instead (token scoring), the same numbers."""
+class LabelScores:
+    """The handler: prompt logprobs (prefill scoring) by default, and the logprobs of asked
+    token ids (token scoring) when a request asks for them, with the same numbers."""
 
-    def __init__(self, *, bias: Mapping[str, float] | None = None, token_ids: bool = False) -> None:
-        super().__init__(max_model_len=512)
-        self.bias = dict(bias or {})
-        self.scores_token_ids = token_ids
+    def __init__(self, tokenizer: FakeTokenizer, bias: Mapping[str, float]) -> None:
+        self.tokenizer = tokenizer
+        self.bias = dict(bias)
 
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
-        async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        ):
+    async def __call__(self, call: FakeCall) -> AsyncIterator[GenerationChunk]:
+        ids, options = call.request.prompt_token_ids, call.request.options
+        async for chunk in call.reply():
             if chunk.prompt_logprobs is not None:
-                chunk.prompt_logprobs = self._scores(prompt_token_ids)
+                chunk.prompt_logprobs = self._scores(ids)
             if options.logprob_token_ids:
-                self._asked(chunk, prompt_token_ids, options)
+                self._asked(chunk, ids, options)
             yield chunk
 
     def _scores(self, ids: list[int]) -> list[TokenLogprob | None]:
@@ -94,6 +83,17 @@ class ScoringEngine(FakeEngine):
             + self.bias.get(word, 0.0)
             + sum(RULES[k].get(word, 0.0) for k in text if k in RULES)
         )
+
+
+def scoring_engine(
+    *, bias: Mapping[str, float] | None = None, token_ids: bool = False
+) -> FakeEngine:
+    """A fake engine scoring labels by `RULES` and `bias`; `token_ids`: whether it gives token
+    scoring (else classify scores by prefill)."""
+    engine = FakeEngine(max_model_len=512)
+    engine.handler = LabelScores(engine.tokenizer, bias or {})
+    engine.scores_token_ids = token_ids
+    return engine
 
 
 async def classify(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:

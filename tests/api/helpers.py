@@ -19,8 +19,8 @@ from starlette.types import Scope
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
-from service.engine.fake import FakeEngine
+from service.engine.base import GenerationChunk
+from service.engine.fake import FakeCall, FakeEngine
 from service.telemetry.logs import JsonFormatter, TextFormatter
 from tests.conftest import FAKE_MODEL, HANG_GUARD
 
@@ -125,7 +125,7 @@ def make_app(fake_engine: FakeEngine, **settings: Any) -> FastAPI:
 
 def engine_calls(engine: FakeEngine) -> int:
     """Generations the engine ran for clients (its start-up warm-up aside)."""
-    return sum(1 for _, _, request_id in engine.requests if request_id != "warmup")
+    return sum(1 for r in engine.requests if r.request_id != "warmup")
 
 
 def http_scope(
@@ -148,31 +148,18 @@ def http_scope(
     }
 
 
-class FailsMidStream(FakeEngine):
-    """Streams two deltas, then raises `error` the way an engine bug would."""
+def fails_mid_stream(error: BaseException) -> FakeEngine:
+    """A fake engine whose streams send two deltas, then raise `error` as an engine bug would."""
 
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
-        self.error = error
-
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
+    async def handler(call: FakeCall) -> AsyncIterator[GenerationChunk]:
         produced = 0
-        async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        ):
-            if stream and produced == 2:
-                raise self.error
+        async for chunk in call.reply():
+            if call.stream and produced == 2:
+                raise error
             produced += 1
             yield chunk
+
+    return FakeEngine(handler=handler)
 
 
 # --- Logs

@@ -13,8 +13,8 @@ import pytest
 from service.app import create_app
 from service.config import Settings
 from service.engine.fake import FakeEngine
+from service.http.deps import CallerDep
 from service.http.keys import KeyFileError
-from service.telemetry import context
 from tests.api.helpers import (
     AUTH,
     CHAT,
@@ -153,7 +153,7 @@ async def test_keys_never_reach_the_logs_but_their_hashed_id_does(
     assert (fields_of(refused)["status"], fields_of(refused)["outcome"]) == (401, "client_error")
 
 
-async def test_the_callers_priority_and_key_id_are_on_the_request_context(
+async def test_the_caller_carries_the_keys_priority_and_id(
     fake_engine: FakeEngine, tmp_path: Path
 ) -> None:
     file = tmp_path / "keys.toml"
@@ -165,10 +165,8 @@ async def test_the_callers_priority_and_key_id_are_on_the_request_context(
     app = make_app(fake_engine, api_key_file=file)
 
     @app.get("/whoami")
-    async def whoami() -> dict[str, Any]:
-        ctx = context.current()
-        assert ctx is not None
-        return {"priority": ctx.priority, "key_id": ctx.key_id}
+    async def whoami(caller: CallerDep) -> dict[str, Any]:
+        return {"priority": caller.priority, "key_id": caller.key_id}
 
     async with serve(app) as http:
         for key, priority in ((KEY, -10), (OTHER_KEY, 10), ("sk-plain", 0)):

@@ -24,11 +24,11 @@ async def chat(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any
 
 
 def last_prompt(engine: FakeEngine) -> str:
-    return engine.tokenizer.decode(engine.requests[-1][0])
+    return engine.tokenizer.decode(engine.requests[-1].prompt_token_ids)
 
 
 def last_options(engine: FakeEngine) -> SamplingOptions:
-    return engine.requests[-1][1]
+    return engine.requests[-1].options
 
 
 async def test_a_chat_completion(client: httpx.AsyncClient) -> None:

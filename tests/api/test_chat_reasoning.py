@@ -32,13 +32,8 @@ class ThinkTags:
         return ParsedDelta(reasoning=delta_text) if inside else ParsedDelta(content=delta_text)
 
 
-class ThinkingEngine(FakeEngine):
-    def reasoning_parser(self) -> ThinkTags:  # type: ignore[override]
-        return ThinkTags()
-
-
 async def test_reasoning_is_split_from_content_whole_and_streamed() -> None:
-    engine = ThinkingEngine(reply=THOUGHT)
+    engine = FakeEngine(reply=THOUGHT, reasoning=ThinkTags)
     async with serve(make_app(engine, reasoning_parser="deepseek_r1")) as client:
         whole = (await client.post(CHAT, json=chat_body())).json()
         streamed = sse_json((await client.post(CHAT, json=chat_body(stream=True))).text)
@@ -53,7 +48,7 @@ async def test_reasoning_is_split_from_content_whole_and_streamed() -> None:
 
 
 async def test_without_a_parser_the_thought_stays_in_content() -> None:
-    engine = ThinkingEngine(reply=THOUGHT)
+    engine = FakeEngine(reply=THOUGHT, reasoning=ThinkTags)
     async with serve(make_app(engine)) as client:
         message = (await client.post(CHAT, json=chat_body())).json()["choices"][0]["message"]
     assert "reasoning" not in message and message["content"] == THOUGHT
@@ -70,4 +65,4 @@ async def test_reasoning_on_input_messages_is_accepted() -> None:
     async with serve(make_app(engine)) as client:
         response = await client.post(CHAT, json=chat_body() | {"messages": history})
     assert response.status_code == 200, response.text
-    assert "Easy." not in engine.tokenizer.decode(engine.requests[-1][0])
+    assert "Easy." not in engine.tokenizer.decode(engine.requests[-1].prompt_token_ids)

@@ -59,7 +59,7 @@ async def test_named_choice_calls_that_function_with_valid_arguments(
     jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
     assert choice["message"]["content"] is None
     assert choice["finish_reason"] == "stop"  # OpenAI's for a forced function
-    structured = fake_engine.requests[-1][1].structured
+    structured = fake_engine.requests[-1].options.structured
     assert structured is not None and structured.json_schema == WEATHER
 
 
@@ -75,7 +75,7 @@ async def test_required_choice_calls_a_tool_and_finishes_with_tool_calls(
     (call,) = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
-    schema = fake_engine.requests[-1][1].structured.json_schema  # type: ignore[union-attr]
+    schema = fake_engine.requests[-1].options.structured.json_schema  # type: ignore[union-attr]
     assert schema["type"] == "array" and schema["minItems"] == 1
     assert ("maxItems" in schema) is not parallel
     names = [item["properties"]["name"]["enum"] for item in schema["items"]["anyOf"]]
@@ -92,7 +92,7 @@ async def test_auto_and_none_answer_in_text_without_a_parser_format(
     assert "tool_calls" not in choice_body["message"]
     assert choice_body["message"]["content"]
     assert choice_body["finish_reason"] == "stop"
-    assert fake_engine.requests[-1][1].structured is None
+    assert fake_engine.requests[-1].options.structured is None
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ async def test_history_with_tool_calls_and_results_is_accepted(
     ]
     response = await client.post(CHAT, json=chat_body(tools=TOOLS) | {"messages": messages})
     assert response.status_code == 200, response.text
-    prompt = fake_engine.tokenizer.decode(fake_engine.requests[-1][0])
+    prompt = fake_engine.tokenizer.decode(fake_engine.requests[-1].prompt_token_ids)
     assert "tools: get_weather get_time" in prompt and "tool: 21 C" in prompt
 
 

@@ -23,7 +23,7 @@ async def complete(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
 
 
 def last_options(engine: FakeEngine) -> SamplingOptions:
-    return engine.requests[-1][1]
+    return engine.requests[-1].options
 
 
 async def test_string_prompt(client: httpx.AsyncClient) -> None:
@@ -48,7 +48,7 @@ async def test_token_id_prompt_reaches_the_engine_unchanged(
 ) -> None:
     ids = fake_engine.tokenizer.encode("one two three")
     body = await complete(client, prompt=ids)
-    assert fake_engine.requests[-1][0] == ids
+    assert fake_engine.requests[-1].prompt_token_ids == ids
     assert body["usage"]["prompt_tokens"] == 3
     assert [c["text"] for c in body["choices"]] == [DEFAULT_REPLY]
 
@@ -67,7 +67,9 @@ async def test_a_list_of_prompts_with_n_indexes_choices_prompt_major(
         "f",
         "f",
     ]
-    prompts = [request[0] for request in fake_engine.requests[1:]]  # [0] is the warm-up
+    prompts = [
+        request.prompt_token_ids for request in fake_engine.requests[1:]
+    ]  # [0] is the warm-up
     assert sorted(len(p) for p in prompts) == [1, 2, 3]
     assert body["usage"]["prompt_tokens"] == 2 + 3 + 1
     assert body["usage"]["completion_tokens"] == 6 * REPLY_TOKENS
@@ -79,7 +81,7 @@ async def test_a_list_of_token_id_prompts(
     first, second = fake_engine.tokenizer.encode("x y"), fake_engine.tokenizer.encode("z")
     body = await complete(client, prompt=[first, second])
     assert len(body["choices"]) == 2
-    assert sorted(r[0] for r in fake_engine.requests[1:]) == sorted([first, second])
+    assert sorted(r.prompt_token_ids for r in fake_engine.requests[1:]) == sorted([first, second])
     assert body["usage"]["prompt_tokens"] == 3
 
 

@@ -28,8 +28,8 @@ async def test_ready_once_the_engine_has_warmed_up(
     assert response.status_code == 200
     assert response.json() == {"status": "ready"}
     # The warm-up pushed one greedy token through the engine before /ready said yes.
-    assert fake_engine.requests[0][1].max_tokens == 1
-    assert fake_engine.requests[0][1].temperature == 0.0
+    assert fake_engine.requests[0].options.max_tokens == 1
+    assert fake_engine.requests[0].options.temperature == 0.0
 
 
 async def test_ready_is_503_when_the_engine_turns_unhealthy(

@@ -121,7 +121,7 @@ async def test_engine_request_ids_derive_from_the_request_id(
     for _ in range(2):  # the same client id twice must still give distinct engine ids
         response = await client.post(COMPLETIONS, json=body, headers={"x-request-id": "same"})
         assert response.status_code == 200
-    ids = [request[2] for request in fake_engine.requests[1:]]  # [0] is the warm-up
+    ids = [request.request_id for request in fake_engine.requests[1:]]  # [0] is the warm-up
     assert len(ids) == len(set(ids)) == 4
     pattern = re.compile(r"same-([0-9a-f]{8})-([01])")
     matches = [pattern.fullmatch(i) for i in ids]
@@ -251,8 +251,8 @@ async def test_a_client_disconnect_counts_as_aborted(app: FastAPI, fake_engine: 
         ) as client:
             after = await scrape(client)
     assert dict(sent[0]["headers"])[b"x-request-id"] == b"leaver"
-    assert fake_engine.requests[-1][2].startswith("leaver-")
-    assert fake_engine.requests[-1][2] in fake_engine.aborted
+    assert fake_engine.requests[-1].request_id.startswith("leaver-")
+    assert fake_engine.requests[-1].request_id in fake_engine.aborted
     labels = {"endpoint": CHAT, "method": "POST", "status": "499", "outcome": "aborted"}
     assert after.value("gateway_requests_total", **labels) == 1
     assert after.value("gateway_completion_tokens_total", endpoint=CHAT) == 0

@@ -41,7 +41,7 @@ async def test_a_deadline_in_the_body_gives_504_and_aborts_the_engine_request(
 ) -> None:
     response = await client.post(CHAT, json=chat_body(timeout=0.2))
     assert_openai_error(response, 504, code="timeout")
-    (_, _, engine_id) = gated.requests[-1]
+    engine_id = gated.requests[-1].request_id
     assert engine_id in gated.aborted
     metrics = (await client.get("/metrics")).text
     assert 'outcome="timeout",status="504"' in metrics
@@ -74,7 +74,7 @@ async def test_a_stream_past_its_deadline_ends_with_a_timeout_event(
     assert response.status_code == 200
     events = sse_json(response.text)
     assert events[-1]["error"]["code"] == "timeout"
-    (_, _, engine_id) = gated.requests[-1]
+    engine_id = gated.requests[-1].request_id
     assert engine_id in gated.aborted
 
 
@@ -220,7 +220,7 @@ async def test_a_client_disconnect_aborts_the_engine_request(
             await until(lambda: len(gated.requests) == 2, "the request reached the engine")
             request.cancel()  # closes the connection mid-request
             await asyncio.gather(request, return_exceptions=True)
-        (_, _, engine_id) = gated.requests[1]
+        engine_id = gated.requests[1].request_id
         await until(lambda: engine_id in gated.aborted, "the engine request was aborted")
         await until(lambda: app.state.gateway.admission.in_flight == 0, "the permit was released")
         metrics = app.state.gateway.metrics.render().decode()

@@ -28,7 +28,7 @@ def body(**fields: Any) -> dict[str, Any]:
 
 
 def prompt_of(engine: FakeEngine) -> str:
-    return engine.tokenizer.decode(engine.requests[-1][0])
+    return engine.tokenizer.decode(engine.requests[-1].prompt_token_ids)
 
 
 def output_text(response: dict[str, Any]) -> str:
@@ -55,7 +55,7 @@ async def test_create_answers_with_a_message(
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
     prompt = prompt_of(fake_engine)
     assert prompt.startswith("system: Be brief.") and "France?" in prompt
-    assert fake_engine.requests[-1][1].max_tokens == 8
+    assert fake_engine.requests[-1].options.max_tokens == 8
 
 
 async def test_json_schema_output(client: httpx.AsyncClient) -> None:

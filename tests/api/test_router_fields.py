@@ -69,7 +69,9 @@ async def test_a_body_forwarded_by_the_router_is_served_like_the_plain_one(
     second = await client.post(path, json=body)
     assert first.status_code == second.status_code == 200, second.text
     assert first.json()["choices"] == second.json()["choices"]
-    (ids_a, options_a, _), (ids_b, options_b, _) = fake_engine.requests[before:]
+    first, second = fake_engine.requests[before:]
+    ids_a, options_a = first.prompt_token_ids, first.options
+    ids_b, options_b = second.prompt_token_ids, second.options
     assert (ids_a, options_a) == (ids_b, options_b)
 
 
@@ -120,7 +122,7 @@ async def test_continue_final_message_continues_the_assistants_turn(
     }
     response = await client.post(CHAT, json=body)
     assert response.status_code == 200, response.text
-    prompt = fake_engine.tokenizer.decode(fake_engine.requests[-1][0])
+    prompt = fake_engine.tokenizer.decode(fake_engine.requests[-1].prompt_token_ids)
     assert prompt.endswith("assistant: The colour is")  # no new turn opened after it
 
 
@@ -158,7 +160,8 @@ async def test_chat_render_gives_the_engines_prompt_and_runs_nothing(
     assert len(fake_engine.requests) == before
     served = await client.post(CHAT, json=body)
     assert served.status_code == 200
-    ((ids, options, _),) = fake_engine.requests[before:]
+    (sent,) = fake_engine.requests[before:]
+    ids, options = sent.prompt_token_ids, sent.options
     data = rendered.json()
     assert data["token_ids"] == ids
     assert data["model"] == FAKE_MODEL

@@ -22,10 +22,10 @@ from tests.api.helpers import (
     COMPLETIONS,
     DONE,
     ENDPOINTS,
-    FailsMidStream,
     body_for,
     chat_body,
     completion_body,
+    fails_mid_stream,
     http_scope,
     serve,
     sse_data,
@@ -171,7 +171,7 @@ ERRORS = [
 async def test_an_error_mid_stream_is_an_event_then_done(
     settings: Settings, error: BaseException, code: str, path: str
 ) -> None:
-    engine = FailsMidStream(error)
+    engine = fails_mid_stream(error)
     app = create_app(settings, engine_factory=lambda: engine)
     async with serve(app) as client:
         response = await stream(client, path, body_for(path))
@@ -228,7 +228,7 @@ async def test_a_client_disconnect_aborts_the_engine_request(
         await app.state.gateway.engine_state.wait_started()
         fake_engine.gate = asyncio.Event()  # never set: the engine produces no token
         await manager.app(scope, receive, send)
-    engine_request_id = fake_engine.requests[-1][2]
+    engine_request_id = fake_engine.requests[-1].request_id
     assert engine_request_id in fake_engine.aborted
     assert sent[0]["status"] == 200
     assert not any(b"[DONE]" in m.get("body", b"") for m in sent)

@@ -9,7 +9,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import SamplingOptions
+from service.engine.base import EngineRequest
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
 from service.services.tasks.prompts import CHAT_PRESETS
 from tests.api.helpers import assert_openai_error, serve, sse_json
@@ -18,7 +18,7 @@ from tests.conftest import FAKE_MODEL
 CHAT = "/v1/chat"
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
 Turn = dict[str, str]
-Call = tuple[list[int], SamplingOptions, str]
+Call = EngineRequest
 
 
 def turn(role: str, content: str) -> Turn:
@@ -44,7 +44,7 @@ def rendered(engine: FakeEngine, messages: list[Turn]) -> str:
 
 
 def prompt_of(engine: FakeEngine, call: Call) -> str:
-    return engine.tokenizer.decode(call[0])
+    return engine.tokenizer.decode(call.prompt_token_ids)
 
 
 HISTORY = [turn("user", "Hi there"), turn("assistant", "Hello, how can I help?")]
@@ -94,7 +94,7 @@ async def test_the_conversation_reaches_the_engine_through_the_template(
     assert result["results"] == [
         {"index": 0, "reply": DEFAULT_REPLY, "finish_reason": "stop", "truncated_turns": 0}
     ]
-    prompt_tokens = len(call[0])
+    prompt_tokens = len(call.prompt_token_ids)
     assert result["usage"] == {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": REPLY_TOKENS,
@@ -123,8 +123,8 @@ async def test_sampling_knobs_reach_the_engine(
     body: dict[str, Any],
     expected: dict[str, Any],
 ) -> None:
-    _, (_, options, _) = await chat_call(client, fake_engine, message="Hi", **body)
-    assert {name: getattr(options, name) for name in expected} == expected
+    _, call = await chat_call(client, fake_engine, message="Hi", **body)
+    assert {name: getattr(call.options, name) for name in expected} == expected
 
 
 async def test_a_reply_cut_by_max_tokens_says_length(
@@ -195,15 +195,14 @@ async def test_the_oldest_turns_are_dropped_to_fit_the_context() -> None:
         )
     dropped = result["results"][0]["truncated_turns"]
     assert 0 < dropped < len(history)
-    ids, options, _ = call
-    assert len(ids) + options.max_tokens <= SMALL_CONTEXT
+    assert len(call.prompt_token_ids) + call.options.max_tokens <= SMALL_CONTEXT
     # Exactly the oldest turns went; the system prompt and the last user turn stayed.
     kept = [turn("system", "Be brief."), *history[dropped:], turn("user", "lastquestion now")]
     assert prompt_of(engine, call) == rendered(engine, kept)
     # And no more were dropped than needed: one turn fewer would not have fit.
     one_more = [turn("system", "Be brief."), *history[dropped - 1 :], turn("user", "q")]
     assert len(engine.tokenizer.encode(rendered(engine, one_more))) + 16 > SMALL_CONTEXT
-    assert result["usage"]["prompt_tokens"] == len(ids)
+    assert result["usage"]["prompt_tokens"] == len(call.prompt_token_ids)
 
 
 LONG = "word " * 60

@@ -16,19 +16,19 @@ from service.engine.base import SamplingOptions
 from service.engine.fake import FakeEngine
 from service.services.tasks.classify.calibration import CONTENT_FREE
 from service.services.tasks.classify.labels import PRESETS
-from tests.api.classify_engine import CLASSIFY, ScoringEngine, classify
+from tests.api.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.api.helpers import assert_openai_error, serve
 from tests.conftest import FAKE_MODEL
 
 
 @pytest.fixture
-def fake_engine() -> ScoringEngine:
-    return ScoringEngine()
+def fake_engine() -> FakeEngine:
+    return scoring_engine()
 
 
 def scoring(engine: FakeEngine) -> list[tuple[list[int], SamplingOptions, str]]:
     """The engine requests classify made (the app's warm-up request is not one)."""
-    return [r for r in engine.requests if r[1].prompt_logprobs is not None]
+    return [r for r in engine.requests if r.options.prompt_logprobs is not None]
 
 
 def assert_distribution(result: dict[str, Any], labels: Sequence[str]) -> None:
@@ -96,7 +96,7 @@ async def test_presets(client: httpx.AsyncClient, preset: str, text: str, expect
 
 
 async def test_preset_descriptions_reach_the_prompt(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     await classify(
         client,
@@ -104,7 +104,7 @@ async def test_preset_descriptions_reach_the_prompt(
         labels="customer_intent",
         label_descriptions={"billing": "money matters"},
     )
-    prompt = fake_engine.tokenizer.decode(scoring(fake_engine)[-1][0])
+    prompt = fake_engine.tokenizer.decode(scoring(fake_engine)[-1].prompt_token_ids)
     assert "intent" in prompt
     assert "billing: money matters" in prompt  # the request's description wins
     assert "shipping: delivery, tracking and addresses" in prompt  # the preset's stays
@@ -125,7 +125,7 @@ async def test_labels_sharing_a_first_token_get_distinct_scores(
 
 
 async def test_a_label_that_begins_another_scores_the_end_of_the_turn(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     # Without the end-of-turn token "good" would always beat "good service" (a prefix of it).
     body = await classify(client, text="great service", labels=["good", "good service"])
@@ -133,20 +133,20 @@ async def test_a_label_that_begins_another_scores_the_end_of_the_turn(
     assert_distribution(result, ["good", "good service"])
     assert result["label"] == "good service"
     eos = fake_engine.tokenizer.eos_token_id
-    assert all(ids[-1] == eos for ids, _, _ in scoring(fake_engine))
+    assert all(r.prompt_token_ids[-1] == eos for r in scoring(fake_engine))
 
 
 async def test_scoring_requests_sample_nothing(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     await classify(client, text="I love it", labels="sentiment")
-    for _, options, _ in scoring(fake_engine):
+    for options in (r.options for r in scoring(fake_engine)):
         assert options.prompt_logprobs == 0
         assert options.max_tokens == 1
         assert options.temperature == 0.0
 
 
-async def test_a_batch_of_many_texts(client: httpx.AsyncClient, fake_engine: ScoringEngine) -> None:
+async def test_a_batch_of_many_texts(client: httpx.AsyncClient, fake_engine: FakeEngine) -> None:
     texts = [["I love it", "I hate it"][i % 2] + f" #{i}" for i in range(40)]
     body = await classify(client, texts=texts, labels="sentiment")
     results = body["results"]
@@ -160,7 +160,7 @@ async def test_a_batch_of_many_texts(client: httpx.AsyncClient, fake_engine: Sco
 
 # --------------------------------------------------------------------------- calibration
 async def test_calibration_removes_the_prompts_own_bias() -> None:
-    engine = ScoringEngine(bias={"positive": 2.0})
+    engine = scoring_engine(bias={"positive": 2.0})
     async with serve(create_app(Settings(model=FAKE_MODEL), engine_factory=lambda: engine)) as c:
         body = await classify(c, texts=["It is a phone", "I hate it"], labels="sentiment")
     plain, hate = body["results"]
@@ -171,7 +171,7 @@ async def test_calibration_removes_the_prompts_own_bias() -> None:
 
 
 async def test_priors_are_cached_per_prompt(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     first = await classify(client, text="I love it", labels="sentiment")
     assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3
@@ -191,14 +191,14 @@ async def test_priors_are_cached_per_prompt(
     assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3 * 2 + 3
 
 
-async def test_examples_become_turns(client: httpx.AsyncClient, fake_engine: ScoringEngine) -> None:
+async def test_examples_become_turns(client: httpx.AsyncClient, fake_engine: FakeEngine) -> None:
     await classify(
         client,
         text="I love it",
         labels=["positive", "negative"],
         examples=[{"text": "I hate rain", "label": "negative"}],
     )
-    prompts = [fake_engine.tokenizer.decode(ids) for ids, _, _ in scoring(fake_engine)]
+    prompts = [fake_engine.tokenizer.decode(r.prompt_token_ids) for r in scoring(fake_engine)]
     turns = "user: I hate rain assistant: Category: negative user: I love it assistant: Category:"
     assert sum(turns in prompt for prompt in prompts) == 2  # one per label
 
@@ -276,7 +276,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("body", "param"), INVALID)
 async def test_invalid_requests(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine, body: dict[str, Any], param: str
+    client: httpx.AsyncClient, fake_engine: FakeEngine, body: dict[str, Any], param: str
 ) -> None:
     response = await client.post(CLASSIFY, json=body)
     assert_openai_error(response, 400, param=param)
@@ -285,7 +285,7 @@ async def test_invalid_requests(
 
 async def test_batch_and_size_limits() -> None:
     settings = Settings(model=FAKE_MODEL, max_batch_size=3, max_text_chars=50, max_labels=4)
-    async with serve(create_app(settings, engine_factory=ScoringEngine)) as client:
+    async with serve(create_app(settings, engine_factory=scoring_engine)) as client:
         response = await client.post(
             CLASSIFY, json={"texts": ["a", "b", "c", "d"], "labels": "sentiment"}
         )
@@ -308,9 +308,7 @@ async def test_text_beyond_the_context(client: httpx.AsyncClient) -> None:
     assert_openai_error(response, 400, param="texts.1", code="context_length_exceeded")
 
 
-async def test_engine_failure_is_a_500(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
-) -> None:
+async def test_engine_failure_is_a_500(client: httpx.AsyncClient, fake_engine: FakeEngine) -> None:
     from service.errors import EngineFailureError
 
     fake_engine.fail_with = EngineFailureError("boom")

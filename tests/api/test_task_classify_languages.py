@@ -6,19 +6,20 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from service.engine.fake import FakeEngine
 from service.services.tasks.classify.calibration import CONTENT_FREE
-from tests.api.classify_engine import CLASSIFY, ScoringEngine, classify
+from tests.api.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.api.helpers import assert_openai_error
 
 
 @pytest.fixture
-def fake_engine() -> ScoringEngine:
-    return ScoringEngine()
+def fake_engine() -> FakeEngine:
+    return scoring_engine()
 
 
-def calibrated_on(engine: ScoringEngine) -> set[str]:
+def calibrated_on(engine: FakeEngine) -> set[str]:
     """The languages whose content-free inputs reached the engine (as a prior's last turn)."""
-    turns = [engine.tokenizer.decode(ids) for ids, options, _ in engine.requests]
+    turns = [engine.tokenizer.decode(r.prompt_token_ids) for r in engine.requests]
     return {
         language
         for language, inputs in CONTENT_FREE.items()
@@ -27,7 +28,7 @@ def calibrated_on(engine: ScoringEngine) -> set[str]:
 
 
 async def test_a_chinese_text_is_calibrated_on_chinese_inputs(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     body = await classify(client, text="我 love 这个 手机", labels="sentiment")
     assert body["results"][0]["label"] == "positive"
@@ -35,14 +36,14 @@ async def test_a_chinese_text_is_calibrated_on_chinese_inputs(
 
 
 async def test_an_english_text_is_calibrated_on_english_inputs(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     await classify(client, text="I love this phone", labels="sentiment")
     assert calibrated_on(fake_engine) == {"en"}
 
 
 async def test_a_batch_mixing_languages_keeps_its_order(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     texts = ["I hate it", "我 love 它", "I love it", "我 hate 它"]
     body = await classify(client, texts=texts, labels="sentiment")
@@ -53,14 +54,14 @@ async def test_a_batch_mixing_languages_keeps_its_order(
 
 @pytest.mark.parametrize("language", ["zh", "Chinese", "ZH-cn", "中文"])
 async def test_the_language_field_overrides_detection(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine, language: str
+    client: httpx.AsyncClient, fake_engine: FakeEngine, language: str
 ) -> None:
     await classify(client, text="I love it", labels="sentiment", language=language)
     assert calibrated_on(fake_engine) == {"zh"}
 
 
 async def test_other_scripts_are_classified_as_english_is(
-    client: httpx.AsyncClient, fake_engine: ScoringEngine
+    client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
     await classify(client, text="Я love это", labels="sentiment")
     assert calibrated_on(fake_engine) == {"en"}

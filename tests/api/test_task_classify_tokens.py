@@ -9,7 +9,8 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from tests.api.classify_engine import ScoringEngine, classify
+from service.engine.fake import FakeEngine
+from tests.api.classify_engine import classify, scoring_engine
 from tests.api.helpers import serve
 from tests.conftest import FAKE_MODEL
 
@@ -23,7 +24,7 @@ REQUESTS: list[dict[str, Any]] = [
 ]
 
 
-async def results(engine: ScoringEngine, body: dict[str, Any]) -> list[dict[str, Any]]:
+async def results(engine: FakeEngine, body: dict[str, Any]) -> list[dict[str, Any]]:
     settings = Settings(model=FAKE_MODEL)
     async with serve(create_app(settings, engine_factory=lambda: engine)) as client:
         found: list[dict[str, Any]] = (await classify(client, **body))["results"]
@@ -32,21 +33,21 @@ async def results(engine: ScoringEngine, body: dict[str, Any]) -> list[dict[str,
 
 @pytest.mark.parametrize("body", REQUESTS, ids=lambda b: str(b["labels"]))
 async def test_token_scoring_gives_the_prefill_results(body: dict[str, Any]) -> None:
-    by_prefill = await results(ScoringEngine(bias={"positive": 2.0}), body)
-    engine = ScoringEngine(bias={"positive": 2.0}, token_ids=True)
+    by_prefill = await results(scoring_engine(bias={"positive": 2.0}), body)
+    engine = scoring_engine(bias={"positive": 2.0}, token_ids=True)
     by_tokens = await results(engine, body)
     for a, b in zip(by_prefill, by_tokens, strict=True):
         assert b["label"] == a["label"]
         assert b["labels"] == a["labels"]
         assert b["scores"] == pytest.approx(a["scores"], abs=1e-9)
-    scoring = [o for _, o, rid in engine.requests if rid != "warmup"]
+    scoring = [r.options for r in engine.requests if r.request_id != "warmup"]
     assert scoring and all(o.logprob_token_ids and o.prompt_logprobs is None for o in scoring)
 
 
 async def test_single_token_labels_cost_one_request_per_text() -> None:
-    engine = ScoringEngine(token_ids=True)
+    engine = scoring_engine(token_ids=True)
     await results(engine, {"texts": ["I love it", "I hate it"], "labels": "sentiment"})
-    scoring = [o for _, o, rid in engine.requests if rid != "warmup"]
+    scoring = [r.options for r in engine.requests if r.request_id != "warmup"]
     # Two texts and the three content-free prompts of the priors: one 1-token request each.
     assert len(scoring) == 2 + 3
     assert {(o.max_tokens, len(o.logprob_token_ids)) for o in scoring} == {(1, 3)}

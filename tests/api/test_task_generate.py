@@ -15,7 +15,7 @@ from service.app import create_app
 from service.config import Settings
 from service.engine.base import SamplingOptions
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
-from tests.api.helpers import FailsMidStream, assert_openai_error, serve, sse_json
+from tests.api.helpers import assert_openai_error, fails_mid_stream, serve, sse_json
 from tests.conftest import FAKE_MODEL
 
 GENERATE = "/v1/generate"
@@ -36,7 +36,7 @@ async def generate_calls(
     """The response, and the options of the engine calls it made."""
     before = len(engine.requests)
     result = await generate(client, **body)
-    return result, [options for _, options, _ in engine.requests[before:]]
+    return result, [r.options for r in engine.requests[before:]]
 
 
 # --------------------------------------------------------------------------- HF -> engine mapping
@@ -91,7 +91,7 @@ async def test_a_response(client: httpx.AsyncClient, fake_engine: FakeEngine) ->
         {"text": "The capital of France", "finish_reason": "length", "num_tokens": 4, "score": None}
     ]
     assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
-    (prompt_ids, _, _) = fake_engine.requests[-1]
+    prompt_ids = fake_engine.requests[-1].prompt_token_ids
     assert fake_engine.tokenizer.decode(prompt_ids) == PROMPT
 
 
@@ -301,7 +301,7 @@ async def test_a_stream_matches_the_whole_response(
 async def test_an_engine_failure_mid_stream_is_an_error_event_then_done(
     settings: Settings,
 ) -> None:
-    engine = FailsMidStream(RuntimeError("boom in /srv/secret.py"))
+    engine = fails_mid_stream(RuntimeError("boom in /srv/secret.py"))
     async with serve(create_app(settings, engine_factory=lambda: engine)) as client:
         response = await client.post(GENERATE, json={"prompt": PROMPT, "stream": True})
     assert response.status_code == 200

@@ -16,8 +16,8 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
-from service.engine.fake import DEFAULT_REPLY, FakeEngine
+from service.engine.base import EngineRequest, GenerationChunk
+from service.engine.fake import DEFAULT_REPLY, FakeCall, FakeEngine
 from service.errors import EngineFailureError
 from service.services.tasks.prompts import CHUNK_INSTRUCTION
 from tests.api.helpers import assert_openai_error, serve
@@ -26,7 +26,7 @@ from tests.conftest import FAKE_MODEL
 SUMMARIZE = "/v1/summarize"
 SHORT = "The council met on Tuesday. It approved the budget for the new library."
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
-Call = tuple[list[int], SamplingOptions, str]
+Call = EngineRequest
 
 
 def long_text(words: int) -> str:
@@ -66,7 +66,7 @@ async def summarize_calls(
 
 
 def prompt_of(engine: FakeEngine, call: Call) -> str:
-    return engine.tokenizer.decode(call[0])
+    return engine.tokenizer.decode(call.prompt_token_ids)
 
 
 def is_map(engine: FakeEngine, call: Call) -> bool:
@@ -74,9 +74,9 @@ def is_map(engine: FakeEngine, call: Call) -> bool:
 
 
 def assert_fits_and_counted(engine: FakeEngine, body: dict[str, Any], calls: list[Call]) -> None:
-    for ids, options, rid in calls:
-        assert len(ids) + options.max_tokens <= engine.max_model_len, rid
-    prompt = sum(len(ids) for ids, _, _ in calls)
+    for call in calls:
+        assert len(call.prompt_token_ids) + call.options.max_tokens <= engine.max_model_len
+    prompt = sum(len(call.prompt_token_ids) for call in calls)
     completion = REPLY_TOKENS * len(calls)  # every fake summary is the whole reply
     assert body["usage"] == {
         "prompt_tokens": prompt,
@@ -108,7 +108,7 @@ async def test_a_short_text_is_one_engine_call(
     ]
     assert_fits_and_counted(fake_engine, body, calls)
     (call,) = calls
-    options = call[1]
+    options = call.options
     assert (options.max_tokens, options.min_tokens, options.temperature) == (40, 3, 0.0)
     assert SHORT in prompt_of(fake_engine, call)
 
@@ -119,7 +119,7 @@ async def test_min_length_is_enforced_by_the_engine(
     body, (call,) = await summarize_calls(
         client, fake_engine, text=SHORT, max_length=12, min_length=10
     )
-    assert (call[1].min_tokens, call[1].max_tokens) == (10, 12)
+    assert (call.options.min_tokens, call.options.max_tokens) == (10, 12)
     assert body["results"][0]["summary_tokens"] >= 10
 
 
@@ -139,7 +139,7 @@ async def test_style_language_and_focus_shape_the_prompt(
         _, (call,) = await summarize_calls(
             client, engine, text=SHORT, style=style, language="French", focus="the budget"
         )
-    assert (call[1].max_tokens, call[1].min_tokens) == (max_tokens, 0)
+    assert (call.options.max_tokens, call.options.min_tokens) == (max_tokens, 0)
     prompt = prompt_of(engine, call)
     assert instruction in prompt
     assert "in French" in prompt
@@ -189,7 +189,7 @@ async def test_a_text_beyond_the_context_is_map_reduced(
     assert len(maps) == result["chunks"]
     assert all(is_map(fake_engine, call) for call in maps)
     assert not is_map(fake_engine, final)
-    assert final[1].max_tokens == 32
+    assert final.options.max_tokens == 32
     # The chunks cover the text, in order, with nothing lost or repeated.
     seen = [w for call in maps for w in marker_words(prompt_of(fake_engine, call))]
     assert seen == marker_words(text)
@@ -250,34 +250,23 @@ async def test_input_limits(body: dict[str, Any], status: int, param: str) -> No
         assert_openai_error(response, status, param=param)
 
 
-class BudgetEngine(FakeEngine):
-    """Fails once `budget` calls are spent, so a map-reduce that never converges ends."""
+def budget_engine(*, budget: int, max_model_len: int) -> FakeEngine:
+    """A fake engine that fails once `budget` calls are spent, so a map-reduce that never
+    converges ends."""
+    engine = FakeEngine(max_model_len=max_model_len)
 
-    def __init__(self, *, budget: int, max_model_len: int) -> None:
-        super().__init__(max_model_len=max_model_len)
-        self.budget = budget
-
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
-        if len(self.requests) >= self.budget:
+    def handler(call: FakeCall) -> AsyncIterator[GenerationChunk]:
+        if len(engine.requests) > budget:
             raise EngineFailureError("Engine call budget spent: map-reduce does not converge.")
-        async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        ):
-            yield chunk
+        return call.reply()
+
+    engine.handler = handler
+    return engine
 
 
 async def test_map_reduce_converges_in_a_small_context() -> None:
     # At 200 tokens, a fixed 160-token partial summary leaves no room for the chunk itself.
-    engine = BudgetEngine(budget=100, max_model_len=200)
+    engine = budget_engine(budget=100, max_model_len=200)
     async with serving(engine) as client:
         body, calls = await summarize_calls(client, engine, text=long_text(400), max_length=32)
     assert body["results"][0]["depth"] >= 1
@@ -311,7 +300,7 @@ async def test_a_summary_cut_at_max_length_ends_at_a_sentence(
 
 
 def summary_prompts(engine: FakeEngine) -> list[str]:
-    prompts = (engine.tokenizer.decode(ids) for ids, _, _ in engine.requests)
+    prompts = (engine.tokenizer.decode(r.prompt_token_ids) for r in engine.requests)
     return [p for p in prompts if "Summary:" in p]  # not the start-up warm-up
 
 

@@ -13,7 +13,10 @@ QUEUED = 60  # about 60 s of work waiting
 
 
 def reached_the_engine(engine: FakeEngine, word: str) -> bool:
-    return any(word in engine.tokenizer.decode(prompt) for prompt, _, _ in engine.requests)
+    return any(
+        word in engine.tokenizer.decode(prompt)
+        for prompt in (r.prompt_token_ids for r in engine.requests)
+    )
 
 
 async def test_a_request_behind_too_much_queued_work_is_refused_before_the_engine(

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from transformers import AutoTokenizer
 
 from service.config import TEST_PROFILE, Settings
-from service.models import resolve_model
+from service.weights import resolve_model
 from tests.integration.conftest import EMBEDDER, ServerInProcess
 
 pytestmark = pytest.mark.engine

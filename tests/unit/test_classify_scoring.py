@@ -15,7 +15,13 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from service.engine.base import GenerationChunk, SamplingOptions, SequenceDelta, TokenLogprob
+from service.engine.base import (
+    EngineRequest,
+    GenerationChunk,
+    SequenceDelta,
+    TokenLogprob,
+)
+from service.services.core.generation import Dispatch
 from service.services.tasks.classify.scoring import label_logprobs, scoring_method
 
 VOCAB = 40
@@ -35,7 +41,7 @@ class ContextEngine:
     kv_block_size = 5  # the first prompt below is shorter than a block, the second is not
 
     def __init__(self) -> None:
-        self.requests: list[tuple[list[int], SamplingOptions]] = []
+        self.requests: list[EngineRequest] = []
         self.token_ids_available = True
 
     @asynccontextmanager
@@ -43,17 +49,10 @@ class ContextEngine:
         yield self.token_ids_available
 
     async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
+        self, request: EngineRequest, *, stream: bool
     ) -> AsyncIterator[GenerationChunk]:
-        self.requests.append((prompt_token_ids, options))
-        ids = prompt_token_ids
+        self.requests.append(request)
+        ids, options = request.prompt_token_ids, request.options
         prompt_logprobs: list[TokenLogprob | None] | None = None
         if options.prompt_logprobs is not None:
             prompt_logprobs = [None] + [
@@ -74,14 +73,16 @@ class ContextEngine:
 
 
 LABELS = [[5], [6, 7], [6, 8, 9], [10, 11]]
+# Every scoring request runs under the request's priority and adapter.
+DISPATCH = Dispatch(priority=10, adapter="tuned")
 PROMPTS = [[1, 2, 3, 4], [1, 2, 30, 31, 32]]
 
 
 @pytest.mark.parametrize("method", ["stepwise", "tokens"])
 async def test_every_method_gives_the_prefill_logprobs(method: str) -> None:
     engine = ContextEngine()
-    prefill = await label_logprobs(engine, PROMPTS, LABELS, "p")  # type: ignore[arg-type]
-    other = await label_logprobs(engine, PROMPTS, LABELS, "s", method=method)  # type: ignore[arg-type]
+    prefill = await label_logprobs(engine, PROMPTS, LABELS, "p", dispatch=DISPATCH)  # type: ignore[arg-type]
+    other = await label_logprobs(engine, PROMPTS, LABELS, "s", dispatch=DISPATCH, method=method)  # type: ignore[arg-type]
     assert len(prefill.logprobs) == len(PROMPTS)
     for row_a, row_b in zip(prefill.logprobs, other.logprobs, strict=True):
         assert row_b == pytest.approx(row_a, abs=1e-9)
@@ -91,15 +92,20 @@ async def test_every_method_gives_the_prefill_logprobs(method: str) -> None:
 
 async def test_tokens_covers_the_trie_in_few_requests_and_reads_the_cache_when_it_can() -> None:
     engine = ContextEngine()
-    await label_logprobs(engine, PROMPTS, LABELS, "t", method="tokens")  # type: ignore[arg-type]
+    await label_logprobs(engine, PROMPTS, LABELS, "t", dispatch=DISPATCH, method="tokens")  # type: ignore[arg-type]
     # Nodes: the root (next: 5, 6, 10), 6 (next: 7, 8), 6>8 (next: 9), 10 (next: 11). Three
     # requests cover them: the root forcing 6 (its second token's logprobs are node 6's), the
     # root forcing 10, and node 6 forcing 8.
-    asked = [(prompt, o.logprob_token_ids, o.logit_bias) for prompt, o in engine.requests]
+    asked = [
+        (r.prompt_token_ids, r.options.logprob_token_ids, r.options.logit_bias)
+        for r in engine.requests
+    ]
     assert len(asked) == 3 * len(PROMPTS)
-    assert {(o.max_tokens, o.logprobs, o.prompt_logprobs) for _, o in engine.requests} == {
-        (2, None, None)
-    }
+    assert {(r.priority, r.adapter) for r in engine.requests} == {(10, "tuned")}
+    assert {
+        (r.options.max_tokens, r.options.logprobs, r.options.prompt_logprobs)
+        for r in engine.requests
+    } == {(2, None, None)}
     assert ([1, 2, 3, 4], (5, 6, 7, 8, 10), {6: 100.0}) in asked
     assert ([1, 2, 3, 4], (5, 6, 10, 11), {10: 100.0}) in asked
     assert ([1, 2, 3, 4, 6], (7, 8, 9), {8: 100.0}) in asked
@@ -125,7 +131,9 @@ async def test_auto_scores_by_prefill_when_the_engine_cannot_give_token_ids() ->
 
 async def test_stepwise_requests_one_token_per_trie_edge() -> None:
     engine = ContextEngine()
-    await label_logprobs(engine, PROMPTS, LABELS, "s", method="stepwise")  # type: ignore[arg-type]
+    await label_logprobs(engine, PROMPTS, LABELS, "s", dispatch=DISPATCH, method="stepwise")  # type: ignore[arg-type]
     # Edges: 5, 6, 6>7, 6>8, 6>8>9, 10, 10>11: seven per prompt, each a 1-token request.
     assert len(engine.requests) == 7 * len(PROMPTS)
-    assert {(o.max_tokens, o.prompt_logprobs) for _, o in engine.requests} == {(1, None)}
+    assert {(r.options.max_tokens, r.options.prompt_logprobs) for r in engine.requests} == {
+        (1, None)
+    }

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from service.config import DEFAULT_MODEL, Settings
-from service.models import prepared_path, resolve_model
-from service.models.prepare import is_prepared, prepare
+from service.weights import prepared_path, resolve_model
+from service.weights.prepare import is_prepared, prepare
 
 
 def _fake_prepared(folder: Path) -> None:

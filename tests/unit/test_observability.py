@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -19,10 +19,10 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.v1.metrics.stats import RequestStateStats
 
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
+from service.engine.base import EngineRequest, SamplingOptions
 from service.engine.fake import FakeEngine
 from service.engine.vllm import convert
-from service.services.generation import EngineJob, engine_request_ids, run_to_completion
+from service.services.core.generation import engine_request_ids, run_to_completion
 from service.telemetry import context
 from service.telemetry.logs import (
     JsonFormatter,
@@ -34,6 +34,7 @@ from service.telemetry.logs import (
 from service.telemetry.metrics import OUTCOMES, GatewayMetrics, outcome_for
 from service.telemetry.timings import EngineTimings
 from service.telemetry.tracing import build_tracer, traces_url
+from tests.api.helpers import until
 
 
 @pytest.mark.parametrize(
@@ -204,42 +205,15 @@ def test_no_engine_timings_without_stats(stats: RequestStateStats | None) -> Non
     assert final.timings is None
 
 
-class TwoCallEngine(FakeEngine):
-    """Holds generations at the gate and says when two are waiting there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.both_waiting = asyncio.Event()
-        self.calls = 0
-
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
-        self.calls += 1
-        if self.calls == 2:
-            self.both_waiting.set()  # the first waits at the gate; this one gets there next
-        async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        ):
-            yield chunk
-
-
 async def test_concurrent_engine_calls_count_their_time_once() -> None:
     """A summary's map step calls the engine concurrently: engine time is their union."""
-    engine = TwoCallEngine()
-    job = EngineJob([1, 2, 3], SamplingOptions(max_tokens=2))
+    engine = FakeEngine()
+    engine.gate = asyncio.Event()
+    request = EngineRequest(prompt_token_ids=[1, 2, 3], options=SamplingOptions(max_tokens=2))
     ctx = context.new_context("sum")
     with context.bound(ctx):
-        calls = [asyncio.create_task(run_to_completion(engine, [job], "x")) for _ in range(2)]
-        await engine.both_waiting.wait()
+        calls = [asyncio.create_task(run_to_completion(engine, [request], "x")) for _ in range(2)]
+        await until(lambda: engine.active == 2, "both calls wait at the gate")
         engine.open_gate()
         await asyncio.gather(*calls)
     elapsed = perf_counter() - ctx.started

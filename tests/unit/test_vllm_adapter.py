@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -15,7 +16,7 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
-from service.engine.base import Engine, GenerationChunk, SamplingOptions
+from service.engine.base import Engine, EngineRequest, GenerationChunk, SamplingOptions
 from service.engine.vllm import adapter, compat, convert
 from service.engine.vllm.adapter import VLLMEngine, VLLMTokenizer
 from service.errors import EngineDeadError as GatewayEngineDeadError
@@ -99,10 +100,11 @@ def output(text: str, token_ids: list[int], *, finish_reason: str | None = None)
 
 
 OUTPUTS = [output("Hel", [10, 11]), output("lo", [12], finish_reason="length")]
+REQUEST = EngineRequest(prompt_token_ids=[1, 2, 3], options=OPTIONS, request_id="req-1")
 
 
 async def collect(engine: VLLMEngine, *, stream: bool = True) -> list[GenerationChunk]:
-    return [c async for c in engine.generate([1, 2, 3], OPTIONS, "req-1", stream=stream)]
+    return [c async for c in engine.generate(REQUEST, stream=stream)]
 
 
 def test_the_adapter_satisfies_the_engine_protocol() -> None:
@@ -137,7 +139,7 @@ async def test_generate_sends_a_token_prompt_and_converts_each_output(
 
 async def test_closing_the_stream_early_aborts_the_request() -> None:
     stub = StubAsyncLLM(OUTPUTS)
-    stream = VLLMEngine(stub).generate([1, 2, 3], OPTIONS, "req-1", stream=True)
+    stream = VLLMEngine(stub).generate(REQUEST, stream=True)
     first = await anext(stream)
     assert first.sequences[0].text == "Hel"
     await stream.aclose()  # type: ignore[attr-defined]
@@ -166,9 +168,8 @@ async def test_an_errored_engine_is_unavailable_before_generate() -> None:
 
 async def test_bad_sampling_values_are_a_client_error_and_reach_no_engine() -> None:
     stub = StubAsyncLLM(OUTPUTS)
-    stream = VLLMEngine(stub).generate(
-        [1, 2, 3], SamplingOptions(max_tokens=8, temperature=3.0), "req-1", stream=False
-    )
+    hot = replace(REQUEST, options=SamplingOptions(max_tokens=8, temperature=3.0))
+    stream = VLLMEngine(stub).generate(hot, stream=False)
     with pytest.raises(InvalidRequestError, match="temperature") as info:
         await anext(stream)
     assert isinstance(info.value.__cause__, VLLMValidationError)
@@ -213,7 +214,7 @@ async def test_engine_errors_are_mapped(
     stub = StubAsyncLLM(OUTPUTS[:outputs], error=error)
     chunks: list[GenerationChunk] = []
     with pytest.raises(mapped) as info:
-        async for chunk in VLLMEngine(stub).generate([1, 2, 3], OPTIONS, "req-1", stream=True):
+        async for chunk in VLLMEngine(stub).generate(REQUEST, stream=True):
             chunks.append(chunk)
     assert len(chunks) == outputs
     assert type(info.value) is mapped

@@ -22,7 +22,7 @@ import vllm.config.vllm
 import vllm.envs
 
 from service.config import Settings
-from service.engine.base import SamplingOptions
+from service.engine.base import EngineRequest, SamplingOptions
 from service.engine.vllm import compat
 from service.engine.vllm.adapter import VLLMEngine
 from service.engine.vllm.args import (
@@ -204,6 +204,9 @@ async def test_the_adapter_starts_the_engine_as_the_setting_says(
     if not on_cpu:
         options = SamplingOptions(max_tokens=4, no_repeat_ngram_size=2)
         with pytest.raises(UnsupportedParameterError) as raised:
-            async for _ in engine.generate([1, 2], options, "r1", stream=False):
+            async for _ in engine.generate(
+                EngineRequest(prompt_token_ids=[1, 2], options=options, request_id="r1"),
+                stream=False,
+            ):
                 pass
         assert raised.value.param == "no_repeat_ngram_size"

@@ -9,8 +9,15 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
+from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, GenerationChunk, TokenLogprob, ToolCallFragment
+from service.engine.base import (
+    Engine,
+    EngineRequest,
+    GenerationChunk,
+    TokenLogprob,
+    ToolCallFragment,
+)
 from service.errors import InvalidRequestError
 from service.schemas.chat import (
     AssistantMessage,
@@ -29,15 +36,15 @@ from service.schemas.chat import (
 )
 from service.schemas.common import Usage
 from service.schemas.tools import DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall
-from service.services import costs
-from service.services.generation import (
-    EngineJob,
+from service.services.core import costs
+from service.services.core.generation import (
+    Dispatch,
     SequenceResult,
     run_to_completion,
     stream_deltas,
 )
-from service.services.limits import check_count, check_text
-from service.services.models import select_model
+from service.services.core.limits import check_count, check_text
+from service.services.core.sampling import sampling_options, token_budget
 from service.services.openai.tool_output import (
     StreamShaper,
     call_id,
@@ -51,7 +58,7 @@ from service.services.openai.tools import (
     check_tool_results,
     plan_tools,
 )
-from service.services.sampling import sampling_options, token_budget
+from service.services.registry import select_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,7 @@ class PreparedChat:
     id: str
     created: int
     model: str
-    job: EngineJob
+    engine_request: EngineRequest
     n: int
     logprobs: bool
     include_usage: bool
@@ -69,10 +76,16 @@ class PreparedChat:
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
-        return costs.of_jobs([self.job])
+        return costs.of_requests([self.engine_request])
+
+    @property
+    def priority(self) -> int:
+        return self.engine_request.priority
 
 
-def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) -> PreparedChat:
+def prepare(
+    request: ChatCompletionRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedChat:
     model = select_model(request.model, settings, engine)
     check_count(len(request.messages), settings.max_messages, what="messages", param="messages")
     for i, message in enumerate(request.messages):
@@ -114,8 +127,8 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
-        model=model,
-        job=EngineJob(ids, options),
+        model=model.name,
+        engine_request=Dispatch.of(caller, model.adapter).request(ids, options),
         n=request.n,
         logprobs=request.logprobs,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
@@ -205,7 +218,7 @@ def _name_the_tools(prepared: PreparedChat, err: InvalidRequestError) -> None:
 
 async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResponse:
     try:
-        (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+        (result,) = await run_to_completion(engine, [prepared.engine_request], prepared.id)
     except InvalidRequestError as err:
         _name_the_tools(prepared, err)
         raise
@@ -219,12 +232,6 @@ async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResp
     return ChatCompletionResponse(
         id=prepared.id, created=prepared.created, model=prepared.model, choices=choices, usage=usage
     )
-
-
-def _chunk(prepared: PreparedChat, choices: list[ChatChunkChoice]) -> str:
-    return ChatCompletionChunk(
-        id=prepared.id, created=prepared.created, model=prepared.model, choices=choices
-    ).model_dump_json(exclude={"usage"})
 
 
 async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
@@ -256,7 +263,7 @@ def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> 
 async def _engine_chunks(
     prepared: PreparedChat, engine: Engine
 ) -> AsyncGenerator[GenerationChunk, None]:
-    deltas = stream_deltas(engine, [prepared.job], prepared.id)
+    deltas = stream_deltas(engine, [prepared.engine_request], prepared.id)
     try:
         async for _, engine_chunk in deltas:
             yield engine_chunk
@@ -334,7 +341,7 @@ async def chunks(
             if choices:
                 yield chunk(choices)
     if prepared.include_usage:
-        prompt = len(prepared.job.prompt_token_ids)
+        prompt = len(prepared.engine_request.prompt_token_ids)
         yield ChatCompletionChunk(
             id=prepared.id,
             created=prepared.created,

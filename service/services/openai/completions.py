@@ -1,4 +1,4 @@
-"""`/v1/completions`: prompts -> engine jobs -> an OpenAI completion or a stream of chunks."""
+"""`/v1/completions`: prompts -> engine requests -> an OpenAI completion or a stream of chunks."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, TokenLogprob
+from service.engine.base import Engine, EngineRequest, TokenLogprob
 from service.errors import InvalidRequestError
 from service.schemas.common import Usage
 from service.schemas.completions import (
@@ -17,16 +18,16 @@ from service.schemas.completions import (
     CompletionRequest,
     CompletionResponse,
 )
-from service.services import costs
-from service.services.generation import (
-    EngineJob,
+from service.services.core import costs
+from service.services.core.generation import (
+    Dispatch,
     PromptResult,
     run_to_completion,
     stream_deltas,
 )
-from service.services.limits import check_count, check_text
-from service.services.models import select_model
-from service.services.sampling import sampling_options, token_budget
+from service.services.core.limits import check_count, check_text
+from service.services.core.sampling import sampling_options, token_budget
+from service.services.registry import select_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +35,24 @@ class PreparedCompletion:
     id: str
     created: int
     model: str
-    jobs: list[EngineJob]
+    requests: list[EngineRequest]
     prompt_texts: list[str]  # for echo
     echo: bool
     n: int
     include_usage: bool
+    priority: int
 
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
-        return costs.of_jobs(self.jobs)
+        return costs.of_requests(self.requests)
 
 
-def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> PreparedCompletion:
+def prepare(
+    request: CompletionRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedCompletion:
     model = select_model(request.model, settings, engine)
+    dispatch = Dispatch.of(caller, model.adapter)
     prompts = request.prompts()
     check_count(len(prompts), settings.max_batch_size, what="prompts", param="prompt")
     for i, prompt in enumerate(prompts):
@@ -55,7 +60,7 @@ def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> P
             single = isinstance(request.prompt, str)
             check_text(prompt, settings, param="prompt" if single else f"prompt.{i}")
     tokenizer = engine.tokenizer
-    jobs, texts = [], []
+    requests, texts = [], []
     for prompt in prompts:
         if isinstance(prompt, str):
             ids = tokenizer.encode(prompt)
@@ -78,17 +83,18 @@ def prepare(request: CompletionRequest, engine: Engine, settings: Settings) -> P
             prompt_logprobs=request.logprobs if request.echo else None,
             settings=settings,
         )
-        jobs.append(EngineJob(ids, options))
+        requests.append(dispatch.request(ids, options))
         texts.append(text)
     return PreparedCompletion(
         id=f"cmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
-        model=model,
-        jobs=jobs,
+        model=model.name,
+        requests=requests,
         prompt_texts=texts,
         echo=request.echo,
         n=request.n,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        priority=dispatch.priority,
     )
 
 
@@ -118,7 +124,7 @@ def _logprobs(
 
 
 def _first_token(prepared: PreparedCompletion, prompt: int, engine: Engine) -> str:
-    return engine.tokenizer.token_text(prepared.jobs[prompt].prompt_token_ids[0])
+    return engine.tokenizer.token_text(prepared.requests[prompt].prompt_token_ids[0])
 
 
 def _usage(results: list[PromptResult]) -> Usage:
@@ -128,13 +134,13 @@ def _usage(results: list[PromptResult]) -> Usage:
 
 
 async def complete(prepared: PreparedCompletion, engine: Engine) -> CompletionResponse:
-    results = await run_to_completion(engine, prepared.jobs, prepared.id)
+    results = await run_to_completion(engine, prepared.requests, prepared.id)
     choices = []
     for p, result in enumerate(results):
         prefix = prepared.prompt_texts[p] if prepared.echo else ""
         for s, seq in enumerate(result.sequences):
             logprobs = None
-            if prepared.jobs[p].options.logprobs is not None:
+            if prepared.requests[p].options.logprobs is not None:
                 entries: list[TokenLogprob | None] = list(seq.logprobs)
                 first = ""
                 if prepared.echo:
@@ -161,12 +167,12 @@ async def complete(prepared: PreparedCompletion, engine: Engine) -> CompletionRe
 
 async def stream(prepared: PreparedCompletion, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events, without the final [DONE]."""
-    prompt_tokens = [len(job.prompt_token_ids) for job in prepared.jobs]
+    prompt_tokens = [len(r.prompt_token_ids) for r in prepared.requests]
     completion_tokens = 0
     echoed: set[int] = set()
     offsets: dict[int, int] = {}
     prompt_logprobs: dict[int, list[TokenLogprob | None]] = {}
-    async for p, chunk in stream_deltas(engine, prepared.jobs, prepared.id):
+    async for p, chunk in stream_deltas(engine, prepared.requests, prepared.id):
         if chunk.prompt_logprobs is not None:  # only the first chunk of a prompt has them
             prompt_logprobs[p] = chunk.prompt_logprobs
         for delta in chunk.sequences:
@@ -181,7 +187,7 @@ async def stream(prepared: PreparedCompletion, engine: Engine) -> AsyncIterator[
                 entries = list(prompt_logprobs.get(p, [])) + entries
                 first = _first_token(prepared, p, engine)
             logprobs = None
-            if prepared.jobs[p].options.logprobs is not None:
+            if prepared.requests[p].options.logprobs is not None:
                 logprobs = _logprobs(entries, offsets.get(index, 0), first)
             offsets[index] = offsets.get(index, 0) + len(text)
             choice = CompletionChoice(

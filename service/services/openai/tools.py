@@ -21,7 +21,7 @@ from service.config import Settings
 from service.engine.base import StructuredOutput, Tokenizer
 from service.errors import InvalidRequestError
 from service.schemas.tools import FunctionTool, NamedToolChoice, ToolChoice
-from service.services.limits import check_count
+from service.services.core.limits import check_count
 
 ToolMode = Literal["none", "auto", "required", "named"]
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}

@@ -10,17 +10,17 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel
 
 from service.config import Settings
-from service.engine.base import Engine
+from service.engine.base import Engine, EngineRequest
 from service.schemas.common import Usage
 from service.schemas.tasks import FinishReason, TaskChunk, TaskDelta, TaskName, TaskResponse
-from service.services.generation import EngineJob, stream_deltas
-from service.services.limits import check_text, check_texts
-from service.services.models import select_model
+from service.services.core.generation import stream_deltas
+from service.services.core.limits import check_text, check_texts
+from service.services.registry import ModelChoice, select_model
 
 R = TypeVar("R", bound=BaseModel)
 
 
-def served_model(requested: str | None, settings: Settings, engine: Engine) -> str:
+def served_model(requested: str | None, settings: Settings, engine: Engine) -> ModelChoice:
     """The task API's `model` is optional; when given it must be the served model or one of
     its adapters (which the request then runs on)."""
     return select_model(requested or settings.model_name, settings, engine)
@@ -54,13 +54,13 @@ async def stream_task(
     kind: Literal["generate.chunk", "chat.chunk"],
     id: str,
     model: str,
-    jobs: list[EngineJob],
+    requests: list[EngineRequest],
     engine: Engine,
 ) -> AsyncIterator[str]:
     """A streaming task's SSE payloads: deltas by input `index` and `sequence`, then usage."""
     created = int(time.time())
     completion = 0
-    async for index, chunk in stream_deltas(engine, jobs, id):
+    async for index, chunk in stream_deltas(engine, requests, id):
         deltas = []
         for seq in chunk.sequences:
             completion += len(seq.token_ids)
@@ -72,7 +72,7 @@ async def stream_task(
         if deltas:
             event = TaskChunk(id=id, object=kind, created=created, model=model, results=deltas)
             yield event.model_dump_json(exclude={"usage"})
-    prompt = sum(len(job.prompt_token_ids) for job in jobs)
+    prompt = sum(len(r.prompt_token_ids) for r in requests)
     last = TaskChunk(
         id=id,
         object=kind,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import Engine, SamplingOptions
 from service.errors import InvalidRequestError
 from service.schemas.common import Usage
 from service.schemas.tasks import SummarizeRequest, SummarizeResponse, SummarizeResult
-from service.services import costs
-from service.services.generation import (
-    EngineJob,
+from service.services.core import costs
+from service.services.core.generation import (
+    Dispatch,
     SequenceResult,
     gather_or_cancel,
     run_to_completion,
@@ -48,10 +49,13 @@ class _Count:
 
 
 class _Summarizer:
-    def __init__(self, req: SummarizeRequest, engine: Engine, request_id: str) -> None:
+    def __init__(
+        self, req: SummarizeRequest, engine: Engine, request_id: str, dispatch: Dispatch
+    ) -> None:
         self.req = req
         self.engine = engine
         self.request_id = request_id
+        self.dispatch = dispatch
         self.max_tokens = req.max_length or DEFAULT_MAX_TOKENS[req.style]
         self.min_tokens = req.min_length or 0
 
@@ -90,11 +94,12 @@ class _Summarizer:
             if depth == 0:
                 chunks = len(parts)
             options = SamplingOptions(max_tokens=partial, temperature=0.0, repetition_penalty=1.1)
-            jobs = [
-                EngineJob(self._prompt(p, final=False, language=language), options) for p in parts
+            requests = [
+                self.dispatch.request(self._prompt(p, final=False, language=language), options)
+                for p in parts
             ]
             results = await run_to_completion(
-                self.engine, jobs, f"{self.request_id}-{index}-map{depth}"
+                self.engine, requests, f"{self.request_id}-{index}-map{depth}"
             )
             for r in results:
                 count.prompt += r.num_prompt_tokens
@@ -135,7 +140,8 @@ class _Summarizer:
             temperature=0.0,
             repetition_penalty=1.1,
         )
-        (result,) = await run_to_completion(self.engine, [EngineJob(ids, options)], engine_id)
+        request = self.dispatch.request(ids, options)
+        (result,) = await run_to_completion(self.engine, [request], engine_id)
         count.prompt += result.num_prompt_tokens
         count.completion += len(result.sequences[0].token_ids)
         return result.sequences[0]
@@ -167,20 +173,28 @@ class PreparedSummary:
     request: SummarizeRequest
     texts: list[str]
     cost: int  # engine sequences, estimated (admission control)
+    dispatch: Dispatch
+
+    @property
+    def priority(self) -> int:
+        return self.dispatch.priority
 
 
-def prepare(req: SummarizeRequest, engine: Engine, settings: Settings) -> PreparedSummary:
+def prepare(
+    req: SummarizeRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedSummary:
     """Validate (no engine work): every 4xx but a too-long text is raised here."""
     model = served_model(req.model, settings, engine)
     param = "text" if req.text is not None else "texts"
     texts = inputs(req.text, req.texts, param=param, settings=settings)
     _check(req, engine)
     cost = costs.of_summary(texts, engine.max_model_len)
-    return PreparedSummary(new_id("summarize"), model, req, texts, cost)
+    dispatch = Dispatch.of(caller, model.adapter)
+    return PreparedSummary(new_id("summarize"), model.name, req, texts, cost, dispatch)
 
 
 async def summarize(prepared: PreparedSummary, engine: Engine) -> SummarizeResponse:
-    summarizer = _Summarizer(prepared.request, engine, prepared.id)
+    summarizer = _Summarizer(prepared.request, engine, prepared.id, prepared.dispatch)
     done = await gather_or_cancel([summarizer.run(i, t) for i, t in enumerate(prepared.texts)])
     prompt = sum(c.prompt for _, c in done)
     completion = sum(c.completion for _, c in done)

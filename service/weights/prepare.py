@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from service.models.resolve import OFFLINE_SOURCES, prepared_path
+from service.weights.resolve import OFFLINE_SOURCES, prepared_path
 
 logger = logging.getLogger(__name__)
 

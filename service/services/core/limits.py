@@ -1,29 +1,12 @@
-"""Input limits and the served model's name: checks that depend on settings, so they are made
-here and not by the schemas, always before any tokenization. Beyond a limit is a 413 naming
-the field; another model's name is a 404 naming `model`."""
+"""Input limits: checks that depend on settings, so they are made here and not by the schemas,
+always before any tokenization. Beyond a limit is a 413 naming the field."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from service.config import Settings
-from service.errors import ModelNotFoundError, PayloadTooLargeError
-from service.telemetry import context
-
-
-def check_embedding_model(requested: str, settings: Settings) -> str:
-    """The embedding model's name, when `requested` is it; else a 404 naming `model`."""
-    name = settings.embedding_model_name
-    if name is None or requested != name:
-        serves = f"'{name}'" if name is not None else "no embedding model"
-        raise ModelNotFoundError(
-            f"The embedding model '{requested}' does not exist. This server serves {serves}.",
-            param="model",
-        )
-    ctx = context.current()
-    if ctx is not None:
-        ctx.model = name
-    return name
+from service.errors import PayloadTooLargeError
 
 
 def check_count(count: int, limit: int, *, what: str, param: str) -> None:

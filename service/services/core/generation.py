@@ -5,7 +5,8 @@ One HTTP request may become several engine requests (a list of prompts); each ge
 more than once) and they run concurrently, so continuous batching serves them together. Leaving a
 stream early (client gone) closes every engine generator, which aborts them.
 
-This is where the engine is called, so this is where the request context
+Every engine request carries its caller's priority and adapter (`Dispatch`, one per prepared
+request). This is where the engine is called, so this is where the request context
 (`service.telemetry.context`) learns the engine time, the tokens in and out and, for streams,
 when each token event arrived.
 Per streamed chunk that is two clock reads and a few additions; metrics are made at request end.
@@ -18,11 +19,13 @@ import logging
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from service.caller import Caller
 from service.engine.base import (
     Engine,
+    EngineRequest,
     FinishReason,
     GenerationChunk,
     SamplingOptions,
@@ -37,9 +40,24 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class EngineJob:
-    prompt_token_ids: list[int]
-    options: SamplingOptions
+class Dispatch:
+    """What every engine request of one prepared request runs under: the caller's priority
+    class and the LoRA adapter its `model` named (None: the base model)."""
+
+    priority: int = 0
+    adapter: str | None = None
+
+    @classmethod
+    def of(cls, caller: Caller, adapter: str | None = None) -> Dispatch:
+        return cls(caller.priority, adapter)
+
+    def request(self, prompt_token_ids: list[int], options: SamplingOptions) -> EngineRequest:
+        return EngineRequest(
+            prompt_token_ids=prompt_token_ids,
+            options=options,
+            priority=self.priority,
+            adapter=self.adapter,
+        )
 
 
 @dataclass(slots=True)
@@ -80,56 +98,53 @@ def engine_request_ids(fallback: str, count: int) -> list[str]:
     return [f"{base}-{nonce}-{i}" for i in range(count)]
 
 
+def _with_ids(requests: list[EngineRequest], fallback: str) -> list[EngineRequest]:
+    ids = engine_request_ids(fallback, len(requests))
+    return [replace(r, request_id=i) for r, i in zip(requests, ids, strict=True)]
+
+
 def _context() -> RequestContext:
     """The request's context, or a throwaway one, so the token path needs no None checks."""
     return context.current() or RequestContext("", 0.0)
 
 
-def _log_io(engine: Engine, engine_request_id: str, job: EngineJob, outputs: list[str]) -> None:
+def _log_io(engine: Engine, request: EngineRequest, outputs: list[str]) -> None:
     """Only with `log_prompts`: prompts and outputs may hold personal data."""
-    prompt = engine.tokenizer.decode(job.prompt_token_ids)
-    fields = {"engine_request_id": engine_request_id, "prompt": prompt, "outputs": outputs}
+    prompt = engine.tokenizer.decode(request.prompt_token_ids)
+    fields = {"engine_request_id": request.request_id, "prompt": prompt, "outputs": outputs}
     logger.info("engine request io", extra={"fields": fields})
 
 
 async def run_to_completion(
-    engine: Engine, jobs: list[EngineJob], request_id: str
+    engine: Engine, requests: list[EngineRequest], request_id: str
 ) -> list[PromptResult]:
-    ids = engine_request_ids(request_id, len(jobs))
+    """Run every request to its end, concurrently; results in the same order."""
+    requests = _with_ids(requests, request_id)
     ctx = _context()
-    priority = ctx.priority
 
-    async def run(index: int, job: EngineJob) -> PromptResult:
-        result = PromptResult(
-            len(job.prompt_token_ids), [SequenceResult() for _ in range(job.options.n)]
-        )
-        async for chunk in engine.generate(
-            job.prompt_token_ids,
-            job.options,
-            ids[index],
-            stream=False,
-            priority=priority,
-            adapter=ctx.adapter,
-        ):
+    async def run(request: EngineRequest) -> PromptResult:
+        n = request.options.n
+        result = PromptResult(len(request.prompt_token_ids), [SequenceResult() for _ in range(n)])
+        async for chunk in engine.generate(request, stream=False):
             _accumulate(result, chunk)
             if chunk.timings is not None:
-                ctx.engine_timings.append((ids[index], chunk.timings))
+                ctx.engine_timings.append((request.request_id, chunk.timings))
         return result
 
-    ctx.engine_requests += len(jobs)
+    ctx.engine_requests += len(requests)
     ctx.engine_enter()
     try:
-        if len(jobs) == 1:
-            results = [await run(0, jobs[0])]
+        if len(requests) == 1:
+            results = [await run(requests[0])]
         else:
-            results = await gather_or_cancel([run(i, job) for i, job in enumerate(jobs)])
+            results = await gather_or_cancel([run(r) for r in requests])
     finally:
         ctx.engine_exit()
-    for i, result in enumerate(results):
+    for request, result in zip(requests, results, strict=True):
         ctx.prompt_tokens += result.num_prompt_tokens
         ctx.completion_tokens += sum(len(s.token_ids) for s in result.sequences)
         if ctx.log_prompts:
-            _log_io(engine, ids[i], jobs[i], [s.text for s in result.sequences])
+            _log_io(engine, request, [s.text for s in result.sequences])
     return results
 
 
@@ -152,15 +167,15 @@ async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
 
 
 async def stream_deltas(
-    engine: Engine, jobs: list[EngineJob], request_id: str
+    engine: Engine, requests: list[EngineRequest], request_id: str
 ) -> AsyncIterator[tuple[int, GenerationChunk]]:
-    """(prompt index, delta) pairs from all jobs, in the order the engine produces them."""
-    ids = engine_request_ids(request_id, len(jobs))
+    """(prompt index, delta) pairs from all requests, in the order the engine produces them."""
+    requests = _with_ids(requests, request_id)
     ctx = _context()
-    ctx.engine_requests += len(jobs)
-    started = [False] * len(jobs)
+    ctx.engine_requests += len(requests)
+    started = [False] * len(requests)
     texts: dict[tuple[int, int], list[str]] | None = {} if ctx.log_prompts else None
-    chunks = _engine_streams(engine, jobs, ids, ctx.priority, ctx.adapter)
+    chunks = _engine_streams(engine, requests)
     try:
         while True:
             ctx.engine_enter()
@@ -173,60 +188,49 @@ async def stream_deltas(
             if not started[index]:
                 started[index] = True
                 ctx.prompt_tokens += chunk.num_prompt_tokens
-            tokens = 0
-            for delta in chunk.sequences:
-                tokens += len(delta.token_ids)
-                if texts is not None:
+            _count_chunk(ctx, chunk, now, requests[index].request_id)
+            if texts is not None:
+                for delta in chunk.sequences:
                     texts.setdefault((index, delta.index), []).append(delta.text)
-            if tokens:
-                ctx.completion_tokens += tokens
-                ctx.token_times.append(now)
-            if chunk.timings is not None:
-                ctx.engine_timings.append((ids[index], chunk.timings))
             yield index, chunk
     finally:
         await chunks.aclose()  # now, not when collected: closing aborts the engine requests
         if texts is not None:
-            for i, job in enumerate(jobs):
-                outputs = ["".join(texts.get((i, k), [])) for k in range(job.options.n)]
-                _log_io(engine, ids[i], job, outputs)
+            for i, request in enumerate(requests):
+                outputs = ["".join(texts.get((i, k), [])) for k in range(request.options.n)]
+                _log_io(engine, request, outputs)
+
+
+def _count_chunk(ctx: RequestContext, chunk: GenerationChunk, now: float, request_id: str) -> None:
+    """A streamed chunk's tokens, the time they arrived, and the engine's own timings."""
+    tokens = sum(len(delta.token_ids) for delta in chunk.sequences)
+    if tokens:
+        ctx.completion_tokens += tokens
+        ctx.token_times.append(now)
+    if chunk.timings is not None:
+        ctx.engine_timings.append((request_id, chunk.timings))
 
 
 async def _engine_streams(
-    engine: Engine, jobs: list[EngineJob], ids: list[str], priority: int, adapter: str | None
+    engine: Engine, requests: list[EngineRequest]
 ) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
-    if len(jobs) == 1:
-        job = jobs[0]
-        async for chunk in engine.generate(
-            job.prompt_token_ids,
-            job.options,
-            ids[0],
-            stream=True,
-            priority=priority,
-            adapter=adapter,
-        ):
+    if len(requests) == 1:
+        async for chunk in engine.generate(requests[0], stream=True):
             yield 0, chunk
         return
 
     queue: asyncio.Queue[tuple[int, GenerationChunk] | BaseException | None] = asyncio.Queue()
 
-    async def pump(index: int, job: EngineJob) -> None:
+    async def pump(index: int, request: EngineRequest) -> None:
         try:
-            async for chunk in engine.generate(
-                job.prompt_token_ids,
-                job.options,
-                ids[index],
-                stream=True,
-                priority=priority,
-                adapter=adapter,
-            ):
+            async for chunk in engine.generate(request, stream=True):
                 queue.put_nowait((index, chunk))
         except Exception as err:
             queue.put_nowait(err)
         finally:
             queue.put_nowait(None)
 
-    tasks = [asyncio.create_task(pump(i, job)) for i, job in enumerate(jobs)]
+    tasks = [asyncio.create_task(pump(i, request)) for i, request in enumerate(requests)]
     try:
         remaining = len(tasks)
         while remaining:

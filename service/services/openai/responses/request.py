@@ -1,46 +1,31 @@
-"""`/v1/responses`: OpenAI's Responses API on the chat path.
-
-A request becomes a chat request (instructions as the system turn, the stored conversation of
-`previous_response_id`, then the input items: messages, function calls and their outputs), runs
-as one, and its answer becomes output items: a message with `output_text`, function calls, and
-reasoning when a reasoning parser is set. Streams are chat chunks turned into the Responses event
-sequence (`response_events.py`).
-"""
+"""A Responses request as a chat request: instructions as the system turn, the stored
+conversation of `previous_response_id`, then the input items (messages, function calls and
+their outputs); the chat request's field names are mapped back in errors (`param`)."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import Engine
 from service.errors import GatewayError, InvalidRequestError, NotFoundError
-from service.schemas.chat import ChatCompletionRequest, ChatMessage
+from service.schemas.chat import ChatCompletionRequest
 from service.schemas.responses import (
     FunctionCallItem,
     FunctionCallOutputItem,
-    IncompleteDetails,
     InputItem,
-    OutputFunctionCall,
-    OutputItem,
-    OutputMessage,
-    OutputReasoning,
-    OutputText,
-    ReasoningText,
     Response,
     ResponsesRequest,
-    ResponseUsage,
 )
 from service.services.openai import chat
-from service.services.openai.response_events import response_events
-from service.services.openai.response_store import ResponseStore
+from service.services.openai.responses.store import ResponseStore
 
 
 @dataclass(slots=True)
@@ -49,12 +34,16 @@ class PreparedResponse:
     shell: Response  # the response's fields before any output
     messages: list[dict[str, Any]]  # the conversation so far, without instructions
     store: bool
-    owner: str | None
+    owner: str
     output_messages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cost(self) -> int:
         return self.chat.cost
+
+    @property
+    def priority(self) -> int:
+        return self.chat.priority
 
 
 _PARAMS = [
@@ -142,9 +131,9 @@ def prepare(
     engine: Engine,
     settings: Settings,
     store: ResponseStore,
-    *,
-    owner: str | None,
+    caller: Caller,
 ) -> PreparedResponse:
+    owner = caller.owner
     history: list[dict[str, Any]] = []
     if request.previous_response_id is not None:
         stored = store.get(request.previous_response_id, owner)
@@ -157,7 +146,9 @@ def prepare(
     conversation = [*history, *input_messages(request.input)]
     system = [{"role": "system", "content": request.instructions}] if request.instructions else []
     try:
-        prepared = chat.prepare(_chat_request(request, system + conversation), engine, settings)
+        prepared = chat.prepare(
+            _chat_request(request, system + conversation), engine, settings, caller
+        )
     except GatewayError as err:
         err.param = _param(err.param)
         raise
@@ -188,93 +179,3 @@ def prepare(
         metadata=request.metadata or {},
     )
     return PreparedResponse(prepared, shell, conversation, request.store, owner)
-
-
-def output_items(message: ChatMessage) -> list[OutputItem]:
-    items: list[OutputItem] = []
-    if message.reasoning:
-        items.append(
-            OutputReasoning(
-                id=f"rs_{uuid.uuid4().hex}", content=[ReasoningText(text=message.reasoning)]
-            )
-        )
-    if message.content:
-        items.append(
-            OutputMessage(id=f"msg_{uuid.uuid4().hex}", content=[OutputText(text=message.content)])
-        )
-    items.extend(
-        OutputFunctionCall(
-            id=f"fc_{uuid.uuid4().hex}",
-            call_id=call.id,
-            name=call.function.name,
-            arguments=call.function.arguments,
-        )
-        for call in message.tool_calls
-    )
-    return items
-
-
-def finish(
-    prepared: PreparedResponse,
-    output: list[OutputItem],
-    finish_reason: str | None,
-    usage: ResponseUsage,
-    store: ResponseStore,
-) -> Response:
-    """The completed response, stored when asked, with the conversation it continues."""
-    response = prepared.shell.model_copy(
-        update={
-            "output": output,
-            "usage": usage,
-            "status": "incomplete" if finish_reason == "length" else "completed",
-            "incomplete_details": IncompleteDetails(reason="max_output_tokens")
-            if finish_reason == "length"
-            else None,
-        }
-    )
-    if prepared.store:
-        store.put(response, [*prepared.messages, *_as_messages(output)], prepared.owner)
-    return response
-
-
-def _as_messages(output: list[OutputItem]) -> list[dict[str, Any]]:
-    text = "".join(
-        part.text for item in output if isinstance(item, OutputMessage) for part in item.content
-    )
-    calls = [
-        {
-            "id": item.call_id,
-            "type": "function",
-            "function": {"name": item.name, "arguments": item.arguments},
-        }
-        for item in output
-        if isinstance(item, OutputFunctionCall)
-    ]
-    message: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if calls:
-        message["tool_calls"] = calls
-    return [message]
-
-
-def usage_of(prompt: int, completion: int) -> ResponseUsage:
-    return ResponseUsage(
-        input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion
-    )
-
-
-async def complete(prepared: PreparedResponse, engine: Engine, store: ResponseStore) -> Response:
-    answer = await chat.complete(prepared.chat, engine)
-    choice = answer.choices[0]
-    usage = usage_of(answer.usage.prompt_tokens, answer.usage.completion_tokens)
-    return finish(prepared, output_items(choice.message), choice.finish_reason, usage, store)
-
-
-async def stream(
-    prepared: PreparedResponse, engine: Engine, store: ResponseStore
-) -> AsyncIterator[str]:
-    """The Responses event sequence as SSE payloads."""
-    chunks = chat.chunks(prepared.chat, engine)
-    # Leaving early closes both now, which aborts the engine request.
-    async with aclosing(chunks), aclosing(response_events(prepared, chunks, store)) as events:
-        async for event in events:
-            yield event

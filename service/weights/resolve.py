@@ -13,7 +13,7 @@ OFFLINE_SOURCES: dict[str, tuple[str, str, str]] = {
 
 
 def prepared_path(model_id: str, cache_dir: Path) -> Path:
-    """The folder `python -m service.models prepare` writes the model to."""
+    """The folder `python -m service.weights prepare` writes the model to."""
     return cache_dir / model_id.replace("/", "--")
 
 

@@ -2,8 +2,9 @@
 
 In memory, per replica (behind a load balancer a continuation must reach the replica that stored
 its predecessor), bounded by `response_store_entries` (the oldest goes first) and
-`response_store_ttl_seconds`. Each entry belongs to the API key that created it (its public id;
-None when auth is off): another key sees a 404, as if it did not exist.
+`response_store_ttl_seconds`. Each entry belongs to the API key that created it
+(`Caller.owner`: its public id, or the one anonymous owner when auth is off): another key sees
+a 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class StoredResponse:
     # The whole conversation as chat messages, this response's output included: what a
     # continuation's prompt starts with.
     messages: list[dict[str, Any]]
-    owner: str | None
+    owner: str
     expires: float
 
 
@@ -32,7 +33,7 @@ class ResponseStore:
         self._ttl = ttl_seconds
         self._items: OrderedDict[str, StoredResponse] = OrderedDict()
 
-    def put(self, response: Response, messages: list[dict[str, Any]], owner: str | None) -> None:
+    def put(self, response: Response, messages: list[dict[str, Any]], owner: str) -> None:
         if self._entries == 0:
             return
         self._items[response.id] = StoredResponse(
@@ -42,7 +43,7 @@ class ResponseStore:
         while len(self._items) > self._entries:
             self._items.popitem(last=False)
 
-    def get(self, response_id: str, owner: str | None) -> StoredResponse | None:
+    def get(self, response_id: str, owner: str) -> StoredResponse | None:
         item = self._items.get(response_id)
         if item is None:
             return None
@@ -51,7 +52,7 @@ class ResponseStore:
             return None
         return item if item.owner == owner else None
 
-    def delete(self, response_id: str, owner: str | None) -> bool:
+    def delete(self, response_id: str, owner: str) -> bool:
         if self.get(response_id, owner) is None:
             return False
         del self._items[response_id]

@@ -11,6 +11,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import EmbeddingEngine
 from service.errors import ContextLengthError, InvalidRequestError, UnsupportedParameterError
@@ -20,8 +21,9 @@ from service.schemas.embeddings import (
     EmbeddingResponse,
     EmbeddingUsage,
 )
-from service.services.generation import engine_request_ids
-from service.services.limits import check_count, check_embedding_model, check_text
+from service.services.core.generation import engine_request_ids
+from service.services.core.limits import check_count, check_text
+from service.services.registry import select_embedding_model
 from service.telemetry import context
 
 
@@ -31,6 +33,7 @@ class PreparedEmbeddings:
     inputs: list[list[int]]
     encoding_format: str
     dimensions: int | None
+    priority: int
 
     @property
     def cost(self) -> int:
@@ -65,9 +68,9 @@ def tokenize(
 
 
 def prepare(
-    request: EmbeddingRequest, engine: EmbeddingEngine, settings: Settings
+    request: EmbeddingRequest, engine: EmbeddingEngine, settings: Settings, caller: Caller
 ) -> PreparedEmbeddings:
-    model = check_embedding_model(request.model, settings)
+    model = select_embedding_model(request.model, settings)
     if request.dimensions is not None and not engine.truncatable:
         raise UnsupportedParameterError(
             f"The model '{model}' does not support `dimensions` (it is not a Matryoshka "
@@ -79,7 +82,9 @@ def prepare(
             f"`dimensions` may be at most {engine.dimensions}.", param="dimensions"
         )
     inputs = tokenize(request.inputs(), engine, settings, param="input")
-    return PreparedEmbeddings(model, inputs, request.encoding_format, request.dimensions)
+    return PreparedEmbeddings(
+        model, inputs, request.encoding_format, request.dimensions, caller.priority
+    )
 
 
 def encode_vector(vector: list[float], encoding_format: str) -> list[float] | str:

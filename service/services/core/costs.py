@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from service.services.generation import EngineJob
+from service.engine.base import EngineRequest
 
 CHARS_PER_TOKEN = 3
 
 
-def of_jobs(jobs: Sequence[EngineJob]) -> int:
-    return sum(job.options.n for job in jobs)
+def of_requests(requests: Sequence[EngineRequest]) -> int:
+    return sum(request.options.n for request in requests)
 
 
 def of_beams(prompts: int, beam_width: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import EmbeddingEngine
 from service.schemas.rerank import (
@@ -18,9 +19,9 @@ from service.schemas.rerank import (
     RerankResult,
     RerankUsage,
 )
-from service.services.embeddings import tokenize, vectors
-from service.services.generation import engine_request_ids
-from service.services.limits import check_embedding_model
+from service.services.core.generation import engine_request_ids
+from service.services.pooling.embeddings import tokenize, vectors
+from service.services.registry import select_embedding_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class PreparedRerank:
     texts: list[str]
     top_n: int
     return_documents: bool
+    priority: int
 
     @property
     def cost(self) -> int:
@@ -38,8 +40,10 @@ class PreparedRerank:
         return 1 + len(self.documents)
 
 
-def prepare(request: RerankRequest, engine: EmbeddingEngine, settings: Settings) -> PreparedRerank:
-    model = check_embedding_model(request.model, settings)
+def prepare(
+    request: RerankRequest, engine: EmbeddingEngine, settings: Settings, caller: Caller
+) -> PreparedRerank:
+    model = select_embedding_model(request.model, settings)
     (query,) = tokenize([request.query], engine, settings, param="query")
     documents = tokenize(list(request.documents), engine, settings, param="documents")
     return PreparedRerank(
@@ -49,6 +53,7 @@ def prepare(request: RerankRequest, engine: EmbeddingEngine, settings: Settings)
         texts=request.documents,
         top_n=min(request.top_n or len(documents), len(documents)),
         return_documents=request.return_documents,
+        priority=caller.priority,
     )
 
 
