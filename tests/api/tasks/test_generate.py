@@ -126,7 +126,7 @@ async def test_the_model_is_optional_but_checked(client: httpx.AsyncClient) -> N
 
 # --------------------------------------------------------------------------- beam search
 # The fake engine always offers the same next token, so one beam runs to the length limit; the
-# search itself is checked against transformers in tests/unit/test_beam_search.py and on the
+# search itself is checked against transformers in tests/unit/tasks/test_beam_search.py and on the
 # real engine in tests/integration/test_beam_oracle.py.
 async def test_beam_search_is_one_engine_token_per_beam_and_round(
     client: httpx.AsyncClient, fake_engine: FakeEngine

@@ -1,5 +1,5 @@
 """/v1/classify on a fake engine whose label log-probabilities depend on the text
-(tests/api/classify_engine.py)."""
+(tests/api/tasks/classify_engine.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from service.engine.base import SamplingOptions
 from service.engine.fake import FakeEngine
 from service.services.tasks.classify.calibration import CONTENT_FREE
 from service.services.tasks.classify.labels import PRESETS
-from tests.api.classify_engine import CLASSIFY, classify, scoring_engine
+from tests.api.tasks.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.api.helpers import assert_openai_error, serve
 from tests.conftest import FAKE_MODEL
 

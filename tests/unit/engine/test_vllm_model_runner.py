@@ -33,7 +33,7 @@ from service.engine.vllm.args import (
 )
 from service.engine.vllm.logits import LOGITS_PROCESSORS
 from service.errors import UnsupportedParameterError
-from tests.unit.test_vllm_args import ACCEPTED_SETS
+from tests.unit.engine.test_vllm_args import ACCEPTED_SETS
 
 PLATFORMS = [pytest.param(True, id="cpu"), pytest.param(False, id="gpu")]
 # (setting, on CPU, processor registered)

@@ -15,7 +15,7 @@ THOUGHT = "<think> The capital is Paris. </think> Paris."
 
 class ThinkTags:
     """A `<think>...</think>` reader with the ReasoningParser protocol (vLLM's are unit-tested
-    in tests/unit/test_vllm_parsers.py)."""
+    in tests/unit/engine/test_vllm_parsers.py)."""
 
     def __init__(self) -> None:
         self.text = ""

@@ -102,7 +102,7 @@ async def test_metrics_name_the_page_by_its_route(fake_engine: FakeEngine) -> No
 
 
 def test_the_files_ship_as_package_data() -> None:
-    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text()
     assert 'service = ["static/playground/*"]' in pyproject
     shipped = {path.name for path in playground.STATIC_DIR.iterdir()}
     assert shipped == {"index.html", *playground.ASSETS}
