@@ -16,8 +16,8 @@ from service.engine.base import SamplingOptions
 from service.engine.fake import FakeEngine
 from service.services.tasks.classify.calibration import CONTENT_FREE
 from service.services.tasks.classify.labels import PRESETS
-from tests.api.tasks.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.api.helpers import assert_openai_error, serve
+from tests.api.tasks.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.conftest import FAKE_MODEL
 
 

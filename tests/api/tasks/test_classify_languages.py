@@ -8,8 +8,8 @@ import pytest
 
 from service.engine.fake import FakeEngine
 from service.services.tasks.classify.calibration import CONTENT_FREE
-from tests.api.tasks.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.api.helpers import assert_openai_error
+from tests.api.tasks.classify_engine import CLASSIFY, classify, scoring_engine
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from service.app import create_app
 from service.config import Settings
 from service.engine.fake import FakeEngine
-from tests.api.tasks.classify_engine import classify, scoring_engine
 from tests.api.helpers import serve
+from tests.api.tasks.classify_engine import classify, scoring_engine
 from tests.conftest import FAKE_MODEL
 
 REQUESTS: list[dict[str, Any]] = [
