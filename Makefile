@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
 SERVE_ARGS ?=
 
-.PHONY: serve test docs install install-test install-tools install-redis browser model constraints clean
+.PHONY: serve test docs install install-test install-tools install-redis install-postgres browser model constraints clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,16 @@ install-redis:
 	  || { apt-get update -qq && apt-get install -y --no-install-recommends redis-server; }
 	redis-server --version
 
-install-tools: $(VENV)/bin/promtool install-redis browser
+# PostgreSQL for the store's tests (tests/postgres_server.py: one server per test session, run
+# as the postgres user on a free loopback port in a temporary folder): Debian's package, when its
+# server binaries are missing (root, as in CI).
+install-postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || apt-get install -y --no-install-recommends postgresql \
+	  || { apt-get update -qq && apt-get install -y --no-install-recommends postgresql; }
+	ls /usr/lib/postgresql/*/bin/initdb
+
+install-tools: $(VENV)/bin/promtool install-redis install-postgres browser
 
 model: install
 	$(PY) -m service.models prepare

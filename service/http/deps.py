@@ -23,6 +23,7 @@ from service.http.security import SecurityPolicy
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.response_store import ResponseStore
+from service.store import Store
 from service.telemetry.metrics import GatewayMetrics
 
 
@@ -36,6 +37,7 @@ class GatewayState:
     observability: Observability
     security: SecurityPolicy
     responses: ResponseStore  # stored /v1/responses answers (this replica's)
+    store: Store  # files, batches: SQLite under data_dir, or PostgreSQL (database_url)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -95,3 +97,10 @@ async def get_response_store(gateway: GatewayDep) -> ResponseStore:
 
 
 ResponseStoreDep = Annotated[ResponseStore, Depends(get_response_store)]
+
+
+async def get_store(gateway: GatewayDep) -> Store:
+    return gateway.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
