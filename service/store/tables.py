@@ -11,7 +11,20 @@ autoincrement integer, so rows list in the order they were made.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, MetaData, String
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ANONYMOUS_OWNER = "anonymous"  # the owner of everything when authentication is off
@@ -20,7 +33,7 @@ ID_LENGTH = 64  # public ids ("file-<hex>", ...)
 # Named constraints and indexes, so that a later migration can name what it alters.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
@@ -75,3 +88,69 @@ class FileChunkRow(Base):
     file_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class BatchRow(Base):
+    """A batch (OpenAI's Batch API): its lines are `BatchLineRow`s, copied from the input file
+    when it is validated, so the input file may be deleted while the batch runs."""
+
+    __tablename__ = "batches"
+
+    seq: Mapped[int] = seq_column()
+    id: Mapped[str] = public_id_column()
+    owner: Mapped[str] = owner_column()
+    endpoint: Mapped[str] = mapped_column(String(64), nullable=False)
+    input_file_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
+    completion_window: Mapped[str] = mapped_column(String(16), nullable=False)
+    # validating, failed, in_progress, finalizing, completed, expired, cancelling, cancelled
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    batch_metadata: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON, nullable=True)
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    output_file_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    error_file_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # request_counts
+    completed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Unix seconds, as OpenAI's batch object has them.
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    in_progress_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finalizing_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    expired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cancelling_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        Index("ix_batches_owner_seq", "owner", "seq"),
+        Index("ix_batches_status", "status"),
+    )
+
+
+class BatchLineRow(Base):
+    """One request of a batch, and its one result. A replica claims lines with a lease
+    (`claimed_by`, `lease_until`); a line whose lease ran out (its replica died) is claimed
+    again. Its result is stored once: a `custom_id` is unique in its batch."""
+
+    __tablename__ = "batch_lines"
+
+    batch_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # from 1
+    custom_id: Mapped[str] = mapped_column(String(512), nullable=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # pending, running, succeeded, failed, expired, cancelled
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)  # a replica
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)  # Unix seconds
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # its body
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("batch_id", "custom_id"),
+        Index("ix_batch_lines_batch_id_status", "batch_id", "status"),
+    )

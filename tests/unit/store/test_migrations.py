@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from service.config import Settings
 from service.store.database import Database
-from service.store.migrate import head_revision, upgrade
+from service.store.migrate import alembic_config, head_revision, upgrade
 from service.store.tables import Base
 
 
@@ -41,6 +42,21 @@ async def test_migrations_bring_an_empty_store_to_the_declared_tables(
     assert revision == head_revision() is not None
     assert set(Base.metadata.tables) <= tables
     assert diff == [], "a table changed without a migration: alembic revision --autogenerate"
+
+
+async def test_the_migrations_go_down_to_nothing_and_up_again(store_settings: Settings) -> None:
+    database = Database.from_settings(store_settings)
+    try:
+        await upgrade(database)
+        async with database.engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "base"))
+        revision, tables, _ = await schema_state(database)
+        assert revision is None and tables & set(Base.metadata.tables) == set()
+        await upgrade(database)
+        revision, _, diff = await schema_state(database)
+    finally:
+        await database.dispose()
+    assert revision == head_revision() and diff == []
 
 
 async def test_a_second_start_finds_the_schema_current(store_settings: Settings) -> None:
