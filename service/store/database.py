@@ -38,7 +38,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def _is_unavailable(err: BaseException) -> bool:
+def is_unavailable(err: BaseException) -> bool:
+    """Whether `err` says the database cannot be used now (rather than a bug)."""
     if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
         return True
     return isinstance(err, _UNAVAILABLE)
@@ -51,7 +52,7 @@ def unavailable_as_error(what: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        if not _is_unavailable(err):
+        if not is_unavailable(err):
             raise
         raise StoreUnavailableError(
             f"The store is unavailable ({what}: {type(err).__name__}); retry later."

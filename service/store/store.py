@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import exc
+
 from service.config import Settings
 from service.errors import StoreUnavailableError
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
-from service.store.database import Database, unavailable_as_error
+from service.store.database import Database, is_unavailable
 from service.store.files import Files
 from service.store.migrate import upgrade
 
@@ -41,14 +43,21 @@ class Store:
         return f"PostgreSQL at {self.database.url.render_as_string(hide_password=True)}"
 
     async def open(self) -> None:
-        """Migrate the schema to this version's; the store cannot be used before."""
+        """Migrate the schema to this version's; the store cannot be used before. A store that
+        cannot be opened (down, or misnamed: no such database or user) raises
+        `StoreUnavailableError` naming it and why."""
         try:
-            with unavailable_as_error("migrating"):
-                if isinstance(self.blobs, DirectoryBlobs):
-                    self.blobs.root.mkdir(parents=True, exist_ok=True)
-                await upgrade(self.database)
-        except StoreUnavailableError as err:
-            raise StoreUnavailableError(f"{self.where}: {err.message}") from err.__cause__
+            if isinstance(self.blobs, DirectoryBlobs):
+                self.blobs.root.mkdir(parents=True, exist_ok=True)
+            await upgrade(self.database)
+        except Exception as err:
+            if not (is_unavailable(err) or isinstance(err, exc.DBAPIError)):
+                raise
+            # The driver's own words: "database "x" does not exist", "Connect call failed".
+            reason = str(err.orig) if isinstance(err, exc.DBAPIError) else repr(err)
+            raise StoreUnavailableError(
+                f"The store ({self.where}) cannot be opened: {reason}"
+            ) from err
         logger.info("store ready: %s", self.where)
 
     async def close(self) -> None:

@@ -115,3 +115,17 @@ async def test_a_store_that_cannot_open_fails_naming_it(
     assert_typed(raised.value)
     assert store.where in raised.value.message
     assert "s3cret" not in raised.value.message  # the password is not shown
+
+
+@pytest.mark.postgres
+async def test_a_misnamed_postgres_database_fails_naming_it(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    store = Store.from_settings(Settings(data_dir=tmp_path, database_url=postgres.url("nosuch")))
+    try:
+        with pytest.raises(StoreUnavailableError) as raised:
+            await store.open()
+    finally:
+        await store.close()
+    assert store.where in raised.value.message
+    assert 'database "nosuch" does not exist' in raised.value.message
