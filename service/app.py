@@ -19,6 +19,7 @@ from service.routes import embeddings, health, lora, metrics, openai, playground
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.responses.store import ResponseStore
+from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
 
@@ -93,11 +94,13 @@ def create_app(
             stop_metrics_port = serve_metrics_port(
                 gateway.metrics, settings.host, settings.metrics_port
             )
-        state.begin()
         try:
+            await gateway.store.open()  # migrated before the engine starts, or no start
+            state.begin()
             yield
         finally:
             await state.stop()
+            await gateway.store.close()
             await gateway.security.aclose()
             await gateway.observability.aclose()
             if stop_metrics_port is not None:
@@ -118,10 +121,13 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    store = ResponseStore(
+    response_store = ResponseStore(
         entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
     )
-    gateway = GatewayState(settings, state, admission, observability, security, store)
+    store = Store.from_settings(settings)  # opened in the lifespan
+    gateway = GatewayState(
+        settings, state, admission, observability, security, response_store, store
+    )
     app.state.gateway = gateway
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -22,10 +22,11 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.config import Settings
 from service.engine.fake import FakeEngine
+from tests.postgres_server import PostgresServer, postgres_server
 from tests.redis_server import RedisServer, redis_server
 
 # Markers by the fixture that starts a real part, and by folder (under tests/).
-MARKER_OF_FIXTURE = {"live_server": "engine", "redis_process": "redis"}
+MARKER_OF_FIXTURE = {"live_server": "engine", "redis_process": "redis", "postgres": "postgres"}
 MARKERS_OF_FOLDER = {
     "playground": ("browser", "processes"),
     "replicas": ("processes",),
@@ -38,6 +39,17 @@ MARKERS_OF_MODULE = {"test_lifecycle.py": ("processes",)}
 
 FAKE_MODEL = "fake-model"
 HANG_GUARD = 30.0  # seconds: a broken implementation fails here instead of hanging
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The store's `data_dir` of every app and server process this session starts (whose
+    Settings name none), instead of the user's own: migrated by the first app, found current by
+    the others (a fresh store per app would add its migration to each of a thousand apps)."""
+    path = tmp_path_factory.mktemp("gateway-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATEWAY_DATA_DIR", str(path))
+        yield path
 
 
 @pytest.fixture
@@ -98,3 +110,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names += [marker for fixture, marker in MARKER_OF_FIXTURE.items() if fixture in fixtures]
         for name in names:
             item.add_marker(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (started on first use), on a free loopback port;
+    each test takes a database of its own (`postgres_url`)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def postgres_url(postgres: PostgresServer) -> AsyncIterator[str]:
+    """The `database_url` of a new, empty database on the session's PostgreSQL, dropped after."""
+    name = await postgres.create_database()
+    try:
+        yield postgres.url(name)
+    finally:
+        await postgres.drop_database(name)

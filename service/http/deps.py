@@ -24,6 +24,7 @@ from service.http.security import SecurityPolicy, caller_of, client_address
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.responses.store import ResponseStore
+from service.store import Store
 from service.telemetry.metrics import GatewayMetrics
 
 
@@ -37,6 +38,7 @@ class GatewayState:
     observability: Observability
     security: SecurityPolicy
     responses: ResponseStore  # stored /v1/responses answers (this replica's)
+    store: Store  # files, batches: SQLite under data_dir, or PostgreSQL (database_url)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -111,3 +113,10 @@ async def get_caller(request: Request, gateway: GatewayDep) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_store(gateway: GatewayDep) -> Store:
+    return gateway.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
