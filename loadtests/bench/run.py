@@ -25,12 +25,14 @@ from loadtests.bench.driver import (
 )
 from loadtests.bench.servers import ManagedServer, render
 from loadtests.bench.stats import compare, summarize, verdict
+from loadtests.bench.tiny import TinyShape, ensure_tiny_model
 
 logger = logging.getLogger(__name__)
 
 
 def resolve_model_dir(config: BenchConfig) -> str:
-    """The folder both servers load; only needed when a command template names {model_dir}."""
+    """The folder both servers load; only needed when a command template names {model_dir}.
+    In the tiny mode, the tiny model built from the prepared default model (once, then reused)."""
     if not any("{model_dir}" in s.command for s in config.servers):
         return config.model_dir or ""
     if config.model_dir:
@@ -38,12 +40,17 @@ def resolve_model_dir(config: BenchConfig) -> str:
     from service.config import Settings
     from service.models import resolve_model
 
-    folder = resolve_model(Settings())
+    settings = Settings()
+    folder = resolve_model(settings)
     if not Path(folder, "config.json").is_file():
         raise SystemExit(
             f"no prepared model at {folder}: run `python -m service.models prepare` or pass "
             "--model-dir"
         )
+    if config.tiny_model:
+        tiny = ensure_tiny_model(Path(folder), settings.download_dir)
+        logger.info("tiny model: %s", tiny)
+        return str(tiny)
     return folder
 
 
@@ -139,6 +146,11 @@ def _base_report(config: BenchConfig, levels: list[Level], model_dir: str) -> di
             "loadavg_start": out.loadavg(),
         },
         "config": settings,
+        "tiny_model": (
+            {**asdict(TinyShape()), "num_attention_heads": TinyShape().num_attention_heads}
+            if config.tiny_model
+            else None
+        ),
         "servers": {
             s.label: {
                 "name": s.name,
