@@ -45,6 +45,7 @@ class Result:
     end: float = 0.0
     ttft: float | None = None  # seconds
     itl: list[float] = field(default_factory=list)  # seconds
+    chunks: int = 0  # stream events that carried text (a server may put several tokens in one)
     output_tokens: int = 0
     prompt_tokens: int = 0
     overhead_ms: float | None = None  # the gateway's x-gateway-overhead-ms, when sent
@@ -163,6 +164,7 @@ async def send(client: httpx.AsyncClient, url: str, body: bytes) -> Result:
                     result.error = str(event["error"].get("message", event["error"]))[:200]
                     continue
                 if _text(event):
+                    result.chunks += 1
                     now = time.perf_counter()
                     if result.ttft is None:
                         result.ttft = now - result.start

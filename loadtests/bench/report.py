@@ -123,17 +123,19 @@ def summary_table(report: dict[str, Any]) -> str:
     """A markdown table of the medians, the B/A ratio (median, min-max) and the noise floor."""
     rows = [
         "| level | A tok/s | B tok/s | tok/s B/A | A-vs-A noise | TTFT p50 A / B ms | TTFT p50 B/A "
-        "| ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B | errors A/B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| TTFT p99 A / B ms | ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B "
+        "| errors A/B |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in report["comparison"].items():
         out = m["output_throughput"]
-        ttft = m["ttft_p50_ms"]
+        ttft, tail = m["ttft_p50_ms"], m["ttft_p99_ms"]
         api = m["api_cpu_ms_per_token"]
         rows.append(
             f"| {key} | {_fmt(out['a_median'])} | {_fmt(out['b_median'])} | {_ratio_cell(out)} "
             f"| ±{_fmt((out['noise_floor'] or 0) * 100)} % "
             f"| {_fmt(ttft['a_median'], 0)} / {_fmt(ttft['b_median'], 0)} | {_ratio_cell(ttft)} "
+            f"| {_fmt(tail['a_median'], 0)} / {_fmt(tail['b_median'], 0)} "
             f"| {_ratio_cell(m['itl_p50_ms'])} | {_ratio_cell(m['e2e_p99_ms'])} "
             f"| {_ratio_cell(m['goodput'])} "
             f"| {_fmt(api['a_median'], 2)} / {_fmt(api['b_median'], 2)} "

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests.bench import engine_metrics
 from loadtests.bench import report as out
 from loadtests.bench.config import BenchConfig, ServerSpec
 from loadtests.bench.driver import (
@@ -108,6 +109,7 @@ async def measure(
     async with make_client(config.request_timeout_s) as client:
         await warm_up(client, url, warmup_bodies(config))
         for level in levels:
+            histograms_before = await engine_metrics.scrape(client, server.base_url)
             cpu_before = server.cpu_seconds()
             result = await run_level(client, url, level, timeout_s=config.level_timeout_s)
             figures = summarize(
@@ -115,6 +117,13 @@ async def measure(
             )
             cpu_after = server.cpu_seconds()
             figures.update(cpu_figures(cpu_before, cpu_after, figures["output_tokens"]))
+            figures.update(
+                engine_metrics.level_figures(
+                    histograms_before,
+                    await engine_metrics.scrape(client, server.base_url),
+                    client_ttft_mean_ms=figures["ttft_mean_ms"],
+                )
+            )
             run["levels"][level.key] = figures
             logger.info(
                 "run %d %s %-12s %4d ok %2d err  %7.1f tok/s  TTFT p50 %s ms  ITL p50 %s ms",
