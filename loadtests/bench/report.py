@@ -157,7 +157,10 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     panels = [
         (axes[0][0], "closed", "output_throughput", "output tokens/s", "concurrent users"),
         (axes[0][1], "closed", "ttft_p50_ms", "TTFT p50 (ms)", "concurrent users"),
-        (axes[1][0], "poisson", "ttft_p50_ms", "TTFT p50 (ms)", "Poisson rate (requests/s)"),
+        # without a Poisson sweep, the closed loop's TTFT tail instead
+        (axes[1][0], "poisson", "ttft_p50_ms", "TTFT p50 (ms)", "Poisson rate (requests/s)")
+        if any(lv["phase"] == "poisson" for lv in levels)
+        else (axes[1][0], "closed", "ttft_p99_ms", "TTFT p99 (ms)", "concurrent users"),
     ]
     for ax, phase, metric, ylabel, xlabel in panels:
         chosen = [lv for lv in levels if lv["phase"] == phase]
@@ -207,7 +210,7 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     if m.get("gpu"):
         device = f"{m['gpu'][0]['name']} · " + device
     fig.suptitle(
-        f"A = vLLM OpenAI server, B = gateway · {device} · "
+        f"A = vLLM OpenAI server, B = gateway · {report['config']['model_name']} · {device} · "
         f"vLLM {m['vllm']} · {m.get('dtype', '')} · {report['config']['pairs']} pairs"
         + "".join(f"\n{line}" for line in textwrap.wrap(report["conditions"]["note"], 120)),
         fontsize=10,
