@@ -229,9 +229,17 @@ async def warm_up(client: httpx.AsyncClient, url: str, bodies: list[bytes]) -> N
 
 
 def make_client(request_timeout_s: float) -> httpx.AsyncClient:
-    """No connection cap (Poisson load may hold many streams open) and no proxies from the env."""
+    """No connection cap (Poisson load may hold many streams open) and no proxies from the env.
+
+    Idle connections are dropped after 2 s, before either server's keep-alive timeout (uvicorn's
+    5 s in both) can close one just as a request is sent on it: with httpx's default (also 5 s)
+    a request now and then failed with an empty `ReadError` that never reached the server,
+    more often when a busy machine delayed the server's event loop.
+    """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(request_timeout_s, connect=10.0),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0
+        ),
         trust_env=False,
     )
