@@ -122,6 +122,7 @@ async def measure(
                     histograms_before,
                     await engine_metrics.scrape(client, server.base_url),
                     client_ttft_mean_ms=figures["ttft_mean_ms"],
+                    output_tokens=figures["output_tokens"],
                 )
             )
             run["levels"][level.key] = figures

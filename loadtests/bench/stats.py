@@ -26,6 +26,7 @@ METRICS: dict[str, bool] = {
     # client's mean TTFT minus it: where the time to first token went (engine_metrics.py)
     "engine_ttft_mean_ms": False,
     "ttft_outside_engine_mean_ms": False,
+    "output_tokens_per_step": True,  # the mean decode batch: how full the clients kept the engine
 }
 
 

@@ -78,6 +78,7 @@ def test_every_level_completed_without_errors(report: dict[str, Any]) -> None:
             assert figures["tokens_per_chunk"] >= 1
             # the fake engine has no vLLM histograms; the gateway's own TTFT one is there
             assert figures["engine_ttft_mean_ms"] is None
+            assert figures["output_tokens_per_step"] is None
             assert figures["server_ttft_mean_ms"] > 0
             if levels[key]["ignore_eos"]:  # fixed output: usage counts every requested token
                 assert figures["output_tokens"] == figures["completed"] * 32
@@ -168,6 +169,11 @@ vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 3.0
 vllm:request_queue_time_seconds_bucket{engine="0",le="+Inf",model_name="m"} 12.0
 vllm:request_queue_time_seconds_count{engine="0",model_name="m"} 12.0
 vllm:request_queue_time_seconds_sum{engine="0",model_name="m"} 0.6
+# HELP vllm:iteration_tokens_total Histogram of number of tokens per engine_step.
+# TYPE vllm:iteration_tokens_total histogram
+vllm:iteration_tokens_total_bucket{engine="0",le="+Inf",model_name="m"} 40.0
+vllm:iteration_tokens_total_count{engine="0",model_name="m"} 40.0
+vllm:iteration_tokens_total_sum{engine="0",model_name="m"} 400.0
 # HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{engine="0",model_name="m"} 3.0
@@ -184,12 +190,20 @@ async def test_engine_histograms_give_a_levels_ttft_split() -> None:
     assert after == {
         "vllm:time_to_first_token_seconds": (3.0, 12.0),
         "vllm:request_queue_time_seconds": (0.6, 12.0),
+        "vllm:iteration_tokens_total": (400.0, 40.0),
     }
-    before = {"vllm:time_to_first_token_seconds": (1.0, 2.0)}  # e.g. the warm-up's requests
-    figures = engine_metrics.level_figures(before, after, client_ttft_mean_ms=500.0)
+    before = {  # e.g. the warm-up's requests
+        "vllm:time_to_first_token_seconds": (1.0, 2.0),
+        "vllm:iteration_tokens_total": (16.0, 8.0),
+    }
+    figures = engine_metrics.level_figures(
+        before, after, client_ttft_mean_ms=500.0, output_tokens=320
+    )
     assert figures["engine_ttft_mean_ms"] == 200.0  # (3.0 - 1.0) s over 10 requests
     assert figures["engine_queue_mean_ms"] == 50.0
     assert figures["ttft_outside_engine_mean_ms"] == 300.0
     assert figures["engine_prefill_mean_ms"] is None and figures["server_ttft_mean_ms"] is None
-    absent = engine_metrics.level_figures(None, after, client_ttft_mean_ms=500.0)
+    assert (figures["engine_steps"], figures["output_tokens_per_step"]) == (32, 10.0)
+    absent = engine_metrics.level_figures(None, after, client_ttft_mean_ms=500.0, output_tokens=1)
     assert absent["engine_ttft_mean_ms"] is None and absent["ttft_outside_engine_mean_ms"] is None
+    assert absent["output_tokens_per_step"] is None
