@@ -75,7 +75,9 @@ async def test_required_choice_calls_a_tool_and_finishes_with_tool_calls(
     (call,) = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
-    schema = fake_engine.requests[-1].options.structured.json_schema  # type: ignore[union-attr]
+    structured = fake_engine.requests[-1].options.structured
+    assert structured is not None and structured.json_schema is not None
+    schema = structured.json_schema
     assert schema["type"] == "array" and schema["minItems"] == 1
     assert ("maxItems" in schema) is not parallel
     names = [item["properties"]["name"]["enum"] for item in schema["items"]["anyOf"]]
