@@ -15,7 +15,7 @@ from loadtests.bench.config import from_args
 from loadtests.bench.servers import render
 from loadtests.bench.tiny import TINY_MODEL_NAME, TinyShape, ensure_tiny_model, tiny_model_dir
 from service.config import Settings
-from service.models import resolve_model
+from service.weights import resolve_model
 
 
 @pytest.fixture(scope="module")
