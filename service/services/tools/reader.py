@@ -110,7 +110,7 @@ class OutputReader:
     def opening(self) -> ParsedDelta:
         if self._calls is None:
             return NOTHING
-        return self._keep(ParsedDelta(tool_calls=self._calls.opening()))
+        return self._keep(None, None, self._calls.opening())
 
     def feed(self, text: str, token_ids: Sequence[int], *, last: bool = False) -> ParsedDelta:
         whole = last and not self._started
@@ -120,7 +120,7 @@ class OutputReader:
             return ParsedDelta(text)
         thought, content = self._split(text, token_ids, whole=whole)
         delta = self._read_calls(content, token_ids, whole=whole, last=last)
-        return self._keep(ParsedDelta(delta.content or None, thought, delta.tool_calls))
+        return self._keep(delta.content or None, thought, delta.tool_calls)
 
     def finish(self, finish_reason: FinishReason | None) -> Outcome:
         calls = [
@@ -170,17 +170,21 @@ class OutputReader:
             delta = joined(delta, self._calls.flush())
         return delta
 
-    def _keep(self, delta: ParsedDelta) -> ParsedDelta:
+    def _keep(
+        self,
+        content: str | None,
+        reasoning: str | None,
+        pieces: tuple[ToolCallFragment, ...],
+    ) -> ParsedDelta:
         """Record what a step gives for the outcome; one call only unless parallel calls are
         allowed, and a call's name on its first fragment only."""
-        if delta.content:
-            self._text.append(delta.content)
-        if delta.reasoning:
-            self._thought.append(delta.reasoning)
-        if not delta.tool_calls:
-            return delta
-        kept = tuple(piece for piece in map(self._track, delta.tool_calls) if piece is not None)
-        return replace(delta, tool_calls=kept)
+        if content:
+            self._text.append(content)
+        if reasoning:
+            self._thought.append(reasoning)
+        if pieces:
+            pieces = tuple(piece for piece in map(self._track, pieces) if piece is not None)
+        return ParsedDelta(content, reasoning, pieces)
 
     def _track(self, piece: ToolCallFragment) -> ToolCallFragment | None:
         if not self._parallel and piece.index != 0:
