@@ -15,7 +15,17 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
+from service.routes import (
+    anthropic,
+    embeddings,
+    health,
+    lora,
+    metrics,
+    openai,
+    playground,
+    responses,
+    tasks,
+)
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.responses.store import ResponseStore
@@ -133,6 +143,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(responses.router)
+    app.include_router(anthropic.router)
     app.include_router(tasks.router)
     app.include_router(embeddings.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
