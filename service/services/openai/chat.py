@@ -71,7 +71,8 @@ class PreparedChat:
     logprobs: bool
     include_usage: bool
     tools: ToolPlan | None = None
-    reasoning: bool = False
+    reasoning: bool = False  # a reasoning parser splits the output
+    include_reasoning: bool = True  # vLLM's: False leaves the reasoning out of the answer
 
     @property
     def cost(self) -> int:
@@ -134,6 +135,7 @@ def prepare(
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         tools=plan,
         reasoning=settings.reasoning_parser is not None,
+        include_reasoning=request.include_reasoning,
     )
 
 
@@ -203,7 +205,11 @@ def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> Cha
     ]
     return ChatChoice(
         index=0,
-        message=ChatMessage(content=shaped.content, reasoning=shaped.reasoning, tool_calls=calls),
+        message=ChatMessage(
+            content=shaped.content,
+            reasoning=shaped.reasoning if prepared.include_reasoning else None,
+            tool_calls=calls,
+        ),
         logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
         finish_reason=finish_reason(prepared.tools, seq.finish_reason, bool(calls)),
         stop_reason=seq.stop_reason,
@@ -319,7 +325,7 @@ async def chunks(
                     )
                     message = DeltaMessage(
                         content=parsed.content,
-                        reasoning=parsed.reasoning,
+                        reasoning=parsed.reasoning if prepared.include_reasoning else None,
                         tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
                     )
                     if finish is not None:
