@@ -276,3 +276,22 @@ async def test_only_background_streams_can_be_streamed_again(tmp_path: Path) -> 
             assert_openai_error(again, 400, param="stream")
         bad = await client.get(f"{RESPONSES}/{plain['id']}?stream=true&starting_after=soon")
         assert_openai_error(bad, 400, param="starting_after")
+
+
+async def test_a_runs_tokens_are_charged_to_its_key_when_it_ends(
+    gated: FakeEngine, tmp_path: Path
+) -> None:
+    """The request ends before its run does; its key's token rate limit still counts the run's
+    tokens (a long prompt puts the key in debt for minutes: the next request is refused)."""
+    auth = {"Authorization": "Bearer key-one"}
+    app = replica(gated, tmp_path, api_keys=["key-one"], tokens_per_minute=10)
+    async with serve(app) as client:
+        long_input = body(background=True, input="word " * 100)
+        made = (await client.post(RESPONSES, json=long_input, headers=auth)).json()
+        gated.open_gate()  # the run ends after its request
+        await eventually(
+            lambda: _has_status(client, made["id"], "completed", auth), "the run completed"
+        )
+        refused = await client.post(RESPONSES, json=body(), headers=auth)
+    error = assert_openai_error(refused, 429, code="rate_limit_exceeded")
+    assert error["type"] == "tokens"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,7 @@ from service.services.openai.responses.request import PreparedResponse
 from service.services.openai.responses.run import answer, output_events
 from service.store import Store
 from service.store.responses import StoredResponse
+from service.telemetry import context
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ class BackgroundResponses:
         self._runs: dict[str, _Run] = {}
         self._beat: asyncio.Task[None] | None = None
         self._stopping = False
-        self._ticks = 0
+        self._swept = -math.inf  # when this replica last looked for dead replicas' runs
+        self._pruned = -math.inf
 
     # --- the app's lifespan
 
@@ -136,6 +139,9 @@ class BackgroundResponses:
             log.append(events.lifecycle("response.created", shell))
             log.append(events.lifecycle("response.queued", shell))
         run = _Run(prepared, events, log)
+        ctx = context.current()
+        if ctx is not None:  # the request's token charge waits for the run's tokens
+            ctx.work_started()
         run.task = asyncio.create_task(self._run(run, engine, admit), name=f"response {shell.id}")
         self._runs[shell.id] = run
         run.task.add_done_callback(lambda _: self._runs.pop(shell.id, None))
@@ -213,6 +219,9 @@ class BackgroundResponses:
         finally:
             if run.log is not None:
                 await run.log.close()
+            ctx = context.current()  # the request's, copied into this task
+            if ctx is not None:
+                await ctx.work_ended()
 
     async def _work(self, run: _Run, engine: Engine) -> None:
         prepared = run.prepared
@@ -265,8 +274,10 @@ class BackgroundResponses:
                 logger.warning("background heartbeat failed", exc_info=True)
 
     async def tick(self) -> None:
-        """One heartbeat: record this replica's runs, stop the ones no longer active, mark
-        failed the runs of replicas that stopped beating, and now and then prune."""
+        """One heartbeat: record this replica's runs and stop the ones no longer active; now
+        and then, mark failed the runs of replicas that stopped beating, and prune. An idle
+        replica makes one small read every `background_stale_seconds / 3`, and one prune a
+        minute."""
         now = self._clock()
         running = [run_id for run_id, run in self._runs.items() if not run.ending]
         if running:
@@ -275,14 +286,15 @@ class BackgroundResponses:
                 run = self._runs.get(run_id)
                 if run is not None and run_id not in active:
                     run.stop()
-        failed = await self._store.responses.fail_stale(
-            now - self._settings.background_stale_seconds,
-            ResponseError(code="server_error", message=DIED).model_dump(),
-        )
-        if failed:
-            logger.warning("background responses of a dead replica marked failed: %s", failed)
-        self._ticks += 1
-        if self._ticks * self._settings.background_heartbeat_seconds >= PRUNE_SECONDS:
-            self._ticks = 0
+        stale = self._settings.background_stale_seconds
+        if now - self._swept >= stale / 3:  # a dead replica's runs fail within 4/3 x stale
+            self._swept = now
+            failed = await self._store.responses.fail_stale(
+                now - stale, ResponseError(code="server_error", message=DIED).model_dump()
+            )
+            if failed:
+                logger.warning("background responses of a dead replica marked failed: %s", failed)
+        if now - self._pruned >= PRUNE_SECONDS:
+            self._pruned = now
             await self._store.responses.prune()
             await self._store.conversations.prune()
