@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from service.engine.fake import FakeEngine
-from tests.api.helpers import assert_rejected_before_the_engine, make_app, serve, sse_named
+from service.errors import EngineFailureError
+from tests.api.helpers import (
+    assert_rejected_before_the_engine,
+    fails_mid_stream,
+    make_app,
+    serve,
+    sse_named,
+)
 from tests.conftest import FAKE_MODEL
 
 RESPONSES = "/v1/responses"
@@ -122,6 +129,18 @@ async def test_stream_sends_the_official_event_sequence(
     else:
         deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
         assert deltas == output_text(final) == output_text(whole)
+
+
+async def test_an_error_mid_stream_is_an_error_event_and_nothing_is_kept() -> None:
+    engine = fails_mid_stream(EngineFailureError("The engine failed."))
+    async with serve(make_app(engine)) as client:
+        streamed = await client.post(RESPONSES, json=body(stream=True))
+        events = sse_named(streamed.text)
+        made = events[0]["response"]["id"]
+        kept = await client.get(f"{RESPONSES}/{made}")
+    assert streamed.text.rstrip().splitlines()[-2] == "event: error"
+    assert events[-1]["error"]["code"] == "engine_error"
+    assert kept.status_code == 404
 
 
 async def test_previous_response_id_continues_and_get_delete_work(

@@ -18,11 +18,13 @@ import pytest
 from fastapi import FastAPI
 
 from service.engine.fake import FakeEngine
+from service.errors import EngineFailureError
 from service.services.openai.responses import BackgroundResponses
 from tests.api.helpers import (
     CHAT,
     assert_openai_error,
     chat_body,
+    fails_mid_stream,
     make_app,
     serve,
     sse_named,
@@ -289,9 +291,49 @@ async def test_a_runs_tokens_are_charged_to_its_key_when_it_ends(
         long_input = body(background=True, input="word " * 100)
         made = (await client.post(RESPONSES, json=long_input, headers=auth)).json()
         gated.open_gate()  # the run ends after its request
-        await eventually(
-            lambda: _has_status(client, made["id"], "completed", auth), "the run completed"
-        )
+        runs = app.state.gateway.responses
+        await until(lambda: made["id"] not in runs.running(), "the run ended")
         refused = await client.post(RESPONSES, json=body(), headers=auth)
     error = assert_openai_error(refused, 429, code="rate_limit_exceeded")
     assert error["type"] == "tokens"
+
+
+async def test_an_engine_failure_ends_a_background_stream_with_response_failed(
+    tmp_path: Path,
+) -> None:
+    engine = fails_mid_stream(EngineFailureError("The engine failed."))
+    async with serve(replica(engine, tmp_path)) as client:
+        created = await client.post(RESPONSES, json=body(background=True, stream=True))
+        events = sse_named(created.text)
+        stored = await status_of(client, events[0]["response"]["id"])
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["code"] == "engine_error"
+    assert stored["status"] == "failed" and stored["error"] == events[-1]["response"]["error"]
+
+
+async def test_followers_of_a_dead_replicas_stream_get_response_failed(
+    gated: FakeEngine, tmp_path: Path
+) -> None:
+    owner_app, other_app = replica(gated, tmp_path), replica(FakeEngine(), tmp_path)
+    async with serve(owner_app) as owner, serve(other_app):
+        created = asyncio.create_task(
+            owner.post(RESPONSES, json=body(background=True, stream=True))
+        )
+        await until(lambda: gated.active == 1, "the run reached the engine")
+        (response_id,) = owner_app.state.gateway.responses.running()
+        other: BackgroundResponses = other_app.state.gateway.responses
+        settings = other_app.state.gateway.settings
+        later = time.time() + 2 * settings.background_stale_seconds
+        survivor = BackgroundResponses(other_app.state.gateway.store, settings, clock=lambda: later)
+        await survivor.tick()
+        stored = await other.stored("anonymous", response_id)
+        followed = [json.loads(event.data) async for event in other.follow(stored, -1)]
+        await created
+    assert [event["type"] for event in followed] == [
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.failed",
+    ]
+    assert followed[-1]["sequence_number"] == 3
+    assert followed[-1]["response"]["status"] == "failed"
