@@ -7,8 +7,9 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from loadtests.bench.tiny import TINY_MODEL_NAME
 from loadtests.workload import PROMPTS_FILE
 
 # Both servers get the same engine settings (`EngineProfile`), rendered as each one's flags into
@@ -112,6 +113,7 @@ class BenchConfig:
     out_dir: Path = field(default_factory=lambda: RESULTS_DIR / _timestamp())
     note: str = ""
     quick: bool = False
+    tiny_model: bool = False  # both servers on the tiny random-weight model (tiny.py)
 
     @property
     def servers(self) -> tuple[ServerSpec, ServerSpec]:
@@ -133,6 +135,20 @@ QUICK = {
     "natural_max_tokens": 96,
 }
 
+# --tiny-model: both servers on a tiny random-weight model (tiny.py), so the API process and not
+# the engine is the bottleneck, as with a small model on a GPU. Issue 24's first run of it: one
+# closed-loop level of 64 streams, 256 requests of 128 fixed tokens, no Poisson sweep; both
+# engines batch up to 128 sequences (vLLM's CPU default for its server, so all 64 streams share
+# every step) with 4 GiB of KV cache each.
+TINY = {
+    "concurrency": (64,),
+    "requests_per_user": 4,
+    "output_len": 128,
+    "rates": (),
+    "model_name": TINY_MODEL_NAME,
+}
+TINY_ENGINE = {"max_num_seqs": 128, "cpu_kvcache_gib": 4}
+
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v.strip())
@@ -148,7 +164,15 @@ def parser() -> argparse.ArgumentParser:
         description="A/B benchmark: vLLM's own OpenAI server (A) against the gateway (B), "
         "same model, same engine settings, byte-identical seeded requests, on loopback.",
     )
-    p.add_argument("--quick", action="store_true", help="lighter levels (a few minutes)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="lighter levels (a few minutes)")
+    mode.add_argument(
+        "--tiny-model",
+        action="store_true",
+        help="both servers on a tiny random-weight model built from the default model (2 layers, "
+        "width 128), so the API process is the bottleneck: c=64, 256 requests of 128 tokens, "
+        "128 sequences a step, 4 GiB KV; results in <timestamp>-tiny/",
+    )
     p.add_argument("--pairs", type=int, help="A,B pairs to alternate (default 3)")
     p.add_argument("--concurrency", type=_ints, help="closed-loop levels, e.g. 1,4,16,64")
     p.add_argument("--rates", type=_floats, help="Poisson rates in requests/s, e.g. 0.5,1,2")
@@ -209,15 +233,18 @@ def from_args(argv: list[str] | None = None) -> BenchConfig:
         args.pop("server_b_cmd") or GATEWAY,
         args.pop("server_b_ready") or "/ready",
     )
+    if args["tiny_model"] and args["model_dir"]:
+        parser().error("--tiny-model builds its own model folder: drop --model-dir")
+    preset, engine_preset = _presets(quick=args["quick"], tiny=args["tiny_model"])
     engine = {
-        name: value
-        for name in EngineProfile.__dataclass_fields__
-        if (value := args.pop(name)) is not None
+        **engine_preset,
+        **{
+            name: value
+            for name in EngineProfile.__dataclass_fields__
+            if (value := args.pop(name)) is not None
+        },
     }
-    values = {
-        **(QUICK if args["quick"] else {}),
-        **{k: v for k, v in args.items() if v is not None},
-    }
+    values = {**preset, **{k: v for k, v in args.items() if v is not None}}
     config = BenchConfig(
         server_a=server_a, server_b=server_b, engine=EngineProfile(**engine), **values
     )
@@ -229,6 +256,13 @@ def from_args(argv: list[str] | None = None) -> BenchConfig:
     if any(problems):
         parser().error("; ".join(p for p in problems if p))
     return config
+
+
+def _presets(*, quick: bool, tiny: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A mode's workload and engine settings, under whatever flags are given explicitly."""
+    if tiny:
+        return {**TINY, "out_dir": RESULTS_DIR / f"{_timestamp()}-tiny"}, TINY_ENGINE
+    return (QUICK if quick else {}), {}
 
 
 def python() -> str:

@@ -123,17 +123,19 @@ def summary_table(report: dict[str, Any]) -> str:
     """A markdown table of the medians, the B/A ratio (median, min-max) and the noise floor."""
     rows = [
         "| level | A tok/s | B tok/s | tok/s B/A | A-vs-A noise | TTFT p50 A / B ms | TTFT p50 B/A "
-        "| ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B | errors A/B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| TTFT p99 A / B ms | ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B "
+        "| errors A/B |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in report["comparison"].items():
         out = m["output_throughput"]
-        ttft = m["ttft_p50_ms"]
+        ttft, tail = m["ttft_p50_ms"], m["ttft_p99_ms"]
         api = m["api_cpu_ms_per_token"]
         rows.append(
             f"| {key} | {_fmt(out['a_median'])} | {_fmt(out['b_median'])} | {_ratio_cell(out)} "
             f"| ±{_fmt((out['noise_floor'] or 0) * 100)} % "
             f"| {_fmt(ttft['a_median'], 0)} / {_fmt(ttft['b_median'], 0)} | {_ratio_cell(ttft)} "
+            f"| {_fmt(tail['a_median'], 0)} / {_fmt(tail['b_median'], 0)} "
             f"| {_ratio_cell(m['itl_p50_ms'])} | {_ratio_cell(m['e2e_p99_ms'])} "
             f"| {_ratio_cell(m['goodput'])} "
             f"| {_fmt(api['a_median'], 2)} / {_fmt(api['b_median'], 2)} "
@@ -155,7 +157,10 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     panels = [
         (axes[0][0], "closed", "output_throughput", "output tokens/s", "concurrent users"),
         (axes[0][1], "closed", "ttft_p50_ms", "TTFT p50 (ms)", "concurrent users"),
-        (axes[1][0], "poisson", "ttft_p50_ms", "TTFT p50 (ms)", "Poisson rate (requests/s)"),
+        # without a Poisson sweep, the closed loop's TTFT tail instead
+        (axes[1][0], "poisson", "ttft_p50_ms", "TTFT p50 (ms)", "Poisson rate (requests/s)")
+        if any(lv["phase"] == "poisson" for lv in levels)
+        else (axes[1][0], "closed", "ttft_p99_ms", "TTFT p99 (ms)", "concurrent users"),
     ]
     for ax, phase, metric, ylabel, xlabel in panels:
         chosen = [lv for lv in levels if lv["phase"] == phase]
@@ -205,7 +210,7 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     if m.get("gpu"):
         device = f"{m['gpu'][0]['name']} · " + device
     fig.suptitle(
-        f"A = vLLM OpenAI server, B = gateway · {device} · "
+        f"A = vLLM OpenAI server, B = gateway · {report['config']['model_name']} · {device} · "
         f"vLLM {m['vllm']} · {m.get('dtype', '')} · {report['config']['pairs']} pairs"
         + "".join(f"\n{line}" for line in textwrap.wrap(report["conditions"]["note"], 120)),
         fontsize=10,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests.bench import engine_metrics
 from loadtests.bench import report as out
 from loadtests.bench.config import BenchConfig, ServerSpec
 from loadtests.bench.driver import (
@@ -25,12 +26,14 @@ from loadtests.bench.driver import (
 )
 from loadtests.bench.servers import ManagedServer, render
 from loadtests.bench.stats import compare, summarize, verdict
+from loadtests.bench.tiny import TinyShape, ensure_tiny_model
 
 logger = logging.getLogger(__name__)
 
 
 def resolve_model_dir(config: BenchConfig) -> str:
-    """The folder both servers load; only needed when a command template names {model_dir}."""
+    """The folder both servers load; only needed when a command template names {model_dir}.
+    In the tiny mode, the tiny model built from the prepared default model (once, then reused)."""
     if not any("{model_dir}" in s.command for s in config.servers):
         return config.model_dir or ""
     if config.model_dir:
@@ -38,12 +41,17 @@ def resolve_model_dir(config: BenchConfig) -> str:
     from service.config import Settings
     from service.weights import resolve_model
 
-    folder = resolve_model(Settings())
+    settings = Settings()
+    folder = resolve_model(settings)
     if not Path(folder, "config.json").is_file():
         raise SystemExit(
             f"no prepared model at {folder}: run `python -m service.weights prepare` or pass "
             "--model-dir"
         )
+    if config.tiny_model:
+        tiny = ensure_tiny_model(Path(folder), settings.download_dir)
+        logger.info("tiny model: %s", tiny)
+        return str(tiny)
     return folder
 
 
@@ -101,6 +109,7 @@ async def measure(
     async with make_client(config.request_timeout_s) as client:
         await warm_up(client, url, warmup_bodies(config))
         for level in levels:
+            histograms_before = await engine_metrics.scrape(client, server.base_url)
             cpu_before = server.cpu_seconds()
             result = await run_level(client, url, level, timeout_s=config.level_timeout_s)
             figures = summarize(
@@ -108,6 +117,14 @@ async def measure(
             )
             cpu_after = server.cpu_seconds()
             figures.update(cpu_figures(cpu_before, cpu_after, figures["output_tokens"]))
+            figures.update(
+                engine_metrics.level_figures(
+                    histograms_before,
+                    await engine_metrics.scrape(client, server.base_url),
+                    client_ttft_mean_ms=figures["ttft_mean_ms"],
+                    output_tokens=figures["output_tokens"],
+                )
+            )
             run["levels"][level.key] = figures
             logger.info(
                 "run %d %s %-12s %4d ok %2d err  %7.1f tok/s  TTFT p50 %s ms  ITL p50 %s ms",
@@ -139,6 +156,11 @@ def _base_report(config: BenchConfig, levels: list[Level], model_dir: str) -> di
             "loadavg_start": out.loadavg(),
         },
         "config": settings,
+        "tiny_model": (
+            {**asdict(TinyShape()), "num_attention_heads": TinyShape().num_attention_heads}
+            if config.tiny_model
+            else None
+        ),
         "servers": {
             s.label: {
                 "name": s.name,

@@ -4,6 +4,7 @@ the official openai SDK and plain HTTP (one server for the session: `embedding_s
 from __future__ import annotations
 
 import math
+from typing import NotRequired, TypedDict
 
 import httpx
 import numpy as np
@@ -17,6 +18,12 @@ from service.weights import resolve_model
 from tests.integration.conftest import EMBEDDER, ServerInProcess
 
 pytestmark = pytest.mark.engine
+
+
+class EmbeddingsArgs(TypedDict):
+    input: str | list[str]
+    model: NotRequired[str]  # the served embedder when absent
+
 
 # (anchor, paraphrase, unrelated): the paraphrase must be closer to the anchor.
 TRIPLES = [
@@ -111,10 +118,12 @@ def test_token_ids_embed_like_their_text(
     ],
 )
 def test_bad_inputs_are_4xx(
-    embedding_client: openai.OpenAI, payload: dict[str, object], status: int
+    embedding_client: openai.OpenAI, payload: EmbeddingsArgs, status: int
 ) -> None:
     with pytest.raises(openai.APIStatusError) as raised:
-        embedding_client.embeddings.create(**{"model": EMBEDDER, **payload})  # type: ignore[call-overload]
+        embedding_client.embeddings.create(
+            model=payload.get("model", EMBEDDER), input=payload["input"]
+        )
     assert raised.value.status_code == status
     assert isinstance(raised.value.body, dict) and raised.value.body["param"] in ("input", "model")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types.responses import ResponseCreatedEvent
 
 from tests.processes import ServerProcess, server_process
 
@@ -83,6 +84,7 @@ async def test_a_background_stream_made_on_one_replica_is_replayed_on_the_other(
         model=MODEL, input="What is the capital of France?", background=True, stream=True
     )
     events = [event async for event in made]
+    assert isinstance(events[0], ResponseCreatedEvent)
     response_id = events[0].response.id
     assert [event.type for event in events[:3]] == [
         "response.created",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,7 +15,10 @@ from service.config import Settings
 from service.engine.base import (
     Engine,
     EngineRequest,
+    FinishReason,
     GenerationChunk,
+    ParsedDelta,
+    SequenceDelta,
     TokenLogprob,
     ToolCallFragment,
 )
@@ -34,6 +38,9 @@ from service.schemas.chat import (
     ToolMessage,
     TopLogprob,
 )
+from service.schemas.chat import (
+    FinishReason as ChatFinishReason,
+)
 from service.schemas.common import Usage
 from service.schemas.tools import DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall
 from service.services.core import costs
@@ -45,20 +52,16 @@ from service.services.core.generation import (
 )
 from service.services.core.limits import check_count, check_text
 from service.services.core.sampling import sampling_options, token_budget
-from service.services.openai.tool_output import (
-    StreamShaper,
-    call_id,
-    count_calls,
-    finish_reason,
-    shape_output,
-)
-from service.services.openai.tools import (
+from service.services.registry import select_model
+from service.services.tools import (
+    NO_TOOLS,
+    Outcome,
+    OutputReader,
     ToolPlan,
     chat_template,
     check_tool_results,
     plan_tools,
 )
-from service.services.registry import select_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +73,8 @@ class PreparedChat:
     n: int
     logprobs: bool
     include_usage: bool
-    tools: ToolPlan | None = None
-    reasoning: bool = False  # a reasoning parser splits the output
+    tools: ToolPlan = NO_TOOLS
+    reasoning: bool = False  # split reasoning off with the engine's reasoning parser
     include_reasoning: bool = True  # vLLM's: False leaves the reasoning out of the answer
 
     @property
@@ -122,9 +125,8 @@ def prepare(
         settings=settings,
         logprobs_param="top_logprobs",
     )
-    constraint = plan.constraint() if plan is not None else None
-    if constraint is not None:  # the tools' schema replaces any response_format
-        options = replace(options, structured=constraint)
+    if plan.constraint is not None:  # the tools' schema replaces any response_format
+        options = replace(options, structured=plan.constraint)
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
@@ -156,13 +158,13 @@ def render_prompt(
     engine: Engine,
     settings: Settings,
     messages: list[dict[str, Any]],
-    plan: ToolPlan | None,
+    plan: ToolPlan,
     *,
     add_generation_prompt: bool = True,
     continue_final_message: bool = False,
 ) -> str:
     """The prompt text: the template chosen for these messages and tools, applied."""
-    tools = plan.tools if plan is not None and plan.mode != "none" else None
+    tools = plan.template_tools
     with_tools = bool(tools) or any(m["role"] == "tool" or "tool_calls" in m for m in messages)
     template = chat_template(settings, engine.tokenizer, with_tools=with_tools)
     try:
@@ -196,29 +198,42 @@ def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
     )
 
 
+def call_id() -> str:
+    """OpenAI's tool-call id."""
+    return f"call_{secrets.token_hex(12)}"
+
+
+def finish_reason(outcome: Outcome, engine_reason: FinishReason | None) -> ChatFinishReason | None:
+    """OpenAI's: `tool_calls` when the model chose to call (auto, required) and stopped; a named
+    choice keeps `stop`, as OpenAI's forced function calls do; a cut stays `length`."""
+    if outcome.calls and not outcome.named and engine_reason == "stop":
+        return "tool_calls"
+    return engine_reason
+
+
 def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> ChatChoice:
-    shaped = shape_output(engine, prepared.tools, seq.text, reasoning=prepared.reasoning)
-    count_calls(prepared.tools, shaped.calls)
+    reader = prepared.tools.reader(engine, reasoning=prepared.reasoning)
+    outcome = reader.read_whole(seq.text, seq.token_ids, seq.finish_reason)
     calls = [
         ToolCall(id=call_id(), function=FunctionCall(name=c.name, arguments=c.arguments))
-        for c in shaped.calls
+        for c in outcome.calls
     ]
     return ChatChoice(
         index=0,
         message=ChatMessage(
-            content=shaped.content,
-            reasoning=shaped.reasoning if prepared.include_reasoning else None,
+            content=outcome.text,
+            reasoning=outcome.reasoning if prepared.include_reasoning else None,
             tool_calls=calls,
         ),
         logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
-        finish_reason=finish_reason(prepared.tools, seq.finish_reason, bool(calls)),
+        finish_reason=finish_reason(outcome, seq.finish_reason),
         stop_reason=seq.stop_reason,
     )
 
 
 def _name_the_tools(prepared: PreparedChat, err: InvalidRequestError) -> None:
     """The engine refused the tools' constraint (a schema its grammar compiler cannot take)."""
-    if err.param is None and prepared.tools is not None and prepared.tools.constraint():
+    if err.param is None and prepared.tools.constraint is not None:
         err.param = "tools"
 
 
@@ -250,20 +265,30 @@ async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
                 yield chunk.model_dump_json()
 
 
-def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall]:
-    """OpenAI's pieces: a call's first carries id, type and name; the rest only arguments."""
-    out = []
-    for piece in pieces:
-        first = piece.name is not None
-        out.append(
-            DeltaToolCall(
-                index=piece.index,
-                id=shaper.ids[piece.index] if first else None,
-                type="function" if first else None,
-                function=DeltaFunctionCall(name=piece.name, arguments=piece.arguments),
-            )
+def _delta_message(parsed: ParsedDelta) -> DeltaMessage:
+    if parsed.reasoning is None and not parsed.tool_calls:
+        return DeltaMessage(content=parsed.content)  # most steps: text only
+    return DeltaMessage(
+        content=parsed.content,
+        reasoning=parsed.reasoning,
+        tool_calls=_tool_deltas(parsed.tool_calls),
+    )
+
+
+def _tool_deltas(pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall] | None:
+    """OpenAI's pieces: a call's first (the one with its name) carries id, type and name; the
+    rest only arguments."""
+    if not pieces:
+        return None
+    return [
+        DeltaToolCall(
+            index=piece.index,
+            id=call_id() if piece.name is not None else None,
+            type="function" if piece.name is not None else None,
+            function=DeltaFunctionCall(name=piece.name, arguments=piece.arguments),
         )
-    return out
+        for piece in pieces
+    ]
 
 
 async def _engine_chunks(
@@ -282,76 +307,98 @@ async def _engine_chunks(
             await close()  # now, not when collected: closing aborts the engine request
 
 
+class _ChunkMaker:
+    """One stream's chunks: a reader per choice, and the tokens generated so far."""
+
+    def __init__(self, prepared: PreparedChat, engine: Engine) -> None:
+        self.prepared = prepared
+        self.readers: list[OutputReader] = [
+            prepared.tools.reader(engine, reasoning=prepared.reasoning) for _ in range(prepared.n)
+        ]
+        self.completion_tokens = 0
+
+    def chunk(
+        self, choices: list[ChatChunkChoice], usage: Usage | None = None
+    ) -> ChatCompletionChunk:
+        prepared = self.prepared
+        return ChatCompletionChunk(
+            id=prepared.id,
+            created=prepared.created,
+            model=prepared.model,
+            choices=choices,
+            usage=usage,
+        )
+
+    def openings(self) -> Iterator[ChatCompletionChunk]:
+        """OpenAI opens every choice with the role before any content; a named choice's call
+        (its name) follows at once."""
+        yield self.chunk(
+            [
+                ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(self.prepared.n)
+            ]
+        )
+        for i, reader in enumerate(self.readers):
+            opening = _tool_deltas(reader.opening().tool_calls)
+            if opening:
+                yield self.chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=opening))])
+
+    def of(self, engine_chunk: GenerationChunk) -> ChatCompletionChunk | None:
+        """The chunk one engine step gives (None: nothing to send)."""
+        choices = [
+            choice
+            for delta in engine_chunk.sequences
+            if (choice := self._choice(delta)) is not None
+        ]
+        return self.chunk(choices) if choices else None
+
+    def _choice(self, delta: SequenceDelta) -> ChatChunkChoice | None:
+        self.completion_tokens += len(delta.token_ids)
+        ended = delta.finish_reason is not None
+        if not delta.text and not ended:
+            return None
+        reader = self.readers[delta.index]
+        if reader.plain:  # nothing to read: the text as it is (plain chat's hot path)
+            message = DeltaMessage(content=delta.text)
+        else:
+            parsed = self._shown(reader.feed(delta.text, delta.token_ids, last=ended))
+            if not ended and not (parsed.content or parsed.reasoning or parsed.tool_calls):
+                return None  # the reader holds this step back
+            message = _delta_message(parsed)
+        finish = None
+        if ended:  # the reader's outcome: the calls are counted, the reason is chat's
+            finish = finish_reason(reader.finish(delta.finish_reason), delta.finish_reason)
+        return ChatChunkChoice(
+            index=delta.index,
+            delta=message,
+            logprobs=_logprobs(delta.logprobs or []) if self.prepared.logprobs else None,
+            finish_reason=finish,
+            stop_reason=delta.stop_reason,
+        )
+
+    def _shown(self, parsed: ParsedDelta) -> ParsedDelta:
+        """What of a step is sent: its reasoning only when the request includes it."""
+        if parsed.reasoning is None or self.prepared.include_reasoning:
+            return parsed
+        return replace(parsed, reasoning=None)
+
+    def usage(self) -> ChatCompletionChunk:
+        prompt = len(self.prepared.engine_request.prompt_token_ids)
+        return self.chunk([], Usage.of(prompt, self.completion_tokens))
+
+
 async def chunks(
     prepared: PreparedChat, engine: Engine
 ) -> AsyncGenerator[ChatCompletionChunk, None]:
     """The stream's chunks, the usage chunk last when asked for."""
-
-    def chunk(choices: list[ChatChunkChoice]) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
-            id=prepared.id, created=prepared.created, model=prepared.model, choices=choices
-        )
-
-    # OpenAI opens every choice with the role before any content.
-    yield chunk(
-        [
-            ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
-            for i in range(prepared.n)
-        ]
-    )
-    shaped = prepared.tools is not None or prepared.reasoning
-    shapers: dict[int, StreamShaper] = {}
-    if shaped:
-        for i in range(prepared.n):
-            shapers[i] = StreamShaper(engine, prepared.tools, reasoning=prepared.reasoning)
-            opening = shapers[i].opening()
-            if opening:
-                tool_calls = _tool_deltas(shapers[i], tuple(opening))
-                yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=tool_calls))])
-    completion_tokens = 0
+    maker = _ChunkMaker(prepared, engine)
+    for opening in maker.openings():
+        yield opening
     engine_chunks = _engine_chunks(prepared, engine)
     async with aclosing(engine_chunks):  # leaving early closes (aborts) the engine request now
         async for engine_chunk in engine_chunks:
-            choices = []
-            for delta in engine_chunk.sequences:
-                completion_tokens += len(delta.token_ids)
-                if not delta.text and delta.finish_reason is None:
-                    continue
-                finish: str | None = delta.finish_reason
-                if shaped:
-                    shaper = shapers[delta.index]
-                    parsed = shaper.step(
-                        delta.text, delta.token_ids, last=delta.finish_reason is not None
-                    )
-                    message = DeltaMessage(
-                        content=parsed.content,
-                        reasoning=parsed.reasoning if prepared.include_reasoning else None,
-                        tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
-                    )
-                    if finish is not None:
-                        finish = finish_reason(prepared.tools, finish, shaper.called)
-                        count_calls(prepared.tools, shaper.calls())
-                    elif not (message.content or message.reasoning or message.tool_calls):
-                        continue
-                else:
-                    message = DeltaMessage(content=delta.text)
-                choices.append(
-                    ChatChunkChoice(
-                        index=delta.index,
-                        delta=message,
-                        logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
-                        finish_reason=finish,
-                        stop_reason=delta.stop_reason,
-                    )
-                )
-            if choices:
-                yield chunk(choices)
+            chunk = maker.of(engine_chunk)
+            if chunk is not None:
+                yield chunk
     if prepared.include_usage:
-        prompt = len(prepared.engine_request.prompt_token_ids)
-        yield ChatCompletionChunk(
-            id=prepared.id,
-            created=prepared.created,
-            model=prepared.model,
-            choices=[],
-            usage=Usage.of(prompt, completion_tokens),
-        )
+        yield maker.usage()

@@ -71,7 +71,7 @@ async def status_of(client: httpx.AsyncClient, response_id: str) -> dict[str, An
 
 async def until_status(client: httpx.AsyncClient, response_id: str, status: str) -> dict[str, Any]:
     async def reached() -> bool:
-        return (await status_of(client, response_id))["status"] == status
+        return bool((await status_of(client, response_id))["status"] == status)
 
     await eventually(reached, f"{response_id} became {status}")
     return await status_of(client, response_id)
