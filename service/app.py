@@ -15,10 +15,20 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
+from service.routes import (
+    conversations,
+    embeddings,
+    health,
+    lora,
+    metrics,
+    openai,
+    playground,
+    responses,
+    tasks,
+)
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.responses.store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
 from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
@@ -97,8 +107,10 @@ def create_app(
         try:
             await gateway.store.open()  # migrated before the engine starts, or no start
             state.begin()
+            gateway.responses.begin()
             yield
         finally:
+            await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
             await gateway.store.close()
             await gateway.security.aclose()
@@ -121,18 +133,15 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    response_store = ResponseStore(
-        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
-    )
     store = Store.from_settings(settings)  # opened in the lifespan
-    gateway = GatewayState(
-        settings, state, admission, observability, security, response_store, store
-    )
+    background = BackgroundResponses(store, settings)
+    gateway = GatewayState(settings, state, admission, observability, security, background, store)
     app.state.gateway = gateway
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(responses.router)
+    app.include_router(conversations.router)
     app.include_router(tasks.router)
     app.include_router(embeddings.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`

@@ -1,7 +1,10 @@
-"""Streaming answers: server-sent events in OpenAI's framing, `data: {json}` ... `data: [DONE]`.
+"""Streaming answers: server-sent events in OpenAI's framings.
 
-`event_stream` is the one way a route answers with a stream (sse-starlette, with keep-alive
-pings and no proxy buffering); `openai_events` is the framing around the payloads.
+Chat and completions: `data: {json}` ... `data: [DONE]`. The Responses API: named events, an
+`event: <type>` line before each `data:` line, ending with the last event (no [DONE]), as OpenAI
+and vLLM send them. `event_stream` and `named_event_stream` are the ways a route answers with a
+stream (sse-starlette, with keep-alive pings and no proxy buffering); `openai_events` is the
+framing around the payloads.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Protocol
 
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.config import Settings
 from service.errors import DeadlineExceededError, EngineFailureError, GatewayError
@@ -20,6 +24,18 @@ from service.runtime.admission import Permit
 logger = logging.getLogger(__name__)
 
 DONE = "[DONE]"
+
+Item = str | ServerSentEvent
+
+
+class NamedEvent(Protocol):
+    """An event of a named stream: its type (the `event:` line) and its JSON (the `data:`)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def data(self) -> str: ...
 
 
 def event_stream(
@@ -36,37 +52,79 @@ def event_stream(
     )
 
 
+def named_event_stream(
+    events: AsyncIterator[NamedEvent],
+    settings: Settings,
+    *,
+    deadline: float | None = None,
+    permit: Permit | None = None,
+) -> EventSourceResponse:
+    """A stream of named events (the Responses API's)."""
+    return EventSourceResponse(
+        openai_events(_named(events), deadline=deadline, permit=permit, named=True),
+        ping=settings.sse_keepalive_seconds,
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
+    )
+
+
+async def _named(events: AsyncIterator[NamedEvent]) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for event in events:
+            yield ServerSentEvent(event.data, event=event.type)
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()  # now, not when collected: closing aborts the engine request
+
+
+def _error_event(error: GatewayError, named: bool) -> Item:
+    data = sse_event(error)
+    return ServerSentEvent(data, event="error") if named else data
+
+
 async def openai_events(
-    payloads: AsyncIterator[str], *, deadline: float | None = None, permit: Permit | None = None
-) -> AsyncIterator[str]:
+    payloads: AsyncIterator[Item],
+    *,
+    deadline: float | None = None,
+    permit: Permit | None = None,
+    named: bool = False,
+) -> AsyncIterator[Item]:
     """Pass payloads through, then [DONE]; an error after the stream started becomes an event.
 
     The HTTP status is already 200 by then, so the error goes in-band, in the same shape as a
     non-streaming error body, and the stream still ends with [DONE] so clients stop cleanly.
     Past `deadline` (loop time) the stream ends with a 504 `timeout` event. Whatever ends it,
     the payload generator is closed at once (which aborts its engine requests) and `permit`
-    is released.
+    is released. A `named` stream's error is an `error` event, and it ends without [DONE].
     """
     bounded = _until(payloads, deadline) if deadline is not None else None
     try:
         async for payload in bounded or payloads:
             yield payload
     except TimeoutError:
-        yield sse_event(DeadlineExceededError("The stream did not finish before its deadline."))
+        deadline_passed = DeadlineExceededError("The stream did not finish before its deadline.")
+        yield _error_event(deadline_passed, named)
     except GatewayError as err:
-        yield sse_event(err)
+        yield _error_event(err, named)
     except Exception as err:  # never leak a stack trace into the stream
         logger.exception("stream failed", exc_info=err)
-        yield sse_event(EngineFailureError("The server had an error while streaming."))
+        yield _error_event(EngineFailureError("The server had an error while streaming."), named)
     finally:
-        if bounded is not None:
-            await bounded.aclose()  # its timer goes now, not when the generator is collected
-        close = getattr(payloads, "aclose", None)
-        if close is not None:
-            await close()
-        if permit is not None:
-            permit.release()
-    yield DONE
+        await _end(payloads, permit, bounded)
+    if not named:
+        yield DONE
+
+
+async def _end(
+    payloads: AsyncIterator[Item], permit: Permit | None, bounded: AsyncGenerator[Item, None] | None
+) -> None:
+    if bounded is not None:
+        await bounded.aclose()  # its timer goes now, not when the generator is collected
+    close = getattr(payloads, "aclose", None)
+    if close is not None:
+        await close()
+    if permit is not None:
+        permit.release()
 
 
 class _StreamDeadline:
@@ -97,7 +155,7 @@ class _StreamDeadline:
         return self.fired and self.task.uncancel() == 0
 
 
-async def _until(payloads: AsyncIterator[str], deadline: float) -> AsyncGenerator[str, None]:
+async def _until(payloads: AsyncIterator[Item], deadline: float) -> AsyncGenerator[Item, None]:
     """The payloads, until `deadline` (loop time): then TimeoutError."""
     timer = _StreamDeadline(deadline)
     try:
