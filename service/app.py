@@ -17,6 +17,7 @@ from service.http.observability import install_observability
 from service.http.security import install_security
 from service.routes import (
     anthropic,
+    conversations,
     embeddings,
     health,
     lora,
@@ -28,7 +29,7 @@ from service.routes import (
 )
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.responses.store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
 from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
@@ -107,8 +108,10 @@ def create_app(
         try:
             await gateway.store.open()  # migrated before the engine starts, or no start
             state.begin()
+            gateway.responses.begin()
             yield
         finally:
+            await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
             await gateway.store.close()
             await gateway.security.aclose()
@@ -131,21 +134,21 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    response_store = ResponseStore(
-        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
-    )
     store = Store.from_settings(settings)  # opened in the lifespan
-    gateway = GatewayState(
-        settings, state, admission, observability, security, response_store, store
-    )
+    background = BackgroundResponses(store, settings)
+    gateway = GatewayState(settings, state, admission, observability, security, background, store)
     app.state.gateway = gateway
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(openai.router)
-    app.include_router(responses.router)
-    app.include_router(anthropic.router)
-    app.include_router(tasks.router)
-    app.include_router(embeddings.router)
+    for surface in (
+        health,
+        metrics,
+        openai,
+        responses,
+        conversations,
+        anthropic,
+        tasks,
+        embeddings,
+    ):
+        app.include_router(surface.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)
     if settings.playground_enabled:

@@ -5,7 +5,7 @@ learns the error's code, since the outcome of a 503 depends on it, and for a str
 the client never saw):
 - `json_response`: a FastAPI/Starlette response, used by the exception handlers;
 - `send_error`: a raw ASGI answer, for the pure-ASGI middleware (keys, limits, body size);
-- `sse_event` / `anthropic_sse_event`: the payload of an in-band error event, once a stream's
+- `sse_event` / `anthropic_sse_event`: the data of an in-band error event, once a stream's
   200 has been sent.
 
 The body is OpenAI's (`GatewayError.body()`) except under `/v1/messages`, Anthropic's Messages
@@ -113,12 +113,11 @@ def sse_event(error: GatewayError) -> str:
     return json.dumps(error.body())
 
 
-def anthropic_sse_event(error: GatewayError) -> dict[str, str]:
-    """Anthropic's in-band error event (`event: error`), as sse-starlette takes it."""
+def anthropic_sse_event(error: GatewayError) -> str:
+    """The data of Anthropic's in-band `error` event: its error body."""
     ctx = context.current()
     _record(error, ctx, in_stream=True)
-    body = error.anthropic_body(ctx.request_id if ctx is not None else None)
-    return {"event": "error", "data": json.dumps(body)}
+    return json.dumps(error.anthropic_body(ctx.request_id if ctx is not None else None))
 
 
 # FastAPI's detail when reading the body as JSON raised something other than a syntax error.
@@ -131,13 +130,15 @@ _SPECIFIC_KINDS = ("unsupported_parameter", "extra_forbidden")
 def _param_of(loc: Sequence[int | str], body: Any = None) -> str | None:
     """The field as the client wrote it (OpenAI's `param`).
 
-    FastAPI prefixes body errors with "body", and pydantic adds a tag for the union member
-    that failed ("str", "list[TextPart]", or a discriminator value such as "user"); the client
-    wrote neither. Walking the body tells the two apart: a tag is not a key of the object it
-    follows (only a missing field, always last in `loc`, is named without being in the body).
+    FastAPI prefixes errors with where the field is ("body", "query", "path"), and pydantic
+    adds a tag for the union member that failed ("str", "list[TextPart]", or a discriminator
+    value such as "user"); the client wrote neither. Walking the body tells the two apart: a
+    tag is not a key of the object it follows (only a missing field, always last in `loc`, is
+    named without being in the body).
     """
-    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
-    if not isinstance(body, dict | list):
+    where = loc[0] if loc else None
+    parts = list(loc[1:] if where in ("body", "query", "path") else loc)
+    if where in ("query", "path") or not isinstance(body, dict | list):
         return ".".join(str(p) for p in parts) or None
     named: list[str] = []
     node: Any = body

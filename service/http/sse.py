@@ -1,9 +1,11 @@
-"""Streaming answers: server-sent events in OpenAI's framing, `data: {json}` ... `data: [DONE]`,
-or in Anthropic's, `event: {type}` + `data: {json}` with `ping` events and no end marker.
+"""Streaming answers: server-sent events in OpenAI's framings, and Anthropic's.
 
-`event_stream` is the one way a route answers with a stream (sse-starlette, with keep-alive
-pings and no proxy buffering); `framed_events` frames the payloads, and a `Framing` (`OPENAI`
-or `ANTHROPIC`) is what differs between the two surfaces.
+Chat and completions: `data: {json}` ... `data: [DONE]`. The Responses API: named events, an
+`event: <type>` line before each `data:` line, ending with the last event (no [DONE]), as OpenAI
+and vLLM send them. Anthropic's Messages API: named events too, with its own error body and
+`event: ping` keep-alives (`NamedFraming`). `event_stream` and `named_event_stream` are the ways
+a route answers with a stream (sse-starlette, with keep-alive pings and no proxy buffering);
+`openai_events` is the framing around the payloads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Protocol
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -24,83 +26,127 @@ from service.runtime.admission import Permit
 logger = logging.getLogger(__name__)
 
 DONE = "[DONE]"
-# A payload: OpenAI's are JSON text (sent as `data:`); Anthropic's are {"event", "data"} dicts.
-P = TypeVar("P")
+
+Item = str | ServerSentEvent
+
+
+class NamedEvent(Protocol):
+    """An event of a named stream: its type (the `event:` line) and its JSON (the `data:`)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def data(self) -> str: ...
 
 
 def _anthropic_ping() -> ServerSentEvent:
-    return ServerSentEvent(data='{"type": "ping"}', event="ping")
+    return ServerSentEvent('{"type": "ping"}', event="ping")
 
 
 @dataclass(frozen=True, slots=True)
-class Framing:
-    """What a surface's streams differ in."""
+class NamedFraming:
+    """What a named stream's surface decides: the JSON of its `error` event, and its keep-alive
+    (None: sse-starlette's `: ping` comment)."""
 
-    error_event: Callable[[GatewayError], Any]  # an in-band error, in the surface's shape
-    last: str | None  # sent after everything else (OpenAI's [DONE]); None: nothing
-    ping: Callable[[], ServerSentEvent] | None  # the keep-alive (None: a `: ping` comment)
+    error_data: Callable[[GatewayError], str]
+    ping: Callable[[], ServerSentEvent] | None = None
 
 
-OPENAI = Framing(sse_event, DONE, None)
-# Anthropic's: `event: <type>` on every payload, `event: ping` keep-alives, `event: error`.
-ANTHROPIC = Framing(anthropic_sse_event, None, _anthropic_ping)
+RESPONSES = NamedFraming(sse_event)
+ANTHROPIC = NamedFraming(anthropic_sse_event, _anthropic_ping)
 
 
 def event_stream(
-    payloads: AsyncIterator[Any],
+    payloads: AsyncIterator[str],
     settings: Settings,
     *,
     deadline: float | None = None,
     permit: Permit | None = None,
-    framing: Framing = OPENAI,
 ) -> EventSourceResponse:
     return EventSourceResponse(
-        framed_events(payloads, deadline=deadline, permit=permit, framing=framing),
+        openai_events(payloads, deadline=deadline, permit=permit),
+        ping=settings.sse_keepalive_seconds,
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
+    )
+
+
+def named_event_stream(
+    events: AsyncIterator[NamedEvent],
+    settings: Settings,
+    *,
+    deadline: float | None = None,
+    permit: Permit | None = None,
+    framing: NamedFraming = RESPONSES,
+) -> EventSourceResponse:
+    """A stream of named events (the Responses API's, or Anthropic's with `ANTHROPIC`)."""
+    return EventSourceResponse(
+        openai_events(_named(events), deadline=deadline, permit=permit, named=framing),
         ping=settings.sse_keepalive_seconds,
         ping_message_factory=framing.ping,
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
     )
 
 
-async def framed_events(
-    payloads: AsyncIterator[P],
+async def _named(events: AsyncIterator[NamedEvent]) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for event in events:
+            yield ServerSentEvent(event.data, event=event.type)
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()  # now, not when collected: closing aborts the engine request
+
+
+def _error_event(error: GatewayError, named: NamedFraming | None) -> Item:
+    if named is None:
+        return sse_event(error)
+    return ServerSentEvent(named.error_data(error), event="error")
+
+
+async def openai_events(
+    payloads: AsyncIterator[Item],
     *,
     deadline: float | None = None,
     permit: Permit | None = None,
-    framing: Framing = OPENAI,
-) -> AsyncIterator[P]:
+    named: NamedFraming | None = None,
+) -> AsyncIterator[Item]:
     """Pass payloads through, then [DONE]; an error after the stream started becomes an event.
 
     The HTTP status is already 200 by then, so the error goes in-band, in the same shape as a
-    non-streaming error body, and the stream still ends with [DONE] so clients stop cleanly
-    (Anthropic's framing: an `error` event, and nothing after it).
+    non-streaming error body, and the stream still ends with [DONE] so clients stop cleanly.
     Past `deadline` (loop time) the stream ends with a 504 `timeout` event. Whatever ends it,
     the payload generator is closed at once (which aborts its engine requests) and `permit`
-    is released.
+    is released. A `named` stream's error is an `error` event, and it ends without [DONE].
     """
     bounded = _until(payloads, deadline) if deadline is not None else None
-    error_event = framing.error_event
     try:
         async for payload in bounded or payloads:
             yield payload
     except TimeoutError:
-        timeout = DeadlineExceededError("The stream did not finish before its deadline.")
-        yield error_event(timeout)
+        deadline_passed = DeadlineExceededError("The stream did not finish before its deadline.")
+        yield _error_event(deadline_passed, named)
     except GatewayError as err:
-        yield error_event(err)
+        yield _error_event(err, named)
     except Exception as err:  # never leak a stack trace into the stream
         logger.exception("stream failed", exc_info=err)
-        yield error_event(EngineFailureError("The server had an error while streaming."))
+        yield _error_event(EngineFailureError("The server had an error while streaming."), named)
     finally:
-        if bounded is not None:
-            await bounded.aclose()  # its timer goes now, not when the generator is collected
-        close = getattr(payloads, "aclose", None)
-        if close is not None:
-            await close()
-        if permit is not None:
-            permit.release()
-    if framing.last is not None:
-        yield framing.last  # type: ignore[misc]
+        await _end(payloads, permit, bounded)
+    if named is None:
+        yield DONE
+
+
+async def _end(
+    payloads: AsyncIterator[Item], permit: Permit | None, bounded: AsyncGenerator[Item, None] | None
+) -> None:
+    if bounded is not None:
+        await bounded.aclose()  # its timer goes now, not when the generator is collected
+    close = getattr(payloads, "aclose", None)
+    if close is not None:
+        await close()
+    if permit is not None:
+        permit.release()
 
 
 class _StreamDeadline:
@@ -131,7 +177,7 @@ class _StreamDeadline:
         return self.fired and self.task.uncancel() == 0
 
 
-async def _until(payloads: AsyncIterator[P], deadline: float) -> AsyncGenerator[P, None]:
+async def _until(payloads: AsyncIterator[Item], deadline: float) -> AsyncGenerator[Item, None]:
     """The payloads, until `deadline` (loop time): then TimeoutError."""
     timer = _StreamDeadline(deadline)
     try:

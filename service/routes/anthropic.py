@@ -55,7 +55,7 @@ async def create_message(
 ) -> Message | EventSourceResponse:
     prepared = anthropic.prepare(request, engine, settings, caller)
     if request.stream:
-        return await guard.stream(
+        return await guard.stream_named(
             prepared, lambda: anthropic.stream(prepared, engine), framing=ANTHROPIC
         )
     return await guard.run(prepared, lambda: anthropic.complete(prepared, engine))

@@ -9,27 +9,34 @@
         tool_use:  input_json_delta... (the input's JSON text, piece by piece)
     message_delta (stop_reason, stop_sequence, usage), message_stop
 
-Each event is `{"event": type, "data": json}` (`service/http/sse.py`'s Anthropic framing sends
-it as `event:` + `data:` lines). A block opens when the reader's pieces change kind and closes
-when the next opens or the output ends; an output with no block at all sends one empty text
-block, as the whole answer holds one (`output.py`).
+Each event is an `Event`, its type and its JSON (`service/http/sse.py` sends it as `event:` +
+`data:` lines, in Anthropic's framing). A block opens when the reader's pieces change kind and
+closes when the next opens or the output ends; an output with no block at all sends one empty
+text block, as the whole answer holds one (`output.py`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from service.engine.base import Engine, ParsedDelta, SequenceDelta, ToolCallFragment
 from service.services.anthropic.output import signature, stop_reason, tool_use_id
 from service.services.anthropic.prepare import PreparedMessages
 
-Event = dict[str, str]
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event: its type (the `event:` line) and its JSON (the `data:` line)."""
+
+    type: str
+    data: str
 
 
 def event(kind: str, **fields: Any) -> Event:
-    return {"event": kind, "data": json.dumps({"type": kind, **fields}, ensure_ascii=False)}
+    return Event(kind, json.dumps({"type": kind, **fields}, ensure_ascii=False))
 
 
 class MessageEvents:

@@ -75,6 +75,7 @@ class PreparedChat:
     include_usage: bool
     tools: ToolPlan = NO_TOOLS
     reasoning: bool = False  # split reasoning off with the engine's reasoning parser
+    include_reasoning: bool = True  # vLLM's: False leaves the reasoning out of the answer
 
     @property
     def cost(self) -> int:
@@ -136,6 +137,7 @@ def prepare(
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         tools=plan,
         reasoning=settings.reasoning_parser is not None,
+        include_reasoning=request.include_reasoning,
     )
 
 
@@ -218,7 +220,11 @@ def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> Cha
     ]
     return ChatChoice(
         index=0,
-        message=ChatMessage(content=outcome.text, reasoning=outcome.reasoning, tool_calls=calls),
+        message=ChatMessage(
+            content=outcome.text,
+            reasoning=outcome.reasoning if prepared.include_reasoning else None,
+            tool_calls=calls,
+        ),
         logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
         finish_reason=finish_reason(outcome, seq.finish_reason),
         stop_reason=seq.stop_reason,
@@ -355,7 +361,7 @@ class _ChunkMaker:
         if reader.plain:  # nothing to read: the text as it is (plain chat's hot path)
             message = DeltaMessage(content=delta.text)
         else:
-            parsed = reader.feed(delta.text, delta.token_ids, last=ended)
+            parsed = self._shown(reader.feed(delta.text, delta.token_ids, last=ended))
             if not ended and not (parsed.content or parsed.reasoning or parsed.tool_calls):
                 return None  # the reader holds this step back
             message = _delta_message(parsed)
@@ -369,6 +375,12 @@ class _ChunkMaker:
             finish_reason=finish,
             stop_reason=delta.stop_reason,
         )
+
+    def _shown(self, parsed: ParsedDelta) -> ParsedDelta:
+        """What of a step is sent: its reasoning only when the request includes it."""
+        if parsed.reasoning is None or self.prepared.include_reasoning:
+            return parsed
+        return replace(parsed, reasoning=None)
 
     def usage(self) -> ChatCompletionChunk:
         prompt = len(self.prepared.engine_request.prompt_token_ids)

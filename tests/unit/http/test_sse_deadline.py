@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.http.sse import _until, framed_events
+from service.http.sse import _until, openai_events
 from tests.api.helpers import until
 
 
@@ -75,7 +75,7 @@ async def test_payloads_pass_and_the_timer_goes_with_the_stream() -> None:
     loop = asyncio.get_running_loop()
     for text in ("a", "b"):
         producer.released.put_nowait(text)
-    events = framed_events(producer.payloads(), deadline=loop.time() + 3600)
+    events = openai_events(producer.payloads(), deadline=loop.time() + 3600)
     assert [await anext(events), await anext(events)] == ["a", "b"]
     await events.aclose()  # type: ignore[attr-defined]
     assert producer.closed
