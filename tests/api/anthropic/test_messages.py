@@ -247,3 +247,22 @@ async def test_the_sdk_sends_an_earlier_answer_back_unchanged(fake_engine: FakeE
         )
     assert second.stop_reason == "end_turn"
     assert isinstance(second, anthropic.types.Message)
+
+
+async def test_the_sdks_beta_namespace_reaches_the_same_route(fake_engine: FakeEngine) -> None:
+    async with sdk_client(make_app(fake_engine)) as client:
+        message = await client.beta.messages.create(
+            model=FAKE_MODEL,
+            max_tokens=8,
+            messages=[{"role": "user", "content": "hi"}],
+            betas=["context-1m-2025-08-07"],  # sent as the anthropic-beta header
+        )
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await client.beta.messages.create(
+                model=FAKE_MODEL,
+                max_tokens=8,
+                messages=[{"role": "user", "content": "hi"}],
+                context_management={"edits": []},
+            )
+    assert message.content[0].type == "text"
+    assert "context_management" in refused.value.message
