@@ -64,6 +64,7 @@ class ServerInProcess:
     base_url: str
     model: str
     log: Path | None = None
+    pid: int | None = None
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +82,7 @@ def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     )
     with server_process(tmp_path_factory.mktemp("embedding"), *flags) as server:
         model = Settings(**TEST_PROFILE).model_name
-        yield ServerInProcess(server.base_url, model, server.log)
+        yield ServerInProcess(server.base_url, model, server.log, server.pid)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import re
 import httpx
 import numpy as np
 import openai
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from transformers import AutoTokenizer
@@ -203,3 +204,14 @@ def test_both_auto_sized_engines_hold_a_full_length_request_at_once(
     generation = re.search(r"generation engine KV cache: [\d.]+ GiB, ([\d,]+) tokens", log)
     assert generation is not None and int(generation[1].replace(",", "")) >= context
     assert "cpu_kvcache_space=auto" in log
+
+
+def test_the_embedding_engine_runs_its_model_without_a_worker_process(
+    embedding_server: ServerInProcess,
+) -> None:
+    """One vLLM worker process in all (the generation engine's): the embedding engine runs its
+    model in its engine core, a process (and its ~0.5 GiB of imports) fewer."""
+    assert embedding_server.pid is not None
+    names = [p.name() for p in psutil.Process(embedding_server.pid).children(recursive=True)]
+    assert sum("EngineCor" in name for name in names) == 2, names
+    assert sum("Worker" in name for name in names) == 1, names

@@ -175,11 +175,13 @@ class _RecordingAsyncLLM:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, str], bool]]:
     monkeypatch.setattr(compat, "AsyncLLM", _RecordingAsyncLLM)
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    monkeypatch.delenv("OMP_NUM_THREADS")
     _RecordingAsyncLLM.built.clear()
     return _RecordingAsyncLLM.built
 
 
-def test_the_embedding_engine_gets_its_kv_bytes(
+def test_the_embedding_engine_gets_its_kv_bytes_and_its_model_in_the_engine_core(
     tmp_path: Path, recorded: list[tuple[Any, dict[str, str], bool]]
 ) -> None:
     (tmp_path / "config.json").write_text(json.dumps(TINY_LLAMA))
@@ -187,10 +189,19 @@ def test_the_embedding_engine_gets_its_kv_bytes(
     kwargs = pooling_engine_kwargs(
         settings, model_path=str(tmp_path), on_cpu=True, accepted=compat.engine_arg_names()
     )
-    compat.start_engine(kwargs, kv_cache_bytes=kv_cache_sizer(settings, "embedding"))
-    [(config, _, no_stats)] = recorded
+    compat.start_engine(
+        kwargs, kv_cache_bytes=kv_cache_sizer(settings, "embedding"), worker_in_process=True
+    )
+    [(config, environment, no_stats)] = recorded
     shape = compat.kv_shape(config)
     assert config.cache_config.kv_cache_memory_bytes == shape.min_bytes  # 500 tokens: 4 blocks + 1
+    assert config.parallel_config.distributed_executor_backend.__name__ == "UniProcExecutor"
+    # The engine core is spawned with as many threads as vLLM gives its CPU worker, unbound
+    # (bound, its I/O threads would share the model's cores), and the environment is as it
+    # was afterwards.
+    assert int(environment["OMP_NUM_THREADS"]) >= 1
+    assert not {"GOMP_CPU_AFFINITY", "OMP_PLACES", "KMP_AFFINITY"} & set(environment)
+    assert "OMP_NUM_THREADS" not in os.environ
     assert no_stats is True  # the generation engine keeps vLLM's metrics
 
 

@@ -11,6 +11,7 @@ import pytest
 from service.config import Settings
 from service.engine.vllm import compat
 from service.engine.vllm.args import (
+    embedding_worker_in_process,
     engine_environment,
     engine_kwargs,
     pooling_engine_kwargs,
@@ -291,6 +292,22 @@ def test_cpu_kvcache_space_takes_gib_or_auto(value: Any, expected: Any) -> None:
 def test_cpu_kvcache_space_refuses_what_is_neither(value: Any) -> None:
     with pytest.raises(ValueError, match="cpu_kvcache_space"):
         make_settings(cpu_kvcache_space=value)
+
+
+@pytest.mark.parametrize(
+    ("settings_kwargs", "on_cpu", "in_process"),
+    [
+        pytest.param({}, True, True, id="cpu"),
+        pytest.param({}, False, False, id="gpu-keeps-vllms-choice"),
+        pytest.param({"tensor_parallel_size": 2}, True, False, id="cpu-parallel"),
+        pytest.param({"distributed_executor_backend": "mp"}, True, False, id="cpu-mp-asked-for"),
+    ],
+)
+def test_the_embedding_engine_runs_its_model_in_its_engine_core_on_one_cpu_worker(
+    settings_kwargs: dict[str, Any], on_cpu: bool, in_process: bool
+) -> None:
+    settings = make_settings(**settings_kwargs)
+    assert embedding_worker_in_process(settings, on_cpu=on_cpu) is in_process
 
 
 def test_the_pooling_engine_embeds_without_stats_or_lora() -> None:

@@ -132,6 +132,23 @@ def pooling_engine_kwargs(
     return kwargs
 
 
+def embedding_worker_in_process(settings: Settings, *, on_cpu: bool) -> bool:
+    """Whether the embedding engine runs its model inside its engine-core process.
+
+    vLLM on CPU always starts a worker process beside the engine core, and each of them
+    imports vLLM and torch anew (about 0.5 GiB a process). On one GPU vLLM runs the model
+    inside the engine core instead (its `UniProcExecutor`); the embedding engine does that on
+    CPU too, with the OpenMP threads vLLM would give its worker, so it computes the same
+    vectors in one process fewer. Parallel set-ups, or an explicit
+    `distributed_executor_backend`, keep vLLM's own choice.
+    """
+    return (
+        on_cpu
+        and settings.tensor_parallel_size * settings.pipeline_parallel_size == 1
+        and settings.distributed_executor_backend is None
+    )
+
+
 def kv_cache_sizer(settings: Settings, purpose: kv_cache.Purpose) -> Callable[[KVShape], int]:
     """One CPU engine's KV-cache size in bytes, from its resolved shape: `auto` or the GiB set
     (`kv_cache.plan`), logged with the tokens it holds; `KVCacheTooSmallError` stops the start

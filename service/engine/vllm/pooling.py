@@ -10,7 +10,11 @@ from service.config import Settings
 from service.engine.base import EngineProgress
 from service.engine.vllm import compat
 from service.engine.vllm.adapter import StoppedEngine, VLLMTokenizer
-from service.engine.vllm.args import kv_cache_sizer, pooling_engine_kwargs
+from service.engine.vllm.args import (
+    embedding_worker_in_process,
+    kv_cache_sizer,
+    pooling_engine_kwargs,
+)
 from service.errors import (
     EngineDeadError,
     EngineFailureError,
@@ -40,9 +44,17 @@ class VLLMEmbeddingEngine:
         kwargs = pooling_engine_kwargs(
             settings, model_path=model_path, on_cpu=cpu, accepted=compat.engine_arg_names()
         )
-        logger.info("starting vLLM %s embedding engine: %s", compat.VERSION, kwargs)
+        in_process = embedding_worker_in_process(settings, on_cpu=cpu)
+        logger.info(
+            "starting vLLM %s embedding engine: %s%s",
+            compat.VERSION,
+            kwargs,
+            ", the model in its engine-core process" if in_process else "",
+        )
         engine = compat.start_engine(
-            kwargs, kv_cache_bytes=kv_cache_sizer(settings, "embedding") if cpu else None
+            kwargs,
+            kv_cache_bytes=kv_cache_sizer(settings, "embedding") if cpu else None,
+            worker_in_process=in_process,
         )
         return cls(engine)
 
