@@ -33,14 +33,16 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 @dataclass(frozen=True, slots=True)
 class EngineProfile:
     """The engine settings of both servers, written once. The default is the project's test
-    profile on CPU: float32, eager, 2048 context, 8 sequences a step, 1 GiB of CPU KV cache."""
+    profile on CPU: float32, eager, 2048 context, 8 sequences a step, 1 GiB of CPU KV cache
+    (the same bytes in both: whole GiB through vLLM's VLLM_CPU_KVCACHE_SPACE, fractions through
+    its --kv-cache-memory-bytes, which the variable would override)."""
 
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
     enforce_eager: bool = True  # False: CUDA graphs (and torch.compile) on GPU
     max_model_len: int = 2048
     max_num_seqs: int = 8
     gpu_memory_utilization: float | None = None  # None: each server's default
-    cpu_kvcache_gib: int = 1  # CPU engines only
+    cpu_kvcache_gib: float = 1.0  # CPU engines only
 
     def vllm_args(self) -> str:
         """Flags of `python -m vllm.entrypoints.openai.api_server`."""
@@ -53,7 +55,13 @@ class EngineProfile:
             flags.append("--enforce-eager")
         if self.gpu_memory_utilization is not None:
             flags.append(f"--gpu-memory-utilization {self.gpu_memory_utilization}")
+        if not self._whole_gib:
+            flags.append(f"--kv-cache-memory-bytes {int(self.cpu_kvcache_gib * 2**30)}")
         return " ".join(flags)
+
+    @property
+    def _whole_gib(self) -> bool:
+        return float(self.cpu_kvcache_gib).is_integer()
 
     def gateway_args(self) -> str:
         """The same settings as `python -m service` flags."""
@@ -62,15 +70,18 @@ class EngineProfile:
             f"--max-model-len {self.max_model_len}",
             f"--max-num-seqs {self.max_num_seqs}",
             f"--enforce-eager {str(self.enforce_eager).lower()}",
-            f"--cpu-kvcache-space {self.cpu_kvcache_gib}",
+            f"--cpu-kvcache-space {self.cpu_kvcache_gib:g}",
         ]
         if self.gpu_memory_utilization is not None:
             flags.append(f"--gpu-memory-utilization {self.gpu_memory_utilization}")
         return " ".join(flags)
 
     def environment(self) -> dict[str, str]:
-        """What vLLM's own server reads from the environment (the gateway takes a flag)."""
-        return {"VLLM_CPU_KVCACHE_SPACE": str(self.cpu_kvcache_gib)}
+        """What vLLM's own server reads from the environment (the gateway takes a flag); it
+        takes whole GiB only, and a GPU engine ignores it."""
+        if not self._whole_gib:
+            return {}
+        return {"VLLM_CPU_KVCACHE_SPACE": str(int(self.cpu_kvcache_gib))}
 
     def placeholders(self) -> dict[str, str]:
         return {"vllm_engine_args": self.vllm_args(), "gateway_engine_args": self.gateway_args()}
@@ -206,7 +217,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int)
     p.add_argument("--max-num-seqs", type=int)
     p.add_argument("--gpu-memory-utilization", type=float, help="each server's GPU share")
-    p.add_argument("--cpu-kvcache-gib", type=int, help="each CPU engine's KV cache")
+    p.add_argument(
+        "--cpu-kvcache-gib",
+        type=float,
+        help="each CPU engine's KV cache in GiB, the same bytes in both (default 1; fractions "
+        "reach vLLM's server as --kv-cache-memory-bytes, so CPU only)",
+    )
     p.add_argument("--model-name", help="served model name used by both servers")
     p.add_argument("--model-dir", help="model folder (default: the gateway's prepared model)")
     p.add_argument("--prompts", type=Path, help="JSON-lines prompt set")

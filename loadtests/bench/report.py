@@ -119,13 +119,18 @@ def _ratio_cell(metric: dict[str, Any]) -> str:
     return f"{ratio['median']:.3f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
+def _count(metrics: dict[str, Any], server: str) -> str:
+    value = metrics.get("preemptions", {}).get(server)
+    return "-" if value is None else f"{value:.0f}"
+
+
 def summary_table(report: dict[str, Any]) -> str:
     """A markdown table of the medians, the B/A ratio (median, min-max) and the noise floor."""
     rows = [
         "| level | A tok/s | B tok/s | tok/s B/A | A-vs-A noise | TTFT p50 A / B ms | TTFT p50 B/A "
         "| TTFT p99 A / B ms | ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B "
-        "| errors A/B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| errors A/B | preempted A/B |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in report["comparison"].items():
         out = m["output_throughput"]
@@ -139,7 +144,32 @@ def summary_table(report: dict[str, Any]) -> str:
             f"| {_ratio_cell(m['itl_p50_ms'])} | {_ratio_cell(m['e2e_p99_ms'])} "
             f"| {_ratio_cell(m['goodput'])} "
             f"| {_fmt(api['a_median'], 2)} / {_fmt(api['b_median'], 2)} "
-            f"| {m['errors']['a']} / {m['errors']['b']} |"
+            f"| {m['errors']['a']} / {m['errors']['b']} "
+            f"| {_count(m, 'a')} / {_count(m, 'b')} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def memory_table(report: dict[str, Any]) -> str:
+    """Each server's summed PSS (GiB) after warm-up and after its runs: the median over runs,
+    with the API process's part."""
+
+    def cell(server: str, moment: str) -> str:
+        figures = [r[moment] for r in report["runs"] if r["server"] == server and r.get(moment)]
+        totals = sorted(f["total_gib"] for f in figures if f["total_gib"] is not None)
+        apis = sorted(f["api_gib"] for f in figures if f["api_gib"] is not None)
+        if not totals or not apis:
+            return "-"
+        return f"{totals[len(totals) // 2]:.2f} (API {apis[len(apis) // 2]:.2f})"
+
+    rows = [
+        "| server | summed PSS after warm-up, GiB | after the run, GiB |",
+        "|---|---|---|",
+    ]
+    for label, server in report["servers"].items():
+        rows.append(
+            f"| {label}: {server['name']} | {cell(label, 'memory_after_warmup')} "
+            f"| {cell(label, 'memory_after_run')} |"
         )
     return "\n".join(rows) + "\n"
 

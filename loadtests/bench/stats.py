@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from typing import Any
 
 from loadtests.bench.driver import LevelRun
@@ -151,8 +152,18 @@ def compare(runs: list[dict[str, Any]], level_keys: list[str]) -> dict[str, Any]
             "a": sum(r["levels"][key]["errors"] for r in a_runs),
             "b": sum(r["levels"][key]["errors"] for r in b_runs),
         }
+        per_metric["preemptions"] = {
+            "a": _total(r["levels"][key].get("preemptions") for r in a_runs),
+            "b": _total(r["levels"][key].get("preemptions") for r in b_runs),
+        }
         out[key] = per_metric
     return out
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """The sum, or None when a run has no figure (a server without vLLM's metrics)."""
+    known = list(values)
+    return None if not known or any(v is None for v in known) else sum(v for v in known if v)
 
 
 def verdict(

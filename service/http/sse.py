@@ -6,6 +6,11 @@ and vLLM send them. Anthropic's Messages API: named events too, with its own err
 `event: ping` keep-alives (`NamedFraming`). `event_stream` and `named_event_stream` are the ways
 a route answers with a stream (sse-starlette, with keep-alive pings and no proxy buffering);
 `openai_events` is the framing around the payloads.
+
+Per event, the frame is written here (`data_frame`, the bytes sse-starlette's `ServerSentEvent`
+would write) and sent without anyio's cancel scope, which sse-starlette opens around each send
+for a send timeout the gateway does not set: the two were a fifth of a plain chat stream's CPU
+per event in the gateway's app (docs/benchmarks.md, "What a stream event costs").
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Message, Send
 
 from service.config import Settings
 from service.errors import DeadlineExceededError, EngineFailureError, GatewayError
@@ -26,6 +32,10 @@ from service.runtime.admission import Permit
 logger = logging.getLogger(__name__)
 
 DONE = "[DONE]"
+# sse-starlette's line separator (its keep-alive pings use it too).
+SEPARATOR = EventSourceResponse.DEFAULT_SEPARATOR
+_DATA = "data: "
+_END = SEPARATOR + SEPARATOR
 
 Item = str | ServerSentEvent
 
@@ -64,9 +74,10 @@ def event_stream(
     deadline: float | None = None,
     permit: Permit | None = None,
 ) -> EventSourceResponse:
-    return EventSourceResponse(
-        openai_events(payloads, deadline=deadline, permit=permit),
+    return _EventStream(
+        _frames(openai_events(payloads, deadline=deadline, permit=permit)),
         ping=settings.sse_keepalive_seconds,
+        sep=SEPARATOR,
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
     )
 
@@ -80,10 +91,11 @@ def named_event_stream(
     framing: NamedFraming = RESPONSES,
 ) -> EventSourceResponse:
     """A stream of named events (the Responses API's, or Anthropic's with `ANTHROPIC`)."""
-    return EventSourceResponse(
-        openai_events(_named(events), deadline=deadline, permit=permit, named=framing),
+    return _EventStream(
+        _frames(openai_events(_named(events), deadline=deadline, permit=permit, named=framing)),
         ping=settings.sse_keepalive_seconds,
         ping_message_factory=framing.ping,
+        sep=SEPARATOR,
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
     )
 
@@ -102,6 +114,34 @@ def _error_event(error: GatewayError, named: NamedFraming | None) -> Item:
     if named is None:
         return sse_event(error)
     return ServerSentEvent(named.error_data(error), event="error")
+
+
+class _EventStream(EventSourceResponse):
+    """sse-starlette's response, sending without a cancel scope when there is no send timeout."""
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        if self.send_timeout is None:
+            await send(message)
+        else:
+            await super()._send_with_timeout(send, message)
+
+
+def data_frame(payload: str) -> bytes:
+    """The event of one payload, as sse-starlette writes it (`ServerSentEvent(payload)`): in one
+    step for a payload of one line, as every JSON payload is."""
+    if "\n" in payload or "\r" in payload:
+        return ServerSentEvent(payload, sep=SEPARATOR).encode()
+    return (_DATA + payload + _END).encode()
+
+
+async def _frames(events: AsyncIterator[Item]) -> AsyncGenerator[bytes, None]:
+    try:
+        async for payload in events:
+            yield data_frame(payload) if isinstance(payload, str) else payload.encode()
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()  # now: it closes the payloads (aborting their engine work)
 
 
 async def openai_events(

@@ -80,8 +80,31 @@ def test_every_level_completed_without_errors(report: dict[str, Any]) -> None:
             assert figures["engine_ttft_mean_ms"] is None
             assert figures["output_tokens_per_step"] is None
             assert figures["server_ttft_mean_ms"] > 0
+            assert figures["preemptions"] is None  # the fake engine has no vLLM metrics
             if levels[key]["ignore_eos"]:  # fixed output: usage counts every requested token
                 assert figures["output_tokens"] == figures["completed"] * 32
+
+
+def test_each_run_records_the_servers_summed_memory(report: dict[str, Any]) -> None:
+    for run in report["runs"]:
+        for moment in ("memory_after_warmup", "memory_after_run"):
+            figures = run[moment]
+            # A gateway on the fake engine is one Python process of some tens of MiB.
+            assert 0.01 < figures["api_gib"] == figures["total_gib"] < 2, figures
+            assert figures["engine_gib"] == 0
+    summary = (Path(report["_out"]) / "summary.md").read_text()
+    assert "| A: fake-a |" in summary and "summed PSS after warm-up" in summary
+
+
+def test_the_kv_cache_size_is_the_same_bytes_for_both_servers() -> None:
+    whole = from_args(["--cpu-kvcache-gib", "2"]).engine
+    assert whole.environment() == {"VLLM_CPU_KVCACHE_SPACE": "2"}
+    assert "--kv-cache-memory-bytes" not in whole.vllm_args()
+    assert "--cpu-kvcache-space 2 " in whole.gateway_args() + " "
+    part = from_args(["--cpu-kvcache-gib", "0.5"]).engine
+    assert part.environment() == {}  # the variable takes whole GiB, and would override the flag
+    assert f"--kv-cache-memory-bytes {2**29}" in part.vllm_args()
+    assert "--cpu-kvcache-space 0.5" in part.gateway_args()
 
 
 def test_ratios_and_noise_floor_are_computed(report: dict[str, Any]) -> None:
@@ -93,6 +116,7 @@ def test_ratios_and_noise_floor_are_computed(report: dict[str, Any]) -> None:
             assert figures["ratio"]["median"] > 0
             assert figures["noise_floor"] >= 0
         assert metrics["errors"] == {"a": 0, "b": 0}
+        assert metrics["preemptions"] == {"a": None, "b": None}
     assert set(report["verdict"]["throughput_ge_0.99"]) == {"c=1", "c=4"}
     assert isinstance(report["verdict"]["all_met"], bool)
 

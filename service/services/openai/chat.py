@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -19,8 +18,6 @@ from service.engine.base import (
     GenerationChunk,
     ParsedDelta,
     SequenceDelta,
-    TokenLogprob,
-    ToolCallFragment,
 )
 from service.errors import InvalidRequestError
 from service.schemas.chat import (
@@ -31,19 +28,17 @@ from service.schemas.chat import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatMessage,
-    ChoiceLogprobs,
     DeltaMessage,
     Message,
-    TokenLogprobEntry,
     ToolMessage,
-    TopLogprob,
 )
 from service.schemas.chat import (
     FinishReason as ChatFinishReason,
 )
 from service.schemas.common import Usage
-from service.schemas.tools import DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall
+from service.schemas.tools import FunctionCall, ToolCall
 from service.services.core import costs
+from service.services.core.chunk_json import TextSlot
 from service.services.core.generation import (
     Dispatch,
     SequenceResult,
@@ -52,6 +47,13 @@ from service.services.core.generation import (
 )
 from service.services.core.limits import check_count, check_text
 from service.services.core.sampling import sampling_options, token_budget
+from service.services.openai.chat_pieces import (
+    call_id,
+    choice_logprobs,
+    delta_message,
+    event_json,
+    tool_deltas,
+)
 from service.services.registry import select_model
 from service.services.tools import (
     NO_TOOLS,
@@ -181,28 +183,6 @@ def render_prompt(
         ) from err
 
 
-def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
-    return ChoiceLogprobs(
-        content=[
-            TokenLogprobEntry(
-                token=e.token,
-                logprob=e.logprob,
-                bytes=list(e.token.encode()),
-                top_logprobs=[
-                    TopLogprob(token=text, logprob=lp, bytes=list(text.encode()))
-                    for _, text, lp in e.top
-                ],
-            )
-            for e in entries
-        ]
-    )
-
-
-def call_id() -> str:
-    """OpenAI's tool-call id."""
-    return f"call_{secrets.token_hex(12)}"
-
-
 def finish_reason(outcome: Outcome, engine_reason: FinishReason | None) -> ChatFinishReason | None:
     """OpenAI's: `tool_calls` when the model chose to call (auto, required) and stopped; a named
     choice keeps `stop`, as OpenAI's forced function calls do; a cut stays `length`."""
@@ -225,7 +205,7 @@ def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> Cha
             reasoning=outcome.reasoning if prepared.include_reasoning else None,
             tool_calls=calls,
         ),
-        logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
+        logprobs=choice_logprobs(seq.logprobs) if prepared.logprobs else None,
         finish_reason=finish_reason(outcome, seq.finish_reason),
         stop_reason=seq.stop_reason,
     )
@@ -256,39 +236,18 @@ async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResp
 
 
 async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
-    """JSON payloads of the SSE events, without the final [DONE]."""
-    async with aclosing(chunks(prepared, engine)) as stream_chunks:
-        async for chunk in stream_chunks:
-            if chunk.usage is None:
-                yield chunk.model_dump_json(exclude={"usage"})
-            else:
-                yield chunk.model_dump_json()
-
-
-def _delta_message(parsed: ParsedDelta) -> DeltaMessage:
-    if parsed.reasoning is None and not parsed.tool_calls:
-        return DeltaMessage(content=parsed.content)  # most steps: text only
-    return DeltaMessage(
-        content=parsed.content,
-        reasoning=parsed.reasoning,
-        tool_calls=_tool_deltas(parsed.tool_calls),
-    )
-
-
-def _tool_deltas(pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall] | None:
-    """OpenAI's pieces: a call's first (the one with its name) carries id, type and name; the
-    rest only arguments."""
-    if not pieces:
-        return None
-    return [
-        DeltaToolCall(
-            index=piece.index,
-            id=call_id() if piece.name is not None else None,
-            type="function" if piece.name is not None else None,
-            function=DeltaFunctionCall(name=piece.name, arguments=piece.arguments),
-        )
-        for piece in pieces
-    ]
+    """JSON payloads of the SSE events, without the final [DONE]: the chunks of `chunks`, those
+    of the steps that only add text to a one-choice stream written through a `TextSlot`."""
+    maker = _ChunkMaker(prepared, engine, text_slot=True)
+    for opening in maker.openings():
+        yield event_json(opening)
+    async with aclosing(_engine_chunks(prepared, engine)) as engine_chunks:
+        async for engine_chunk in engine_chunks:
+            payload = maker.payload(engine_chunk)
+            if payload is not None:
+                yield payload
+    if prepared.include_usage:
+        yield event_json(maker.usage())
 
 
 async def _engine_chunks(
@@ -310,12 +269,21 @@ async def _engine_chunks(
 class _ChunkMaker:
     """One stream's chunks: a reader per choice, and the tokens generated so far."""
 
-    def __init__(self, prepared: PreparedChat, engine: Engine) -> None:
+    def __init__(self, prepared: PreparedChat, engine: Engine, *, text_slot: bool = False) -> None:
         self.prepared = prepared
         self.readers: list[OutputReader] = [
             prepared.tools.reader(engine, reasoning=prepared.reasoning) for _ in range(prepared.n)
         ]
         self.completion_tokens = 0
+        # A one-choice stream without logprobs: a step that only adds text is this chunk's
+        # JSON around it, cut from the chunk `_choice` makes for such a step.
+        self.text_slot: TextSlot | None = None
+        if text_slot and prepared.n == 1 and not prepared.logprobs:
+            self.text_slot = TextSlot(
+                lambda text: event_json(
+                    self.chunk([self._choice(SequenceDelta(0, text, ()), ParsedDelta(text))])
+                )
+            )
 
     def chunk(
         self, choices: list[ChatChunkChoice], usage: Usage | None = None
@@ -339,39 +307,62 @@ class _ChunkMaker:
             ]
         )
         for i, reader in enumerate(self.readers):
-            opening = _tool_deltas(reader.opening().tool_calls)
+            opening = tool_deltas(reader.opening().tool_calls)
             if opening:
                 yield self.chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=opening))])
 
     def of(self, engine_chunk: GenerationChunk) -> ChatCompletionChunk | None:
         """The chunk one engine step gives (None: nothing to send)."""
-        choices = [
-            choice
-            for delta in engine_chunk.sequences
-            if (choice := self._choice(delta)) is not None
-        ]
+        choices = []
+        for delta in engine_chunk.sequences:
+            parsed = self._read(delta)
+            if parsed is not None:
+                choices.append(self._choice(delta, parsed))
         return self.chunk(choices) if choices else None
 
-    def _choice(self, delta: SequenceDelta) -> ChatChunkChoice | None:
+    def payload(self, engine_chunk: GenerationChunk) -> str | None:
+        """The JSON of `of(engine_chunk)`; through the text slot when the step only adds text."""
+        slot = self.text_slot
+        if slot is None or len(engine_chunk.sequences) != 1:
+            chunk = self.of(engine_chunk)
+            return None if chunk is None else event_json(chunk)
+        delta = engine_chunk.sequences[0]
+        parsed = self._read(delta)
+        if parsed is None:
+            return None
+        if (
+            parsed.content is None
+            or parsed.reasoning is not None
+            or parsed.tool_calls
+            or delta.finish_reason is not None
+            or delta.stop_reason is not None
+        ):
+            return event_json(self.chunk([self._choice(delta, parsed)]))
+        return slot(parsed.content)
+
+    def _read(self, delta: SequenceDelta) -> ParsedDelta | None:
+        """What the step adds to its choice (None: nothing to send)."""
         self.completion_tokens += len(delta.token_ids)
         ended = delta.finish_reason is not None
         if not delta.text and not ended:
             return None
         reader = self.readers[delta.index]
         if reader.plain:  # nothing to read: the text as it is (plain chat's hot path)
-            message = DeltaMessage(content=delta.text)
-        else:
-            parsed = self._shown(reader.feed(delta.text, delta.token_ids, last=ended))
-            if not ended and not (parsed.content or parsed.reasoning or parsed.tool_calls):
-                return None  # the reader holds this step back
-            message = _delta_message(parsed)
+            return ParsedDelta(delta.text)
+        parsed = self._shown(reader.feed(delta.text, delta.token_ids, last=ended))
+        if not ended and not (parsed.content or parsed.reasoning or parsed.tool_calls):
+            return None  # the reader holds this step back
+        return parsed
+
+    def _choice(self, delta: SequenceDelta, parsed: ParsedDelta) -> ChatChunkChoice:
         finish = None
-        if ended:  # the reader's outcome: the calls are counted, the reason is chat's
-            finish = finish_reason(reader.finish(delta.finish_reason), delta.finish_reason)
+        if delta.finish_reason is not None:  # the reader's outcome: the calls are counted
+            outcome = self.readers[delta.index].finish(delta.finish_reason)
+            finish = finish_reason(outcome, delta.finish_reason)
         return ChatChunkChoice(
             index=delta.index,
-            delta=message,
-            logprobs=_logprobs(delta.logprobs or []) if self.prepared.logprobs else None,
+            delta=delta_message(parsed),
+            logprobs=choice_logprobs(delta.logprobs or []) if self.prepared.logprobs else None,
             finish_reason=finish,
             stop_reason=delta.stop_reason,
         )

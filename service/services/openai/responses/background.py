@@ -108,13 +108,14 @@ class BackgroundResponses:
         """Stop the heartbeats, and every run (each marked `failed`)."""
         self._stopping = True
         if self._beat is not None:
+            # Done before the runs are stopped: a heartbeat cut in its write must have ended
+            # its transaction, or on SQLite it holds the lock the runs' `failed` needs.
             self._beat.cancel()
+            await asyncio.gather(self._beat, return_exceptions=True)
         tasks = [run.task for run in self._runs.values() if run.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._beat is not None:
-            await asyncio.gather(self._beat, return_exceptions=True)
 
     def running(self) -> list[str]:
         """The ids of the responses this replica is running."""
@@ -198,6 +199,7 @@ class BackgroundResponses:
             response,
             after,
             poll=self._settings.response_stream_poll_seconds,
+            settle=self._settings.database_timeout_seconds,
         )
 
     # --- a run

@@ -4,7 +4,8 @@
 followers, and written to the store in order, in batches (one transaction for whatever came
 while the last write ran), so a follower on any replica, or after the run, replays them.
 `follow_stored` is that follower: the stored events after a sequence number, then new ones as
-the store gets them (read every `poll` seconds) until the response has ended.
+the store gets them (read every `poll` seconds) until the response has ended and its final event
+is read.
 """
 
 from __future__ import annotations
@@ -89,12 +90,23 @@ def _failed_event(response: StoredResponse, sequence_number: int) -> ResponseEve
 
 
 async def follow_stored(
-    responses: Responses, response: StoredResponse, after: int, *, poll: float
+    responses: Responses,
+    response: StoredResponse,
+    after: int,
+    *,
+    poll: float,
+    settle: float,
 ) -> AsyncIterator[ResponseEvent]:
-    """The stored events of `response` after `after`, then new ones until it has ended."""
+    """The stored events of `response` after `after`, then new ones until it has ended.
+
+    A run records its end before its log has written its last events (the final one is made
+    from the recorded response), so a follower that sees the end keeps reading until the final
+    event, for at most `settle` seconds (the writer's own give-up time); a cancelled run has no
+    final event."""
     last, final = after, False
     current: StoredResponse | None = response
-    ended = False
+    settle_by: float | None = None  # once the response has ended
+    loop = asyncio.get_running_loop()
     while current is not None:
         events = await responses.events_after(response.id, last)
         for stored in events:
@@ -102,12 +114,15 @@ async def follow_stored(
             yield ResponseEvent(stored.type, stored.sequence_number, stored.data)
         if len(events) == EVENTS_PAGE:
             continue
-        if ended:
+        if final:
             break
-        current = await responses.get(response.owner, response.id)
-        if current is not None and not current.active:
-            ended = True  # one more read: the events written before it ended
-            continue
+        if settle_by is None:
+            current = await responses.get(response.owner, response.id)
+            if current is not None and not current.active:
+                settle_by = loop.time() + (0.0 if current.status == "cancelled" else settle)
+                continue  # one more read: the events written before it ended
+        elif loop.time() >= settle_by:
+            break
         await asyncio.sleep(poll)
     if current is not None and current.status == "failed" and not final:
         yield _failed_event(current, last + 1)
