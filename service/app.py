@@ -77,8 +77,15 @@ def create_app(
         max_inflight=settings.max_inflight_sequences or 1,
         max_queued=settings.max_queued_sequences or 0,
         max_queue_wait=settings.max_queue_wait_seconds,
+        fair_share=settings.fair_share,
+        mixed_window=settings.fair_share_window_seconds,
     )
-    embedding_admission = Admission(max_inflight=1, max_queued=0)  # sized at start-up too
+    embedding_admission = Admission(  # sized at start-up too
+        max_inflight=1,
+        max_queued=0,
+        fair_share=settings.fair_share,
+        mixed_window=settings.fair_share_window_seconds,
+    )
     state = EngineState(
         factory,
         settings,

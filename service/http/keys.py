@@ -10,22 +10,28 @@ priority class:
     requests_per_minute = 600     # optional, overrides the settings' default
     tokens_per_minute = 200000    # optional, overrides the settings' default
     priority = "high"             # optional: high | normal | low (default normal)
-    admin = true                  # optional: may load/unload LoRA adapters (default false)
+    weight = 2                    # optional: share of the queue within its class (default 1)
+    tokens_per_day = 5000000      # optional budgets, prompt + completion, UTC calendar windows
+    tokens_per_month = 100000000
+    admin = true                  # optional: may load/unload LoRA adapters, manage keys
 
-Keys given in `api_keys` have the settings' default limits and priority normal. A file that
-cannot be read or is not valid raises `KeyFileError` at start-up, naming the entry at fault.
+Keys given in `api_keys` have the settings' default limits, priority normal and weight 1. A file
+that cannot be read or is not valid raises `KeyFileError` at start-up, naming the entry at fault.
+Keys made at runtime by admin keys (`service/http/keyring.py`) join these in the same `KeyStore`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -36,8 +42,23 @@ KEY_ID_CHARS = 12  # hex characters of sha256(key) shown in logs as the key's id
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _FIELDS = frozenset(
-    {"name", "key", "key_sha256", "requests_per_minute", "tokens_per_minute", "priority", "admin"}
+    {
+        "name",
+        "key",
+        "key_sha256",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "priority",
+        "weight",
+        "tokens_per_day",
+        "tokens_per_month",
+        "admin",
+    }
 )
+MAX_WEIGHT = 1000.0  # a weight is a share: beyond a thousand to one it means nothing more
+
+# Where a key comes from: `api_keys`, the key file, or an admin's call at runtime.
+KeySource = Literal["settings", "file", "runtime"]
 
 
 class KeyFileError(ValueError):
@@ -51,7 +72,12 @@ class ApiKey:
     requests_per_minute: int | None = None  # None: the settings' default
     tokens_per_minute: int | None = None
     priority: int = PRIORITIES[DEFAULT_PRIORITY]
-    admin: bool = False  # may load and unload LoRA adapters at runtime
+    admin: bool = False  # may load and unload LoRA adapters and manage keys at runtime
+    weight: float = 1.0  # its share of the admission queue within its priority class
+    tokens_per_day: int | None = None  # budgets (prompt + completion); None: none
+    tokens_per_month: int | None = None
+    source: KeySource = "settings"
+    expires_at: float | None = None  # Unix seconds; None: never (runtime keys may expire)
     # The key's public id: the first hex characters of its sha256 (safe to log).
     key_id: str = field(init=False)
 
@@ -67,6 +93,13 @@ class KeyStore:
     """The accepted keys. `find` compares the presented key with every stored one."""
 
     def __init__(self, keys: Sequence[ApiKey]) -> None:
+        if not keys:
+            raise ValueError("a key store needs at least one key")
+        self._keys = tuple(keys)
+
+    def replace(self, keys: Sequence[ApiKey]) -> None:
+        """Accept `keys` from now on (the runtime keys' refresh): one assignment, so a lookup
+        running meanwhile sees either the old tuple or the new one, whole."""
         if not keys:
             raise ValueError("a key store needs at least one key")
         self._keys = tuple(keys)
@@ -88,6 +121,8 @@ class KeyStore:
         for key in self._keys:
             if hmac.compare_digest(digest, key.digest):
                 found = key
+        if found is not None and found.expires_at is not None and time.time() >= found.expires_at:
+            return None  # an expired runtime key is a wrong key
         return found
 
 
@@ -108,6 +143,18 @@ def _limit(entry: Mapping[str, Any], name: str, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise KeyFileError(f"{where}: {name} must be a whole number >= 1")
     return value
+
+
+def _weight(entry: Mapping[str, Any], where: str) -> float:
+    value = entry.get("weight", 1.0)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_WEIGHT
+    ):
+        raise KeyFileError(f"{where}: weight must be a number > 0 and <= {MAX_WEIGHT:g}")
+    return float(value)
 
 
 def _file_entry(entry: Any, index: int, path: Path) -> ApiKey:
@@ -148,6 +195,10 @@ def _file_entry(entry: Any, index: int, path: Path) -> ApiKey:
         tokens_per_minute=_limit(entry, "tokens_per_minute", where),
         priority=PRIORITIES[priority],
         admin=admin,
+        weight=_weight(entry, where),
+        tokens_per_day=_limit(entry, "tokens_per_day", where),
+        tokens_per_month=_limit(entry, "tokens_per_month", where),
+        source="file",
     )
 
 

@@ -275,6 +275,7 @@ class SecurityMiddleware:
             admin=key.admin,
             priority=key.priority,
             client=peer,
+            weight=key.weight,
         )
 
     async def _charge(

@@ -1,0 +1,64 @@
+"""Weighted fair queuing of the admission queue: the order tenants are served in, within a class.
+
+Each waiting request gets a virtual finish tag (start-time fair queuing, Goyal et al. 1996):
+
+    start  = max(the class's virtual time, the finish tag of the tenant's previous request)
+    finish = start + cost / weight
+
+and the queue is served by (priority class, finish tag, arrival). The class's virtual time is the
+start tag of the request admitted last. So a tenant with 40 requests queued has tags 1, 2, ... 40
+ahead of the virtual time, while another tenant's first request gets tag 1: it waits behind at
+most one request of each other tenant, not behind their queues. A tenant with twice the weight
+advances half as fast, so it gets twice the sequences while both have work. A tenant that was
+idle starts at the virtual time: being quiet earns no credit. With one tenant the tags rise in
+arrival order, which is first come, first served (as before fair share).
+
+State is kept only for tenants with requests queued: memory is bounded by the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Tags:
+    start: float
+    finish: float
+
+
+class FairShare:
+    """The virtual clocks of the admission queue; the event loop is its only lock."""
+
+    __slots__ = ("_last_finish", "_queued", "_virtual")
+
+    def __init__(self) -> None:
+        self._virtual: dict[int, float] = {}  # per class: the start tag of the last admitted
+        self._last_finish: dict[tuple[int, str], float] = {}  # per class and tenant
+        self._queued: dict[tuple[int, str], int] = {}  # requests waiting, per class and tenant
+
+    def enqueue(self, priority: int, tenant: str, cost: int, weight: float) -> Tags:
+        """The tags of a request that starts waiting now."""
+        key = (priority, tenant)
+        start = max(self._virtual.get(priority, 0.0), self._last_finish.get(key, 0.0))
+        finish = start + cost / weight
+        self._last_finish[key] = finish
+        self._queued[key] = self._queued.get(key, 0) + 1
+        return Tags(start, finish)
+
+    def dequeued(self, priority: int, tenant: str, tags: Tags, *, admitted: bool) -> None:
+        """A request left the queue: admitted (the class's clock moves to its start) or gone."""
+        if admitted and tags.start > self._virtual.get(priority, 0.0):
+            self._virtual[priority] = tags.start
+        key = (priority, tenant)
+        left = self._queued[key] - 1
+        if left:
+            self._queued[key] = left
+        else:  # nothing of it waits: it starts at the virtual time next time
+            del self._queued[key]
+            del self._last_finish[key]
+
+    @property
+    def tenants_waiting(self) -> int:
+        """(Class, tenant) pairs with requests queued."""
+        return len(self._queued)
