@@ -13,9 +13,21 @@ from service.engine.base import EmbeddingEngine, Engine
 from service.http.deps import GatewayState
 from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
+from service.http.keyring import TenantSync
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
+from service.http.tenancy import install_tenancy
+from service.routes import (
+    embeddings,
+    health,
+    lora,
+    metrics,
+    openai,
+    organization,
+    playground,
+    responses,
+    tasks,
+)
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.responses.store import ResponseStore
@@ -59,6 +71,30 @@ def embedding_factory_for(settings: Settings) -> Callable[[], EmbeddingEngine] |
     return build
 
 
+async def open_store(gateway: GatewayState) -> None:
+    """Migrate the store, then read the runtime keys and the budgets' totals from it."""
+    await gateway.store.open()
+    await gateway.tenants.start()
+
+
+async def close_store(gateway: GatewayState) -> None:
+    """Write the usage counted last, then close the store."""
+    await gateway.tenants.stop()
+    await gateway.store.close()
+
+
+def admission_for(settings: Settings, *, embedding: bool = False) -> Admission:
+    """An engine's admission, sized from the engine's batch once it has started (the embedding
+    engine's has no settings of its own)."""
+    return Admission(
+        max_inflight=(None if embedding else settings.max_inflight_sequences) or 1,
+        max_queued=(None if embedding else settings.max_queued_sequences) or 0,
+        max_queue_wait=None if embedding else settings.max_queue_wait_seconds,
+        fair_share=settings.fair_share,
+        mixed_window=settings.fair_share_window_seconds,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -73,19 +109,8 @@ def create_app(
     if embedding_factory is None and engine_factory is None:
         embedding_factory = embedding_factory_for(settings)
 
-    admission = Admission(  # sized from the engine's batch once it has started
-        max_inflight=settings.max_inflight_sequences or 1,
-        max_queued=settings.max_queued_sequences or 0,
-        max_queue_wait=settings.max_queue_wait_seconds,
-        fair_share=settings.fair_share,
-        mixed_window=settings.fair_share_window_seconds,
-    )
-    embedding_admission = Admission(  # sized at start-up too
-        max_inflight=1,
-        max_queued=0,
-        fair_share=settings.fair_share,
-        mixed_window=settings.fair_share_window_seconds,
-    )
+    admission = admission_for(settings)
+    embedding_admission = admission_for(settings, embedding=True)
     state = EngineState(
         factory,
         settings,
@@ -102,12 +127,12 @@ def create_app(
                 gateway.metrics, settings.host, settings.metrics_port
             )
         try:
-            await gateway.store.open()  # migrated before the engine starts, or no start
+            await open_store(gateway)  # migrated before the engine starts, or no start
             state.begin()
             yield
         finally:
             await state.stop()
-            await gateway.store.close()
+            await close_store(gateway)
             await gateway.security.aclose()
             await gateway.observability.aclose()
             if stop_metrics_port is not None:
@@ -121,6 +146,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # innermost: cancels only the handler
+    store = Store.from_settings(settings)  # opened in the lifespan
+    meter = install_tenancy(app, store)  # budgets and usage, inside the key check
     page_paths = playground.PATHS if settings.playground_enabled else frozenset()
     # API keys, rate limits, body size, CORS
     security = install_security(app, settings, page_paths=page_paths)
@@ -131,9 +158,9 @@ def create_app(
     response_store = ResponseStore(
         entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
     )
-    store = Store.from_settings(settings)  # opened in the lifespan
+    tenants = TenantSync.build(meter, security, settings, store, telemetry)
     gateway = GatewayState(
-        settings, state, admission, observability, security, response_store, store
+        settings, state, admission, observability, security, response_store, store, tenants
     )
     app.state.gateway = gateway
     app.include_router(health.router)
@@ -142,6 +169,7 @@ def create_app(
     app.include_router(responses.router)
     app.include_router(tasks.router)
     app.include_router(embeddings.router)
+    app.include_router(organization.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)
     if settings.playground_enabled:

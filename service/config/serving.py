@@ -184,6 +184,20 @@ class ServingSettings(BaseSettings):
         "per-IP rate limits of a request from one of them use the right-most address of "
         "X-Forwarded-For that is not a trusted proxy. Env: a JSON list or comma-separated.",
     )
+    tenants_sync_seconds: float = Field(
+        1.0,
+        gt=0.0,
+        le=60.0,
+        description="How often each replica writes the usage it counted to the store and reads "
+        "back the keys made at runtime and every replica's usage of the budgets' windows: keys "
+        "and budgets take effect across replicas within about this time (docs/tenants.md).",
+    )
+    usage_retention_days: int = Field(
+        400,
+        ge=1,
+        description="Usage older than this many days is deleted from the store (usage reports "
+        "reach back this far).",
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413)."
     )

@@ -19,6 +19,7 @@ from service.caller import Caller
 from service.config import Settings
 from service.engine.base import EmbeddingEngine, Engine
 from service.errors import ModelNotFoundError
+from service.http.keyring import TenantSync
 from service.http.observability import Observability
 from service.http.security import SecurityPolicy, caller_of, client_address
 from service.runtime.admission import Admission
@@ -39,6 +40,7 @@ class GatewayState:
     security: SecurityPolicy
     responses: ResponseStore  # stored /v1/responses answers (this replica's)
     store: Store  # files, batches: SQLite under data_dir, or PostgreSQL (database_url)
+    tenants: TenantSync  # usage, budgets and runtime keys (docs/tenants.md)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -120,3 +122,10 @@ async def get_store(gateway: GatewayDep) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+async def get_tenants(gateway: GatewayDep) -> TenantSync:
+    return gateway.tenants
+
+
+TenantsDep = Annotated[TenantSync, Depends(get_tenants)]

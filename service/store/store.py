@@ -11,10 +11,12 @@ from sqlalchemy import exc
 
 from service.config import Settings
 from service.errors import StoreUnavailableError
+from service.store.api_keys import RuntimeKeys
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
 from service.store.database import Database, is_unavailable
 from service.store.files import Files
 from service.store.migrate import upgrade
+from service.store.usage import UsageStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ class Store:
         self.database = database
         self.blobs = blobs
         self.files = Files(database, blobs)
+        self.runtime_keys = RuntimeKeys(database)  # tenants: keys made at runtime
+        self.usage = UsageStore(database)  # tenants: usage by minute, the budgets' ledger
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
