@@ -2,7 +2,7 @@
 store's minutes.
 
 The query's parameters are OpenAI's: `start_time` (inclusive) and `end_time` (exclusive, default
-now) in Unix seconds, `bucket_width` (`1m`, `1h`, `1d`; default `1d`), `group_by` (`api_key_id`,
+the next second) in Unix seconds, `bucket_width` (`1m`, `1h`, `1d`; default `1d`), `group_by` (`api_key_id`,
 `model`, and for completions `batch`), the filters `api_key_ids`, `models` (and `batch`),
 `limit` buckets a page and the `page` cursor. A list is repeated (`group_by=model&group_by=
 api_key_id`), written with brackets as the openai SDK sends it (`group_by[]=model`), or
@@ -120,7 +120,8 @@ def _window(scalars: dict[str, str], now: int) -> tuple[int, int, str, int, int]
     if "start_time" not in scalars:
         raise InvalidRequestError("'start_time' is required (Unix seconds).", param="start_time")
     start = _integer("start_time", scalars["start_time"])
-    end = _integer("end_time", scalars["end_time"]) if "end_time" in scalars else now
+    # By default up to now, the current second included (so the current minute's usage too).
+    end = _integer("end_time", scalars["end_time"]) if "end_time" in scalars else now + 1
     if end <= start:
         raise InvalidRequestError("'end_time' must be after 'start_time'.", param="end_time")
     width = scalars.get("bucket_width", "1d")

@@ -85,6 +85,41 @@ key_sha256 = "{sha("sk-plain")}"
     assert (plain.priority, plain.tokens_per_minute) == (0, None)
 
 
+def test_a_key_file_with_weights_and_budgets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[[keys]]
+name = "team-a"
+key = "{KEY_A}"
+weight = 2.5
+tokens_per_day = 100000
+tokens_per_month = 2000000
+
+[[keys]]
+name = "team-b"
+key = "{KEY_B}"
+""",
+    )
+    a, b = load_key_file(path)
+    assert (a.weight, a.tokens_per_day, a.tokens_per_month) == (2.5, 100_000, 2_000_000)
+    assert (b.weight, b.tokens_per_day, b.tokens_per_month) == (1.0, None, None)
+    assert a.source == b.source == "file"
+
+
+def test_replaced_keys_are_accepted_and_expired_ones_are_not() -> None:
+    old, new = ApiKey(key_digest(b"sk-old")), ApiKey(key_digest(b"sk-new"))
+    expired = ApiKey(key_digest(b"sk-gone"), expires_at=1.0)  # 1970: long past
+    store = KeyStore([old])
+    store.replace([old, new, expired])
+    assert store.find(b"sk-new") is new
+    assert store.find(b"sk-gone") is None
+    store.replace([new])
+    assert store.find(b"sk-old") is None
+    with pytest.raises(ValueError, match="at least one key"):
+        store.replace([])
+
+
 def test_settings_keys_and_a_file_make_one_store(tmp_path: Path) -> None:
     path = write(tmp_path, f'[[keys]]\nname = "b"\nkey = "{KEY_B}"\n')
     store = build_key_store([SecretStr(KEY_A)], path)
@@ -118,6 +153,11 @@ def test_no_keys_means_no_store() -> None:
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nrequests_per_minute = 0", "whole number >= 1"),
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\ntokens_per_minute = 1.5", "whole number >= 1"),
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nrpm = 5", "unknown field(s) rpm"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nweight = 0", "weight must be a number > 0"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nweight = 'heavy'", "weight must be a number"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nweight = 1e6", "<= 1000"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\ntokens_per_day = -5", "whole number >= 1"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\ntokens_per_month = 0", "whole number >= 1"),
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\n[[keys]]\nname = 'a'\nkey = 'sk-y'", "duplicate"),
     ],
 )
