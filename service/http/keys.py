@@ -1,4 +1,5 @@
-"""API keys: where they come from (settings, a TOML key file), and the constant-time lookup.
+"""API keys: where they come from (settings, a TOML key file), and the lookup (its time does not
+depend on the key presented, nor on the number of keys).
 
 Only SHA-256 digests are kept in memory; a key is never stored, logged or put in an error
 message. A key file (`api_key_file`) names each key and may give it its own limits and a
@@ -89,20 +90,24 @@ def key_digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
 
 
+# What a presented key is compared with when no stored key has its digest (never equal to one).
+_NOT_A_KEY = bytes(32)
+
+
 class KeyStore:
-    """The accepted keys. `find` compares the presented key with every stored one."""
+    """The accepted keys, by the SHA-256 of each (`find`)."""
 
     def __init__(self, keys: Sequence[ApiKey]) -> None:
-        if not keys:
-            raise ValueError("a key store needs at least one key")
-        self._keys = tuple(keys)
+        self._keys: tuple[ApiKey, ...] = ()
+        self._by_digest: dict[bytes, ApiKey] = {}
+        self.replace(keys)
 
     def replace(self, keys: Sequence[ApiKey]) -> None:
-        """Accept `keys` from now on (the runtime keys' refresh): one assignment, so a lookup
-        running meanwhile sees either the old tuple or the new one, whole."""
+        """Accept `keys` from now on (the runtime keys' refresh); a lookup on the event loop
+        sees either the old keys or the new ones, never a mix."""
         if not keys:
             raise ValueError("a key store needs at least one key")
-        self._keys = tuple(keys)
+        self._keys, self._by_digest = tuple(keys), {key.digest: key for key in keys}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -111,19 +116,21 @@ class KeyStore:
         return iter(self._keys)
 
     def find(self, presented: bytes) -> ApiKey | None:
-        """The key matching `presented`, or None.
+        """The key matching `presented`, or None, in the same time for any number of keys.
 
-        Digests of equal length are compared with `hmac.compare_digest`, against every stored
-        key with no early exit, so the time taken says neither whether nor where it matched.
+        The presented key is hashed, and its digest looked up in a dict: the dict's hashing and
+        equality test run on a SHA-256 digest that a caller cannot bring closer to a stored one
+        without inverting SHA-256, so how long they take says nothing about the stored keys.
+        Then one `hmac.compare_digest`, found or not, confirms it. (Comparing with every key
+        took 0.2 us a key: 0.2 ms a request at a thousand runtime keys.)
         """
         digest = key_digest(presented)
-        found: ApiKey | None = None
-        for key in self._keys:
-            if hmac.compare_digest(digest, key.digest):
-                found = key
-        if found is not None and found.expires_at is not None and time.time() >= found.expires_at:
+        key = self._by_digest.get(digest)
+        if not hmac.compare_digest(digest, _NOT_A_KEY if key is None else key.digest):
+            return None
+        if key is None or (key.expires_at is not None and time.time() >= key.expires_at):
             return None  # an expired runtime key is a wrong key
-        return found
+        return key
 
 
 def _check_key_text(key: str, where: str) -> bytes:

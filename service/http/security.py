@@ -1,11 +1,13 @@
 """Pure ASGI middleware: API keys, per-caller rate limits, the body size limit; and CORS.
 
 Per HTTP request, in this order, each refusal answered at once in OpenAI's error shape:
-1. API key (when `api_keys` or `api_key_file` is set): `Authorization: Bearer <key>`, looked up
-   in constant time (`service/http/keys.py`); no key or a wrong one: 401 `invalid_api_key` with
-   `WWW-Authenticate: Bearer`. The key becomes the request's `Caller` (key id and name, admin,
-   priority), left in the ASGI scope for `CallerDep`; its hashed id and name go on the access
-   log line (`key_id`, `key_name`); the key itself never goes anywhere.
+1. API key (when `api_keys` or `api_key_file` is set, and the keys admins make at runtime:
+   `keyring.py`): `Authorization: Bearer <key>`, looked up by its SHA-256 in memory, in a time
+   that depends neither on the key nor on the number of keys (`service/http/keys.py`); no key
+   or a wrong one: 401 `invalid_api_key` with `WWW-Authenticate: Bearer`. The key becomes the
+   request's `Caller` (key id and name, admin, priority, weight), left in the ASGI scope for
+   `CallerDep`; its hashed id and name go on the access log line (`key_id`, `key_name`); the
+   key itself never goes anywhere.
 2. Body size: a `Content-Length` over `max_body_bytes`: 413 before the body is read. A body
    without one (chunked) is counted as it streams in, and answered 413 once it passes the limit.
 3. Rate limits (`service/http/ratelimit.py`), per key, or per client IP when authentication is off:

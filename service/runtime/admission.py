@@ -20,9 +20,10 @@ Within a priority class the queue is fair between tenants (API keys; client addr
 authentication is off): weighted fair queuing (`service/runtime/fair_share.py`), so one tenant's
 flood does not put another's requests behind its queue, and a request's estimated wait counts
 only what is ahead of it in that order. For the order to matter, the waiting must happen here,
-not in vLLM's first-come queue: while more than one tenant has come within `mixed_window`
-seconds, at most `running_slots` (the engine's `max_num_seqs`) are admitted, none waiting in
-vLLM. With a single tenant nothing is gained by that, and the bound stays `max_inflight`.
+not in vLLM's first-come queue: while tenants share the engine (more than one has requests
+admitted or waiting, or had within `mixed_window` seconds), at most `running_slots` (the
+engine's `max_num_seqs`) are admitted, none waiting in vLLM. With a single tenant nothing is
+gained by that, and the bound stays `max_inflight`.
 
 On SIGTERM `drain()` makes every new request a 503 `draining` while admitted ones finish;
 `idle` tells the drain when the last one has.
@@ -40,7 +41,7 @@ from prometheus_client import Gauge
 
 from service.errors import DrainingError, OverloadedError
 from service.runtime.drain_rate import DrainRate
-from service.runtime.fair_share import FairShare, Tags
+from service.runtime.fair_share import FairShare, Sharing, Tags
 
 # How long a client refused with `overloaded` should wait: about one batch's turnaround.
 OVERLOADED_RETRY_AFTER = 1
@@ -65,20 +66,27 @@ class _Waiter:
 class Permit:
     """Admission for `cost` sequences until `release()` (idempotent)."""
 
-    __slots__ = ("_admission", "admitted_at", "cost", "waited")
+    __slots__ = ("_admission", "admitted_at", "cost", "tenant", "waited")
 
     def __init__(
-        self, admission: Admission, cost: int, admitted_at: float, waited: float = 0.0
+        self,
+        admission: Admission,
+        cost: int,
+        admitted_at: float,
+        *,
+        waited: float = 0.0,
+        tenant: str = NO_TENANT,
     ) -> None:
         self._admission: Admission | None = admission
         self.cost = cost
         self.admitted_at = admitted_at  # the drain rate's clock: its time in flight
         self.waited = waited  # seconds it waited in the queue (0: admitted at once)
+        self.tenant = tenant
 
     def release(self) -> None:
         admission, self._admission = self._admission, None
         if admission is not None:
-            admission._release(self.cost, self.admitted_at)
+            admission._release(self.cost, self.admitted_at, self.tenant)
 
     @property
     def released(self) -> bool:
@@ -104,16 +112,14 @@ class Admission:
     ) -> None:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
-        # Fair share: tenants in fair order (off: one tenant, first come first served), and
-        # while several come, no more in flight than the engine runs (None: no such bound).
-        self.fair_share = fair_share
-        self.running_slots = running_slots
-        self.mixed_window = mixed_window  # seconds a second tenant keeps the tighter bound
-        self._fair = FairShare()
-        self._last_tenant: str | None = None
-        self._mixed_until = 0.0  # the drain rate's clock; 0: one tenant so far
         self.max_queue_wait = max_queue_wait  # seconds; None: only deadlines bound the wait
         self.drain_rate = drain_rate if drain_rate is not None else DrainRate()
+        # Fair share: tenants in fair order (off: one tenant, first come first served), and
+        # while they share the engine, no more in flight than it runs (None: no such bound).
+        self.fair_share = fair_share
+        self.running_slots = running_slots
+        self._fair = FairShare()
+        self._sharing = Sharing(mixed_window, self.drain_rate.clock)
         self.in_flight = 0  # sequences admitted and not yet released
         self.queued = 0  # sequences waiting here
         self.draining = False
@@ -143,18 +149,10 @@ class Admission:
     @property
     def bound(self) -> int:
         """Sequences that may be in flight now: `max_inflight`, or the engine's running slots
-        while several tenants share the queue (with fair share)."""
-        if self._mixed_until and self.running_slots is not None:
-            if self.drain_rate.clock() < self._mixed_until:
-                return max(1, min(self.max_inflight, self.running_slots))
-            self._mixed_until = 0.0
+        while tenants share it (with fair share: `Sharing`)."""
+        if self.running_slots is not None and self._sharing.shared:
+            return max(1, min(self.max_inflight, self.running_slots))
         return self.max_inflight
-
-    def _note_tenant(self, tenant: str) -> None:
-        if tenant != self._last_tenant:
-            if self._last_tenant is not None:
-                self._mixed_until = self.drain_rate.clock() + self.mixed_window
-            self._last_tenant = tenant
 
     def drain(self) -> None:
         """Refuse new requests from now on; admitted and queued ones go on."""
@@ -203,18 +201,22 @@ class Admission:
         if self.draining:
             raise DrainingError()
         cost = max(1, min(cost, self.max_inflight))
-        if self.fair_share:
-            self._note_tenant(tenant)
-        else:
+        if not self.fair_share:
             tenant, weight = NO_TENANT, 1.0
-        if not self._waiters and self.in_flight + cost <= self.bound:
-            self._admit(cost)
-            return Permit(self, cost, self.drain_rate.clock())
-        if self.queued + cost > self.max_queued:
-            raise OverloadedError(
-                "The server is at capacity; retry shortly.", retry_after=OVERLOADED_RETRY_AFTER
-            )
-        return await self._wait(cost, priority, deadline, tenant, weight)
+        self._sharing.enter(tenant)  # before the bound: a second tenant tightens it now
+        try:
+            if not self._waiters and self.in_flight + cost <= self.bound:
+                self._admit(cost)
+                return Permit(self, cost, self.drain_rate.clock(), tenant=tenant)
+            if self.queued + cost > self.max_queued:
+                raise OverloadedError(
+                    "The server is at capacity; retry shortly.",
+                    retry_after=OVERLOADED_RETRY_AFTER,
+                )
+            return await self._wait(cost, priority, deadline, tenant, weight)
+        except BaseException:
+            self._sharing.leave(tenant)  # refused, or its wait cancelled: nothing held
+            raise
 
     async def _wait(
         self, cost: int, priority: int, deadline: float | None, tenant: str, weight: float
@@ -237,7 +239,7 @@ class Admission:
             await waiter.admitted
         except BaseException:
             if waiter.admitted.done() and not waiter.admitted.cancelled():
-                self._release(cost, self.drain_rate.clock())  # admitted as it was cancelled
+                self._release(cost, self.drain_rate.clock(), None)  # admitted as cancelled
             elif not waiter.dequeued:
                 self._waiters.remove(waiter)
                 heapq.heapify(self._waiters)
@@ -246,7 +248,7 @@ class Admission:
                 self._wake()  # the waiters behind this one may fit now
             raise
         now = self.drain_rate.clock()
-        return Permit(self, cost, now, now - queued_at)
+        return Permit(self, cost, now, waited=now - queued_at, tenant=tenant)
 
     def _refuse_a_long_wait(
         self, cost: int, priority: int, deadline: float | None, finish: float
@@ -280,10 +282,14 @@ class Admission:
         self.idle.clear()
         self._update_gauges()
 
-    def _release(self, cost: int, admitted_at: float) -> None:
-        held = self.drain_rate.clock() - admitted_at
-        self.drain_rate.finished(cost, held=held, in_flight=self.in_flight)
+    def _release(self, cost: int, admitted_at: float, tenant: str | None) -> None:
+        """`cost` sequences finished; `tenant` has one request less (None: its caller says)."""
+        if self.drain_rate.measuring:
+            held = self.drain_rate.clock() - admitted_at
+            self.drain_rate.finished(cost, held=held, in_flight=self.in_flight)
         self.in_flight -= cost
+        if tenant is not None:
+            self._sharing.leave(tenant)
         self._wake()
 
     def _wake(self) -> None:

@@ -57,6 +57,11 @@ class DrainRate:
     def queue_emptied(self) -> None:
         self._since = None
 
+    @property
+    def measuring(self) -> bool:
+        """Whether requests wait (only then do finishes count)."""
+        return self._since is not None
+
     def finished(self, sequences: int, *, held: float, in_flight: int) -> None:
         """`sequences` released their admission after `held` seconds, with `in_flight`
         sequences admitted just before; counted only while requests wait."""

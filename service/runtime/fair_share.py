@@ -14,10 +14,16 @@ idle starts at the virtual time: being quiet earns no credit. With one tenant th
 arrival order, which is first come, first served (as before fair share).
 
 State is kept only for tenants with requests queued: memory is bounded by the queue.
+
+`Sharing` says when the engine is shared: while more than one tenant has requests admitted or
+waiting, and for `window` seconds after one of them ran out of work while another still had
+some (a tenant sending one request at a time is out of work between them). Admission then keeps
+to the engine's running slots, so that the waiting happens in its queue, in the order above.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -62,3 +68,41 @@ class FairShare:
     def tenants_waiting(self) -> int:
         """(Class, tenant) pairs with requests queued."""
         return len(self._queued)
+
+
+class Sharing:
+    """The tenants with work (admitted or waiting), and whether the engine is shared now."""
+
+    __slots__ = ("_busy", "_clock", "_until", "window")
+
+    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+        self.window = window
+        self._clock = clock
+        self._busy: dict[str, int] = {}  # requests admitted or waiting, per tenant
+        self._until = 0.0  # the clock's reading until which it stays shared; 0: not so
+
+    def enter(self, tenant: str) -> None:
+        self._busy[tenant] = self._busy.get(tenant, 0) + 1
+
+    def leave(self, tenant: str) -> None:
+        left = self._busy[tenant] - 1
+        if left:
+            self._busy[tenant] = left
+            return
+        del self._busy[tenant]
+        if self._busy:  # another tenant still has work: it stays shared a while
+            self._until = self._clock() + self.window
+
+    @property
+    def shared(self) -> bool:
+        if len(self._busy) > 1:
+            return True
+        if self._until:
+            if self._clock() < self._until:
+                return True
+            self._until = 0.0
+        return False
+
+    @property
+    def tenants_busy(self) -> int:
+        return len(self._busy)

@@ -5,7 +5,9 @@ at runtime (docs/tenants.md). No FastAPI here; the HTTP side is `service/http/te
     windows.py       the budgets' UTC days and months
     meter.py         usage counted in memory, written to the store in the background; budgets
     usage_report.py  /v1/organization/usage/*: OpenAI's buckets from the store's minutes
-    admin_keys.py    /v1/organization/admin_api_keys: runtime keys made, listed, changed, deleted
+
+Runtime keys (`/v1/organization/admin_api_keys`) are the HTTP edge's: `service/http/admin_keys.py`
+beside the key store they feed.
 """
 
 from service.services.tenants.meter import SURFACES, Budget, UsageMeter

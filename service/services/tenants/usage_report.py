@@ -1,14 +1,14 @@
 """`/v1/organization/usage/completions` and `.../embeddings`: OpenAI's usage report from the
 store's minutes.
 
-The query's parameters are OpenAI's: `start_time` (inclusive) and `end_time` (exclusive, default
-the next second) in Unix seconds, `bucket_width` (`1m`, `1h`, `1d`; default `1d`), `group_by` (`api_key_id`,
-`model`, and for completions `batch`), the filters `api_key_ids`, `models` (and `batch`),
-`limit` buckets a page and the `page` cursor. A list is repeated (`group_by=model&group_by=
-api_key_id`), written with brackets as the openai SDK sends it (`group_by[]=model`), or
-comma-separated. Buckets start at `start_time` and follow each other by the width; every bucket
-of the page is listed, an empty one with no results. Usage is kept by the minute, so a bound
-inside a minute counts that minute's usage by its start.
+The query's parameters are OpenAI's: `start_time` (inclusive) and `end_time` (exclusive; by
+default the next second) in Unix seconds, `bucket_width` (`1m`, `1h`, `1d`; default `1d`),
+`group_by` (`api_key_id`, `model`, and for completions `batch`), the filters `api_key_ids`,
+`models` (and `batch`), `limit` buckets a page and the `page` cursor. A list is repeated
+(`group_by=model&group_by=api_key_id`), written with brackets as the openai SDK sends it
+(`group_by[]=model`), or comma-separated. Buckets start at `start_time` and follow each other
+by the width; every bucket of the page is listed, an empty one with no results. Usage is kept
+by the minute, so a bound inside a minute counts that minute's usage by its start.
 
 Who sees what: a plain key its own usage only; an admin key (and anyone while authentication
 is off) every key's, and with `group_by=api_key_id` each key's name beside its id.

@@ -162,19 +162,69 @@ async def test_while_tenants_share_only_the_running_slots_are_admitted() -> None
     )
     alone = [await a.acquire(1, tenant="key:a") for _ in range(4)]  # one tenant: the full bound
     assert a.in_flight == 4 and a.bound == 4
-    for permit in alone:
-        permit.release()
-    first = await a.acquire(1, tenant="key:b")  # a second tenant: the engine's slots only
-    assert a.bound == 2
-    second = await a.acquire(1, tenant="key:a")
-    third = asyncio.create_task(a.acquire(1, tenant="key:a"))
+    other = asyncio.create_task(a.acquire(1, tenant="key:b"))  # a second: the engine's slots
     await settle()
-    assert not third.done() and a.queued == 1  # waits here, in fair order, not in vLLM
-    clock.now += 31.0  # no second tenant for the window: back to the full bound
+    assert a.bound == 2 and not other.done()
+    for permit in alone[:3]:
+        permit.release()
+    b_permit = await other  # in flight 2: one of a's, b's
+    queued = asyncio.create_task(a.acquire(1, tenant="key:a"))
+    await settle()
+    assert not queued.done() and a.queued == 1  # waits here, in fair order, not in vLLM
+    clock.now += 3600.0  # however long b's request runs, the engine is shared while it does
+    assert a.bound == 2
+    b_permit.release()  # b out of work, a still busy: shared for the window after
+    a_permit = await queued
+    clock.now += 29.0
+    assert a.bound == 2
+    clock.now += 2.0  # no second tenant for the window: back to the full bound
     assert a.bound == 4
-    first.release()
-    (await third).release()
-    second.release()
+    for permit in (alone[3], a_permit):
+        permit.release()
+    assert a._sharing.tenants_busy == 0
+
+
+async def test_a_tenant_sending_one_request_at_a_time_keeps_the_bound_tight() -> None:
+    clock = Clock()
+    a = Admission(
+        max_inflight=4, max_queued=100, running_slots=2, drain_rate=DrainRate(clock=clock)
+    )
+    running = [await a.acquire(1, tenant="key:a") for _ in range(4)]  # alone: the full bound
+    flood = [asyncio.create_task(a.acquire(1, tenant="key:a")) for _ in range(8)]
+    taken: set[asyncio.Task[Permit]] = set()
+
+    async def release_one_of_as() -> None:
+        running.pop(0).release()
+        await settle()
+        for task in flood:
+            if task.done() and task not in taken:
+                taken.add(task)
+                running.append(task.result())
+
+    for turn in range(3):  # b: one request, answered after a long while, then the next
+        b_request = asyncio.create_task(a.acquire(1, tenant="key:b"))
+        await settle()
+        a_finished = 0
+        while not b_request.done():
+            await release_one_of_as()
+            a_finished += 1
+        # The first time b waits for what a had in the engine beyond its slots, and for a's
+        # request with the same tag (it came first); then b is next in the fair order.
+        assert a_finished == (4 if turn == 0 else 1)
+        assert a.in_flight == 2
+        clock.now += 40.0  # b's request runs longer than the window
+        (await b_request).release()
+        assert a.bound == 2  # a still has work: the engine is still shared
+        await settle()
+        for task in flood:  # b's slot went to a
+            if task.done() and task not in taken:
+                taken.add(task)
+                running.append(task.result())
+    for task in flood:
+        task.cancel()
+    await asyncio.gather(*flood, return_exceptions=True)
+    for permit in running:
+        permit.release()
 
 
 async def test_without_fair_share_the_bound_never_tightens() -> None:
