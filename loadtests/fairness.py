@@ -25,7 +25,9 @@ import asyncio
 import json
 import logging
 import os
+import random
 import statistics
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -48,7 +50,10 @@ MODEL_NAME = "smollm2-135m-instruct"
 class FairnessConfig:
     b_requests: int = 5
     a_queued: int = 40  # A's requests waiting beyond the in-flight bound
-    a_output_len: int = 64  # A's replies (fixed: ignore_eos), the A/B benchmark's closed loop
+    # A's replies: None, the load test's mix (32/64/128/256 tokens, 40/30/20/10 %, seeded), so
+    # that A's requests finish at different steps as real traffic does; or a fixed length, as
+    # the A/B benchmark's closed loop (its batches then start and finish together).
+    a_output_len: int | None = None
     b_output_len: int = 32
     orders: tuple[str, ...] = ("fair", "fcfs")
     engine: EngineProfile = field(default_factory=EngineProfile)
@@ -68,17 +73,18 @@ def _auth(tenant: str) -> Mapping[str, str]:
 
 def _bodies(config: FairnessConfig) -> tuple[list[bytes], list[bytes]]:
     prompts = workload.load_prompts()
+    rng = random.Random(0)
     a = [
         workload.encode(
             workload.chat_body(
                 MODEL_NAME,
                 prompts[i % len(prompts)],
-                max_tokens=config.a_output_len,
+                max_tokens=config.a_output_len or workload.output_length(rng),
                 stream=True,
                 ignore_eos=True,
             )
         )
-        for i in range(len(prompts))
+        for i in range(4 * len(prompts))
     ]
     b = [
         workload.encode(
@@ -149,13 +155,16 @@ async def _beside_a_flood(
     return ttfts, failed
 
 
-async def measure(config: FairnessConfig, fair_share: bool, model_dir: str) -> dict[str, Any]:
+async def measure(
+    config: FairnessConfig, fair_share: bool, model_dir: str, scratch: Path
+) -> dict[str, Any]:
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    keys = config.out_dir / "keys.toml"
+    keys = scratch / "keys.toml"
     keys.write_text("".join(f'[[keys]]\nname = "{n}"\nkey = "{k}"\n' for n, k in KEYS.items()))
     os.environ["GATEWAY_API_KEY_FILE"] = str(keys)
     os.environ["GATEWAY_FAIR_SHARE"] = str(fair_share).lower()
-    os.environ["GATEWAY_DATA_DIR"] = str(config.out_dir / f"data-{fair_share}")
+    os.environ["GATEWAY_DATA_DIR"] = str(scratch / f"data-{fair_share}")
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     spec = ServerSpec("B", "gateway", GATEWAY, "/ready")
     label = "fair share" if fair_share else "first come, first served"
     a_bodies, b_bodies = _bodies(config)
@@ -181,25 +190,34 @@ async def measure(config: FairnessConfig, fair_share: bool, model_dir: str) -> d
         "b_beside_a_median_s": statistics.median(beside),
         "ratio": statistics.median(beside) / statistics.median(alone),
         "a_failed": failed,
+        "load_average": [load_before, " ".join(f"{x:.1f}" for x in os.getloadavg())],
     }
+
+
+def _a_lengths(config: FairnessConfig) -> str:
+    if config.a_output_len is None:
+        return "32/64/128/256 tokens, 40/30/20/10 %"
+    return f"{config.a_output_len} tokens each"
 
 
 def summary(config: FairnessConfig, runs: list[dict[str, Any]], load: str) -> str:
     lines = [
         f"Tenant B: {config.b_requests} sequential streaming chat requests ({config.b_output_len} "
         f"tokens); tenant A: {config.in_flight} in flight + {config.a_queued} queued "
-        f"({config.a_output_len} tokens each), max_num_seqs {config.engine.max_num_seqs}. "
+        f"({_a_lengths(config)}), max_num_seqs {config.engine.max_num_seqs}. "
         f"Load average at the start: {load}.",
         "",
-        "| admission | B alone: TTFT p50 | B beside A: TTFT p50 | ratio | B's TTFTs beside A (s) |",
-        "|---|---|---|---|---|",
+        "| admission | B alone: TTFT p50 | B beside A: TTFT p50 | ratio | B's TTFTs beside A (s) "
+        "| load average (1 min) before, after |",
+        "|---|---|---|---|---|---|",
     ]
     for run in runs:
         name = "fair share" if run["fair_share"] else "first come, first served"
         beside = ", ".join(f"{t:.2f}" for t in run["b_beside_a_ttft_s"])
         lines.append(
             f"| {name} | {run['b_alone_median_s'] * 1000:.0f} ms | "
-            f"{run['b_beside_a_median_s'] * 1000:.0f} ms | {run['ratio']:.1f}x | {beside} |"
+            f"{run['b_beside_a_median_s'] * 1000:.0f} ms | {run['ratio']:.1f}x | {beside} | "
+            f"{run['load_average'][0].split()[0]}, {run['load_average'][1].split()[0]} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -210,7 +228,9 @@ def parse(argv: list[str] | None) -> FairnessConfig:
     )
     parser.add_argument("--b-requests", type=int, default=5)
     parser.add_argument("--a-queued", type=int, default=40)
-    parser.add_argument("--a-output-len", type=int, default=64)
+    parser.add_argument(
+        "--a-output-len", type=int, default=None, help="A's reply length (default: a mix)"
+    )
     parser.add_argument("--b-output-len", type=int, default=32)
     parser.add_argument("--max-num-seqs", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="results folder")
@@ -245,7 +265,11 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    runs = [asyncio.run(measure(config, order == "fair", model_dir)) for order in config.orders]
+    with tempfile.TemporaryDirectory() as scratch:  # the key file, the servers' stores
+        runs = [
+            asyncio.run(measure(config, order == "fair", model_dir, Path(scratch)))
+            for order in config.orders
+        ]
     text = summary(config, runs, load)
     (config.out_dir / "summary.md").write_text(text)
     report = {

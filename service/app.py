@@ -91,7 +91,7 @@ def admission_for(settings: Settings, *, embedding: bool = False) -> Admission:
         max_queued=(None if embedding else settings.max_queued_sequences) or 0,
         max_queue_wait=None if embedding else settings.max_queue_wait_seconds,
         fair_share=settings.fair_share,
-        mixed_window=settings.fair_share_window_seconds,
+        sharing_window=settings.fair_share_window_seconds,
     )
 
 

@@ -21,7 +21,7 @@ authentication is off): weighted fair queuing (`service/runtime/fair_share.py`),
 flood does not put another's requests behind its queue, and a request's estimated wait counts
 only what is ahead of it in that order. For the order to matter, the waiting must happen here,
 not in vLLM's first-come queue: while tenants share the engine (more than one has requests
-admitted or waiting, or had within `mixed_window` seconds), at most `running_slots` (the
+admitted or waiting, or had within `sharing_window` seconds), at most `running_slots` (the
 engine's `max_num_seqs`) are admitted, none waiting in vLLM. With a single tenant nothing is
 gained by that, and the bound stays `max_inflight`.
 
@@ -108,7 +108,7 @@ class Admission:
         wait_gauge: Gauge | None = None,
         fair_share: bool = True,
         running_slots: int | None = None,
-        mixed_window: float = 30.0,
+        sharing_window: float = 30.0,
     ) -> None:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
@@ -119,7 +119,7 @@ class Admission:
         self.fair_share = fair_share
         self.running_slots = running_slots
         self._fair = FairShare()
-        self._sharing = Sharing(mixed_window, self.drain_rate.clock)
+        self._sharing = Sharing(sharing_window, self.drain_rate.clock)
         self.in_flight = 0  # sequences admitted and not yet released
         self.queued = 0  # sequences waiting here
         self.draining = False

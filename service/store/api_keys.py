@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import exc, select, update
 
 from service.store.database import Database
-from service.store.paging import Order, Page, keyset, page
 from service.store.tenant_tables import RuntimeKeyRow
 
 # What an admin may change on a key after making it.
@@ -93,20 +92,6 @@ class RuntimeKeys:
         async with self._database.session("api keys") as session:
             rows = await session.execute(select(RuntimeKeyRow.id, RuntimeKeyRow.name))
             return {key_id: name for key_id, name in rows}
-
-    async def list(
-        self, *, after: str | None = None, limit: int = 20, order: Order = "asc"
-    ) -> Page[KeyRecord]:
-        """The live keys in the order they were made; `after` is the last id of the previous
-        page."""
-        statement = select(RuntimeKeyRow).where(RuntimeKeyRow.revoked_at.is_(None))
-        cursor = None
-        if after is not None:
-            cursor = select(RuntimeKeyRow.seq).where(RuntimeKeyRow.id == after)
-        statement = keyset(statement, RuntimeKeyRow.seq, after_seq=cursor, order=order, limit=limit)
-        async with self._database.session("api keys") as session:
-            rows = (await session.scalars(statement)).all()
-        return page([KeyRecord.of(row) for row in rows], limit)
 
     async def get(self, key_id: str) -> KeyRecord | None:
         """A live key by its public id."""

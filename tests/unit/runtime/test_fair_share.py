@@ -157,7 +157,7 @@ async def test_while_tenants_share_only_the_running_slots_are_admitted() -> None
         max_inflight=4,
         max_queued=100,
         running_slots=2,
-        mixed_window=30.0,
+        sharing_window=30.0,
         drain_rate=DrainRate(clock=clock),
     )
     alone = [await a.acquire(1, tenant="key:a") for _ in range(4)]  # one tenant: the full bound
