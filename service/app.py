@@ -92,6 +92,7 @@ def admission_for(settings: Settings, *, embedding: bool = False) -> Admission:
         max_queue_wait=None if embedding else settings.max_queue_wait_seconds,
         fair_share=settings.fair_share,
         sharing_window=settings.fair_share_window_seconds,
+        reserved_slots=settings.fair_share_reserved_slots,
     )
 
 

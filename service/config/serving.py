@@ -112,6 +112,15 @@ class ServingSettings(BaseSettings):
         "its running slots (a tenant sending one request at a time would otherwise find "
         "another's requests queued in vLLM ahead of each of its own).",
     )
+    fair_share_reserved_slots: int = Field(
+        1,
+        ge=0,
+        description="With fair_share, while a tenant that ran out of work within "
+        "fair_share_window_seconds may come back, tenants with requests running leave this many "
+        "of the engine's running slots free for it, so that its next request starts at once "
+        "instead of waiting for a running sequence to finish (vLLM does not preempt one for "
+        "another tenant). Costs that share of throughput while the slot waits; 0 = none.",
+    )
     scheduling_policy: Literal["fcfs", "priority"] = Field(
         "fcfs",
         description="priority = vLLM's priority scheduling, and the admission queue served by "

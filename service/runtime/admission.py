@@ -109,6 +109,7 @@ class Admission:
         fair_share: bool = True,
         running_slots: int | None = None,
         sharing_window: float = 30.0,
+        reserved_slots: int = 0,
     ) -> None:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
@@ -119,7 +120,7 @@ class Admission:
         self.fair_share = fair_share
         self.running_slots = running_slots
         self._fair = FairShare()
-        self._sharing = Sharing(sharing_window, self.drain_rate.clock)
+        self._sharing = Sharing(sharing_window, self.drain_rate.clock, reserved=reserved_slots)
         self.in_flight = 0  # sequences admitted and not yet released
         self.queued = 0  # sequences waiting here
         self.draining = False
@@ -153,6 +154,13 @@ class Admission:
         if self.running_slots is not None and self._sharing.shared:
             return max(1, min(self.max_inflight, self.running_slots))
         return self.max_inflight
+
+    def _fits(self, cost: int, tenant: str, bound: int) -> bool:
+        """Whether a request of `tenant` costing `cost` may be admitted under `bound`: less
+        the slots it leaves to a tenant that ran out of work (`Sharing.held_back`); a request
+        bigger than that is admitted alone."""
+        limit = bound - self._sharing.held_back(tenant)
+        return self.in_flight + cost <= limit or (self.in_flight == 0 and cost <= bound)
 
     def drain(self) -> None:
         """Refuse new requests from now on; admitted and queued ones go on."""
@@ -205,8 +213,8 @@ class Admission:
             tenant, weight = NO_TENANT, 1.0
         self._sharing.enter(tenant)  # before the bound: a second tenant tightens it now
         try:
-            if not self._waiters and self.in_flight + cost <= self.bound:
-                self._admit(cost)
+            if not self._waiters and self._fits(cost, tenant, self.bound):
+                self._admit(cost, tenant)
                 return Permit(self, cost, self.drain_rate.clock(), tenant=tenant)
             if self.queued + cost > self.max_queued:
                 raise OverloadedError(
@@ -234,12 +242,13 @@ class Admission:
         self._count_queued(priority, cost)
         self.drain_rate.queue_started()
         self.idle.clear()
-        self._update_gauges()
+        self._wake()  # ahead of a head held back for it (a reserved slot), it may start now
         try:
             await waiter.admitted
         except BaseException:
             if waiter.admitted.done() and not waiter.admitted.cancelled():
-                self._release(cost, self.drain_rate.clock(), None)  # admitted as cancelled
+                # Admitted as it was cancelled: give the slot back (acquire's caller leaves).
+                self._release(cost, self.drain_rate.clock(), tenant, leave=False)
             elif not waiter.dequeued:
                 self._waiters.remove(waiter)
                 heapq.heapify(self._waiters)
@@ -277,25 +286,27 @@ class Admission:
         else:
             del self._queued_by_priority[priority]
 
-    def _admit(self, cost: int) -> None:
+    def _admit(self, cost: int, tenant: str) -> None:
         self.in_flight += cost
+        self._sharing.started(tenant)
         self.idle.clear()
         self._update_gauges()
 
-    def _release(self, cost: int, admitted_at: float, tenant: str | None) -> None:
-        """`cost` sequences finished; `tenant` has one request less (None: its caller says)."""
+    def _release(self, cost: int, admitted_at: float, tenant: str, *, leave: bool = True) -> None:
+        """`cost` sequences of `tenant` finished (`leave`: and its request is done here)."""
         if self.drain_rate.measuring:
             held = self.drain_rate.clock() - admitted_at
             self.drain_rate.finished(cost, held=held, in_flight=self.in_flight)
         self.in_flight -= cost
-        if tenant is not None:
+        self._sharing.stopped(tenant)
+        if leave:
             self._sharing.leave(tenant)
         self._wake()
 
     def _wake(self) -> None:
         # Strictly in order: a large request at the head is not overtaken forever by small ones.
         bound = self.bound
-        while self._waiters and self.in_flight + self._waiters[0].cost <= bound:
+        while self._waiters and self._fits(self._waiters[0].cost, self._waiters[0].tenant, bound):
             waiter = heapq.heappop(self._waiters)
             waiter.dequeued = True
             self._count_queued(waiter.priority, -waiter.cost)
@@ -304,6 +315,7 @@ class Admission:
             if cancelled:  # its task was cancelled; its handler cleans up
                 continue
             self.in_flight += waiter.cost
+            self._sharing.started(waiter.tenant)
             waiter.admitted.set_result(None)
         if not self._waiters:
             self.drain_rate.queue_emptied()

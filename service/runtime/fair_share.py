@@ -19,6 +19,10 @@ State is kept only for tenants with requests queued: memory is bounded by the qu
 waiting, and for `window` seconds after one of them ran out of work while another still had
 some (a tenant sending one request at a time is out of work between them). Admission then keeps
 to the engine's running slots, so that the waiting happens in its queue, in the order above.
+The engine does not stop a running sequence for another tenant's, so a request that finds every
+slot taken waits for one to finish (half a sequence's time when a flood's batches end together):
+in that window a tenant with requests running leaves `reserved` slots to the others, and the
+next request of the tenant that ran out of work starts at once.
 """
 
 from __future__ import annotations
@@ -71,14 +75,17 @@ class FairShare:
 
 
 class Sharing:
-    """The tenants with work (admitted or waiting), and whether the engine is shared now."""
+    """The tenants with work (admitted or waiting) and with requests running, and whether the
+    engine is shared now."""
 
-    __slots__ = ("_busy", "_clock", "_until", "window")
+    __slots__ = ("_busy", "_clock", "_running", "_until", "reserved", "window")
 
-    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+    def __init__(self, window: float, clock: Callable[[], float], *, reserved: int = 0) -> None:
         self.window = window
+        self.reserved = reserved  # running slots kept for a tenant that ran out of work
         self._clock = clock
         self._busy: dict[str, int] = {}  # requests admitted or waiting, per tenant
+        self._running: dict[str, int] = {}  # requests admitted, per tenant
         self._until = 0.0  # the clock's reading until which it stays shared; 0: not so
 
     def enter(self, tenant: str) -> None:
@@ -93,10 +100,32 @@ class Sharing:
         if self._busy:  # another tenant still has work: it stays shared a while
             self._until = self._clock() + self.window
 
+    def started(self, tenant: str) -> None:
+        """A request of `tenant` was admitted."""
+        self._running[tenant] = self._running.get(tenant, 0) + 1
+
+    def stopped(self, tenant: str) -> None:
+        left = self._running[tenant] - 1
+        if left:
+            self._running[tenant] = left
+        else:
+            del self._running[tenant]
+
     @property
     def shared(self) -> bool:
         if len(self._busy) > 1:
             return True
+        return self._recently_left()
+
+    def held_back(self, tenant: str) -> int:
+        """Running slots `tenant`'s next request may not take: `reserved` while the tenant has
+        requests running and another ran out of work within the window (its next request
+        then finds a slot free, instead of waiting for one of the running to finish)."""
+        if self.reserved and tenant in self._running and self._recently_left():
+            return self.reserved
+        return 0
+
+    def _recently_left(self) -> bool:
         if self._until:
             if self._clock() < self._until:
                 return True

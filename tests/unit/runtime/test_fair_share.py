@@ -233,3 +233,67 @@ async def test_without_fair_share_the_bound_never_tightens() -> None:
     assert a.in_flight == 4 and a.bound == 4
     for permit in permits:
         permit.release()
+
+
+@pytest.mark.parametrize("reserved", [1, 0])
+async def test_a_slot_is_kept_for_the_tenant_that_ran_out_of_work(reserved: int) -> None:
+    clock = Clock()
+    a = Admission(
+        max_inflight=4,
+        max_queued=100,
+        running_slots=2,
+        reserved_slots=reserved,
+        drain_rate=DrainRate(clock=clock),
+    )
+    running = [await a.acquire(1, tenant="key:a") for _ in range(2)]
+    flood = [asyncio.create_task(a.acquire(1, tenant="key:a")) for _ in range(6)]
+    b_first = asyncio.create_task(a.acquire(1, tenant="key:b"))
+    await settle()
+    while not b_first.done():  # the engine is shared: b waits for a running one to finish
+        running.pop(0).release()
+        await settle()
+        running += [t.result() for t in flood if t.done() and t.result() not in running]
+    (await b_first).release()  # b is out of work; a still has some
+    await settle()
+    running += [t.result() for t in flood if t.done() and t.result() not in running]
+    clock.now += 5.0  # b thinks, then sends its next request
+    b_next = asyncio.create_task(a.acquire(1, tenant="key:b"))
+    await settle()
+    # With a slot kept, b starts at once; without, its slot went to a and it waits again.
+    assert b_next.done() is bool(reserved)
+    assert a.in_flight == 2
+    for task in [*flood, b_next]:
+        task.cancel()
+    await asyncio.gather(*flood, b_next, return_exceptions=True)
+    if b_next.done() and not b_next.cancelled():
+        b_next.result().release()
+    for permit in running:
+        permit.release()
+
+
+async def test_the_kept_slot_goes_back_to_work_when_the_window_ends() -> None:
+    clock = Clock()
+    a = Admission(
+        max_inflight=2,
+        max_queued=100,
+        running_slots=2,
+        reserved_slots=1,
+        sharing_window=30.0,
+        drain_rate=DrainRate(clock=clock),
+    )
+    held_a = await a.acquire(1, tenant="key:a")
+    held_b = await a.acquire(1, tenant="key:b")
+    waiting = [asyncio.create_task(a.acquire(1, tenant="key:a")) for _ in range(3)]
+    held_b.release()  # b leaves: its slot is kept for it
+    await settle()
+    assert a.in_flight == 1 and not any(t.done() for t in waiting)
+    clock.now += 31.0  # b did not come back: the next finish gives a both slots
+    held_a.release()
+    await settle()
+    assert a.in_flight == 2 and sum(t.done() for t in waiting) == 2
+    for task in waiting:
+        task.cancel()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Permit):
+            result.release()
