@@ -99,18 +99,19 @@ class ServingSettings(BaseSettings):
         True,
         description="Within a priority class, serve tenants (API keys; client addresses with "
         "authentication off) by weighted fair queuing (a key's `weight`), so that one tenant's "
-        "flood does not queue another's requests behind it; and while more than one tenant has "
-        "come within fair_share_window_seconds, admit into the engine only up to its running "
-        "slots (max_num_seqs), so that the waiting happens here in fair order rather than in "
-        "vLLM's first-come queue. With a single tenant admission is as with it off: first come, "
-        "first served, up to max_inflight_sequences (docs/tenants.md).",
+        "flood does not queue another's requests behind it; and while tenants share the engine "
+        "(more than one has requests admitted or waiting, or had within "
+        "fair_share_window_seconds), admit into the engine only up to its running slots "
+        "(max_num_seqs), so that the waiting happens here in fair order rather than in vLLM's "
+        "first-come queue. With a single tenant admission is as with it off: first come, first "
+        "served, up to max_inflight_sequences (docs/tenants.md).",
     )
     fair_share_window_seconds: float = Field(
         30.0,
         gt=0.0,
-        description="With fair_share: how long after a second tenant came the engine is kept to "
-        "its running slots (a tenant sending one request at a time would otherwise find "
-        "another's requests queued in vLLM ahead of each of its own).",
+        description="With fair_share: how long the engine still counts as shared after a tenant "
+        "ran out of work while another had some (a tenant sending one request at a time is out "
+        "of work between them).",
     )
     fair_share_reserved_slots: int = Field(
         1,
