@@ -18,6 +18,7 @@ from service.http.observability import install_observability
 from service.http.security import install_security
 from service.http.tenancy import install_tenancy
 from service.routes import (
+    conversations,
     embeddings,
     health,
     lora,
@@ -30,7 +31,7 @@ from service.routes import (
 )
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.responses.store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
 from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
@@ -130,8 +131,10 @@ def create_app(
         try:
             await open_store(gateway)  # migrated before the engine starts, or no start
             state.begin()
+            gateway.responses.begin()
             yield
         finally:
+            await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
             await close_store(gateway)
             await gateway.security.aclose()
@@ -156,23 +159,30 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    response_store = ResponseStore(
-        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
-    )
+    background = BackgroundResponses(store, settings)
     tenants = TenantSync.build(meter, security, settings, store, telemetry)
     gateway = GatewayState(
-        settings, state, admission, observability, security, response_store, store, tenants
+        settings, state, admission, observability, security, background, store, tenants
     )
     app.state.gateway = gateway
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(openai.router)
-    app.include_router(responses.router)
-    app.include_router(tasks.router)
-    app.include_router(embeddings.router)
-    app.include_router(organization.router)
+    include_routers(app, settings)
+    return app
+
+
+def include_routers(app: FastAPI, settings: Settings) -> None:
+    """Every API surface's router; the optional ones only when their setting is on."""
+    for router in (
+        health.router,
+        metrics.router,
+        openai.router,
+        responses.router,
+        conversations.router,
+        tasks.router,
+        embeddings.router,
+        organization.router,
+    ):
+        app.include_router(router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)
     if settings.playground_enabled:
         app.include_router(playground.router)
-    return app

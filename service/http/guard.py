@@ -27,7 +27,7 @@ from service.caller import Caller
 from service.config import Settings
 from service.errors import InvalidRequestError
 from service.http.deps import CallerDep, GatewayDep
-from service.http.sse import event_stream
+from service.http.sse import NamedEvent, event_stream, named_event_stream
 from service.runtime.admission import NO_TENANT, Admission, Permit
 from service.runtime.deadlines import admit_and_run, admit_before, deadline_for
 from service.telemetry import context
@@ -115,6 +115,22 @@ class RequestGuard:
     ) -> EventSourceResponse:
         """Admit before the response starts (a refusal is still an HTTP status), then stream
         until the deadline."""
+        deadline, permit = await self._admit_stream(prepared, requested_timeout)
+        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+
+    async def stream_named(
+        self,
+        prepared: Admissible,
+        events: Callable[[], AsyncIterator[NamedEvent]],
+        requested_timeout: float | None = None,
+    ) -> EventSourceResponse:
+        """`stream` for a stream of named events (the Responses API's)."""
+        deadline, permit = await self._admit_stream(prepared, requested_timeout)
+        return named_event_stream(events(), self.settings, deadline=deadline, permit=permit)
+
+    async def _admit_stream(
+        self, prepared: Admissible, requested_timeout: float | None
+    ) -> tuple[float, Permit]:
         deadline = self.deadline(requested_timeout)
         permit = await admit_before(
             self.admission,
@@ -128,7 +144,7 @@ class RequestGuard:
         ctx = context.current()
         if ctx is not None:  # released when the request ends, even if the stream never starts
             ctx.permits.append(permit)
-        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+        return deadline, permit
 
 
 def _guard(

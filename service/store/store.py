@@ -1,6 +1,7 @@
 """`Store`: the store as the app holds it: its database, its blob store and the repositories
-on them (files now; batches, budgets, stored responses add theirs beside). Built without I/O in
-`create_app`, opened (migrated) in the lifespan before the gateway is ready, closed at shutdown.
+on them (files, stored responses and conversations, runtime keys and usage; batches add theirs
+beside). Built without I/O in `create_app`, opened (migrated) in the lifespan before the gateway
+is ready, closed at shutdown.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from service.config import Settings
 from service.errors import StoreUnavailableError
 from service.store.api_keys import RuntimeKeys
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
+from service.store.conversations import Conversations
 from service.store.database import Database, is_unavailable
 from service.store.files import Files
 from service.store.migrate import upgrade
+from service.store.responses import Responses
 from service.store.usage import UsageStore
 
 logger = logging.getLogger(__name__)
@@ -24,10 +27,20 @@ FILES_DIR = "files"  # beside the SQLite database: file contents
 
 
 class Store:
-    def __init__(self, database: Database, blobs: BlobStore) -> None:
+    def __init__(self, database: Database, blobs: BlobStore, settings: Settings) -> None:
         self.database = database
         self.blobs = blobs
         self.files = Files(database, blobs)
+        self.responses = Responses(
+            database,
+            entries=settings.response_store_entries,
+            ttl_seconds=settings.response_store_ttl_seconds,
+        )
+        self.conversations = Conversations(
+            database,
+            entries=settings.conversation_store_entries,
+            ttl_seconds=settings.conversation_ttl_seconds,
+        )
         self.runtime_keys = RuntimeKeys(database)  # tenants: keys made at runtime
         self.usage = UsageStore(database)  # tenants: usage by minute, the budgets' ledger
 
@@ -36,8 +49,8 @@ class Store:
         """SQLite and file contents under `data_dir`, or everything in `database_url`."""
         database = Database.from_settings(settings)
         if database.sqlite_file is None:
-            return cls(database, DatabaseBlobs(database))
-        return cls(database, DirectoryBlobs(settings.data_dir / FILES_DIR))
+            return cls(database, DatabaseBlobs(database), settings)
+        return cls(database, DirectoryBlobs(settings.data_dir / FILES_DIR), settings)
 
     @property
     def where(self) -> str:

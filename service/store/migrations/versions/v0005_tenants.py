@@ -1,7 +1,7 @@
 """Tenants: API keys made at runtime, usage by minute, the budgets' ledger.
 
-Revision ID: 0003_tenants
-Revises: 0002
+Revision ID: 0005_tenants
+Revises: 0003_sessions
 Create Date: 2026-12-06 21:50:37.050782
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_tenants"
-down_revision = "0002"
+revision = "0005_tenants"
+down_revision = "0003_sessions"
 branch_labels = None
 depends_on = None
 
