@@ -26,6 +26,7 @@ With no keys and no limits, only the body limit runs (a header scan per request)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -216,6 +217,11 @@ def _remember(scope: Scope, caller: Caller, ctx: RequestContext | None) -> None:
             ctx.log_fields["key_name"] = caller.key_name
 
 
+async def _finish(ticket: Ticket, ctx: RequestContext) -> None:
+    """Charge the request's tokens, read when it is settled, to its rate-limit ticket."""
+    await ticket.finish(ctx.tokens)
+
+
 def _rate_limited(refusal: Refusal, limiter: Limiter) -> RateLimitError:
     message = (
         f"Rate limit reached for {refusal.limit} per minute (limit "
@@ -264,10 +270,10 @@ class SecurityMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            if ctx is not None and ctx.open_work:  # its tokens are charged when that ends
-                ctx.deferred_charge = ticket.finish
-            else:
-                await ticket.finish(ctx.tokens if ctx is not None else 0)
+            if ctx is None:
+                await ticket.finish(0)
+            else:  # when the work the request started (a background response) ends, if any
+                await ctx.settle(partial(_finish, ticket, ctx))
 
     def _caller(self, key: ApiKey, scope: Scope, headers: _Headers) -> Caller:
         peer = _peer(scope)

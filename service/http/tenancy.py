@@ -4,15 +4,18 @@ On the endpoints that run the engine (`SURFACES`: chat, completions, Responses, 
 task API, embeddings, rerank):
 1. Before the app: the caller's key is checked against its budgets (`UsageMeter.check`, in
    memory): over one, 429 `budget_exceeded` at once.
-2. When the request ends, however it ends: if it reached the engine, the tokens it used (the
-   request context's, as the rate limiter's token bucket reads them) are charged to the key,
-   or to the anonymous caller with authentication off (`UsageMeter.charge`, in memory).
+2. When the request ends, however it ends, or when the work it started ends if that outlives
+   it (a background response): if it reached the engine, the tokens it used (the request
+   context's, as the rate limiter's token bucket reads them) are charged to the key, or to the
+   anonymous caller with authentication off (`UsageMeter.charge`, in memory).
 
 It sits inside the security middleware, which made the caller (and refused wrong keys and rate
 limits first), and outside the routes. Other paths pass straight through.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -59,14 +62,19 @@ class TenancyMiddleware:
             await self.app(scope, receive, send)
         finally:
             ctx = context.current()
-            if ctx is not None and ctx.engine_requests:
-                self.meter.charge(
-                    caller,
-                    endpoint=endpoint,
-                    model=ctx.model,
-                    input_tokens=ctx.prompt_tokens,
-                    output_tokens=ctx.completion_tokens,
-                )
+            if ctx is not None:  # when the work the request started (a background response) ends
+                await ctx.settle(partial(self._charge, caller, endpoint, ctx))
+
+    async def _charge(self, caller: Caller, endpoint: str, ctx: context.RequestContext) -> None:
+        """Charge the tokens the request used, if it reached the engine."""
+        if ctx.engine_requests:
+            self.meter.charge(
+                caller,
+                endpoint=endpoint,
+                model=ctx.model,
+                input_tokens=ctx.prompt_tokens,
+                output_tokens=ctx.completion_tokens,
+            )
 
 
 def install_tenancy(app: FastAPI, store: Store) -> UsageMeter:

@@ -4,6 +4,7 @@ charged through the meter shows as batch; metrics by key."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -12,13 +13,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.admin.organization import usage_completions_response, usage_embeddings_response
 
 from service.app import create_app
 from service.caller import Caller
 from service.config import Settings
 from service.engine.fake import FakeEngine
 from service.engine.fake_embeddings import FakeEmbeddingEngine
-from tests.api.helpers import key_id, serve
+from tests.api.helpers import key_id, serve, until
 from tests.conftest import FAKE_MODEL
 
 ADMIN_KEY = "sk-usage-admin-3"
@@ -26,7 +28,7 @@ TEAM_KEY = "sk-usage-team-5"
 EMBEDDER = "fake-embedder"
 
 
-def app_for(tmp_path: Path) -> Any:
+def app_for(tmp_path: Path, engine: FakeEngine | None = None) -> Any:
     path = tmp_path / "keys.toml"
     path.write_text(
         f'[[keys]]\nname = "root"\nkey = "{ADMIN_KEY}"\nadmin = true\n'
@@ -39,7 +41,11 @@ def app_for(tmp_path: Path) -> Any:
         api_key_file=path,
         data_dir=tmp_path / "data",
     )
-    return create_app(settings, engine_factory=FakeEngine, embedding_factory=FakeEmbeddingEngine)
+    return create_app(
+        settings,
+        engine_factory=FakeEngine if engine is None else lambda: engine,
+        embedding_factory=FakeEmbeddingEngine,
+    )
 
 
 def sdk(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
@@ -47,9 +53,30 @@ def sdk(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
         base_url="http://test/v1",
         api_key=TEAM_KEY,
         admin_api_key=ADMIN_KEY,
-        http_client=http,
+        http_client=http,  # type: ignore[arg-type]  # SDK types httpx2 only; accepts httpx too
         max_retries=0,
     )
+
+
+CompletionsResult = usage_completions_response.DataResultOrganizationUsageCompletionsResult
+EmbeddingsResult = usage_embeddings_response.DataResultOrganizationUsageEmbeddingsResult
+
+
+def completions_results(
+    page: usage_completions_response.UsageCompletionsResponse,
+) -> list[CompletionsResult]:
+    """Every bucket's results, as the completions results they are."""
+    found = [r for bucket in page.data for r in bucket.results]
+    assert all(isinstance(r, CompletionsResult) for r in found), found
+    return [r for r in found if isinstance(r, CompletionsResult)]
+
+
+def embeddings_results(
+    page: usage_embeddings_response.UsageEmbeddingsResponse,
+) -> list[EmbeddingsResult]:
+    found = [r for bucket in page.data for r in bucket.results]
+    assert all(isinstance(r, EmbeddingsResult) for r in found), found
+    return [r for r in found if isinstance(r, EmbeddingsResult)]
 
 
 def sse_usage(text: str) -> dict[str, int]:
@@ -112,7 +139,7 @@ async def test_the_report_equals_the_tokens_the_responses_reported(tmp_path: Pat
         admin = sdk(http).admin.organization.usage
         page = await admin.completions(start_time=started, group_by=["api_key_id", "model"])
         embeddings = await admin.embeddings(start_time=started, group_by=["api_key_id"])
-    results = [r for bucket in page.data for r in bucket.results]
+    results = completions_results(page)
     assert len(results) == 1
     (result,) = results
     assert (result.input_tokens, result.output_tokens, result.num_model_requests) == (
@@ -122,8 +149,41 @@ async def test_the_report_equals_the_tokens_the_responses_reported(tmp_path: Pat
     )
     assert (result.api_key_id, result.model) == (key_id(TEAM_KEY), FAKE_MODEL)
     assert result.api_key_name == "team"  # type: ignore[attr-defined]  # the gateway's own field
-    (pooled,) = [r for bucket in embeddings.data for r in bucket.results]
+    (pooled,) = embeddings_results(embeddings)
     assert (pooled.input_tokens, pooled.num_model_requests) == (embedding_tokens, 2)
+
+
+async def test_a_background_response_counts_when_its_run_ends(tmp_path: Path) -> None:
+    """The request answers `queued` before its run reaches the engine: the run's tokens are
+    charged to the key when it ends (as the rate limiter's token bucket waits for them)."""
+    engine = FakeEngine()
+    engine.gate = asyncio.Event()  # the run waits in the engine until the request has ended
+    app = app_for(tmp_path, engine)
+    team = {"Authorization": f"Bearer {TEAM_KEY}"}
+    async with serve(app) as http:
+        started = int(time.time()) - 60
+        created = await http.post(
+            "/v1/responses",
+            json={"model": FAKE_MODEL, "input": "hello", "background": True},
+            headers=team,
+        )
+        assert created.json()["status"] == "queued", created.text
+        await until(lambda: engine.active == 1, "the run reached the engine")
+        engine.open_gate()
+        runs = app.state.gateway.responses
+        await until(lambda: created.json()["id"] not in runs.running(), "the run ended")
+        final = (await http.get(f"/v1/responses/{created.json()['id']}", headers=team)).json()
+        page = await sdk(http).admin.organization.usage.completions(
+            start_time=started, group_by=["api_key_id"]
+        )
+    (result,) = completions_results(page)
+    assert final["status"] == "completed" and final["usage"]["output_tokens"] > 0
+    assert (result.input_tokens, result.output_tokens, result.num_model_requests) == (
+        final["usage"]["input_tokens"],
+        final["usage"]["output_tokens"],
+        1,
+    )
+    assert result.api_key_id == key_id(TEAM_KEY)
 
 
 async def test_a_plain_key_sees_its_own_usage_and_no_names(tmp_path: Path) -> None:
@@ -137,7 +197,7 @@ async def test_a_plain_key_sees_its_own_usage_and_no_names(tmp_path: Path) -> No
             json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "x"}]},
             headers=root,
         )
-        params = {"start_time": started, "group_by": "api_key_id"}
+        params: dict[str, str | int] = {"start_time": started, "group_by": "api_key_id"}
         team = await http.get(
             "/v1/organization/usage/completions",
             params=params,
@@ -171,7 +231,7 @@ async def test_a_batch_line_charged_by_the_meter_is_reported_as_batch(tmp_path: 
             start_time=started, group_by=["batch"], bucket_width="1m", limit=5
         )
         metrics = (await http.get("/metrics")).text
-    results = [(r.batch, r.input_tokens, r.output_tokens) for b in report.data for r in b.results]
+    results = [(r.batch, r.input_tokens, r.output_tokens) for r in completions_results(report)]
     assert results == [(True, 100, 20)]
     assert 'gateway_key_requests_total{key="team"} 1.0' in metrics
     assert 'gateway_key_tokens_total{key="team",kind="input"} 100.0' in metrics
