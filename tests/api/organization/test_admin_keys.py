@@ -38,7 +38,7 @@ def admin_client(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
         base_url="http://test/v1",
         api_key="unused",
         admin_api_key=ADMIN_KEY,
-        http_client=http,
+        http_client=http,  # type: ignore[arg-type]  # SDK types httpx2 only; accepts httpx too
         max_retries=0,
     )
 
@@ -142,7 +142,7 @@ async def test_a_duplicate_name_is_a_400(fake_engine: FakeEngine, tmp_path: Path
         await admin.create(name="twice")
         with pytest.raises(openai.BadRequestError) as refused:
             await admin.create(name="twice")
-        assert refused.value.param == "name"  # type: ignore[attr-defined]
+        assert refused.value.param == "name"
         made = (await http.get(KEYS_PATH, headers=bearer(ADMIN_KEY))).json()["data"][-1]
         update = await http.post(
             f"{KEYS_PATH}/{made['id']}", json={"name": "renamed"}, headers=bearer(ADMIN_KEY)

@@ -92,7 +92,10 @@ async def test_the_openai_sdk_does_not_retry_a_budget_refusal(
 
         http.event_hooks["request"].append(count)
         client = openai.AsyncOpenAI(
-            base_url="http://test/v1", api_key=KEY, http_client=http, max_retries=3
+            base_url="http://test/v1",
+            api_key=KEY,
+            http_client=http,  # type: ignore[arg-type]  # SDK types httpx2 only; accepts httpx too
+            max_retries=3,
         )
         try:
             await client.chat.completions.create(

@@ -11,6 +11,7 @@ import pytest
 from service.caller import Caller
 from service.config import Settings
 from service.errors import InvalidRequestError
+from service.schemas.organization import UsageCompletionsResult
 from service.services.tenants import usage_report
 from service.store import Store
 
@@ -137,7 +138,12 @@ async def test_filters_and_the_batch_grouping(store: Store) -> None:
     )
     page = await usage_report.report(store.usage, "completions", params, ADMIN, names=NAMES)
     results = [r for b in page.data for r in b.results]
-    assert [(r.batch, r.model, r.output_tokens) for r in results] == [(True, "m2", 4)]
+    assert all(isinstance(r, UsageCompletionsResult) for r in results)
+    assert [
+        (r.batch, r.model, r.output_tokens)
+        for r in results
+        if isinstance(r, UsageCompletionsResult)
+    ] == [(True, "m2", 4)]
     params = usage_report.parse(
         "completions", query(start_time=str(T0), batch="false"), now=T0 + 2 * DAY - 1
     )
