@@ -13,8 +13,10 @@ from service.engine.base import EmbeddingEngine, Engine
 from service.http.deps import GatewayState
 from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
+from service.http.keyring import TenantSync
 from service.http.observability import install_observability
 from service.http.security import install_security
+from service.http.tenancy import install_tenancy
 from service.routes import (
     anthropic,
     conversations,
@@ -23,6 +25,7 @@ from service.routes import (
     lora,
     metrics,
     openai,
+    organization,
     playground,
     responses,
     tasks,
@@ -70,6 +73,31 @@ def embedding_factory_for(settings: Settings) -> Callable[[], EmbeddingEngine] |
     return build
 
 
+async def open_store(gateway: GatewayState) -> None:
+    """Migrate the store, then read the runtime keys and the budgets' totals from it."""
+    await gateway.store.open()
+    await gateway.tenants.start()
+
+
+async def close_store(gateway: GatewayState) -> None:
+    """Write the usage counted last, then close the store."""
+    await gateway.tenants.stop()
+    await gateway.store.close()
+
+
+def admission_for(settings: Settings, *, embedding: bool = False) -> Admission:
+    """An engine's admission, sized from the engine's batch once it has started (the embedding
+    engine's has no settings of its own)."""
+    return Admission(
+        max_inflight=(None if embedding else settings.max_inflight_sequences) or 1,
+        max_queued=(None if embedding else settings.max_queued_sequences) or 0,
+        max_queue_wait=None if embedding else settings.max_queue_wait_seconds,
+        fair_share=settings.fair_share,
+        sharing_window=settings.fair_share_window_seconds,
+        reserved_slots=settings.fair_share_reserved_slots,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -84,12 +112,8 @@ def create_app(
     if embedding_factory is None and engine_factory is None:
         embedding_factory = embedding_factory_for(settings)
 
-    admission = Admission(  # sized from the engine's batch once it has started
-        max_inflight=settings.max_inflight_sequences or 1,
-        max_queued=settings.max_queued_sequences or 0,
-        max_queue_wait=settings.max_queue_wait_seconds,
-    )
-    embedding_admission = Admission(max_inflight=1, max_queued=0)  # sized at start-up too
+    admission = admission_for(settings)
+    embedding_admission = admission_for(settings, embedding=True)
     state = EngineState(
         factory,
         settings,
@@ -106,14 +130,14 @@ def create_app(
                 gateway.metrics, settings.host, settings.metrics_port
             )
         try:
-            await gateway.store.open()  # migrated before the engine starts, or no start
+            await open_store(gateway)  # migrated before the engine starts, or no start
             state.begin()
             gateway.responses.begin()
             yield
         finally:
             await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
-            await gateway.store.close()
+            await close_store(gateway)
             await gateway.security.aclose()
             await gateway.observability.aclose()
             if stop_metrics_port is not None:
@@ -127,6 +151,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # innermost: cancels only the handler
+    store = Store.from_settings(settings)  # opened in the lifespan
+    meter = install_tenancy(app, store)  # budgets and usage, inside the key check
     page_paths = playground.PATHS if settings.playground_enabled else frozenset()
     # API keys, rate limits, body size, CORS
     security = install_security(app, settings, page_paths=page_paths)
@@ -134,23 +160,31 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    store = Store.from_settings(settings)  # opened in the lifespan
     background = BackgroundResponses(store, settings)
-    gateway = GatewayState(settings, state, admission, observability, security, background, store)
+    tenants = TenantSync.build(meter, security, settings, store, telemetry)
+    gateway = GatewayState(
+        settings, state, admission, observability, security, background, store, tenants
+    )
     app.state.gateway = gateway
-    for surface in (
-        health,
-        metrics,
-        openai,
-        responses,
-        conversations,
-        anthropic,
-        tasks,
-        embeddings,
+    include_routers(app, settings)
+    return app
+
+
+def include_routers(app: FastAPI, settings: Settings) -> None:
+    """Every API surface's router; the optional ones only when their setting is on."""
+    for router in (
+        health.router,
+        metrics.router,
+        openai.router,
+        responses.router,
+        conversations.router,
+        anthropic.router,
+        tasks.router,
+        embeddings.router,
+        organization.router,
     ):
-        app.include_router(surface.router)
+        app.include_router(router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)
     if settings.playground_enabled:
         app.include_router(playground.router)
-    return app

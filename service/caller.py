@@ -30,6 +30,9 @@ class Caller:
     # The client's address (behind trusted proxies, the forwarded one): the tenant when
     # authentication is off.
     client: str | None = None
+    # The tenant's share of the admission queue within its priority class (weighted fair
+    # queuing, `service/runtime/fair_share.py`): twice the weight, twice the sequences.
+    weight: float = 1.0
 
     @property
     def authenticated(self) -> bool:
@@ -60,6 +63,7 @@ class Caller:
             "admin": self.admin,
             "priority": self.priority,
             "client": self.client,
+            "weight": self.weight,
         }
 
     @classmethod
@@ -71,4 +75,5 @@ class Caller:
             admin=bool(record.get("admin", False)),
             priority=int(record.get("priority", 0)),
             client=record.get("client"),
+            weight=float(record.get("weight", 1.0)),
         )

@@ -10,6 +10,7 @@
     ├── ModelNotFoundError            404 model_not_found
     ├── PayloadTooLargeError          413 an input beyond the configured size limits
     ├── RateLimitError                429 rate_limit_exceeded: the caller's own limit (Retry-After)
+    │   └── BudgetExceededError       429 budget_exceeded: the key's daily or monthly token budget
     ├── EngineFailureError            500 the engine failed on a valid request
     ├── ServiceUnavailableError       503 (Retry-After) ...
     │   ├── EngineUnavailableError        engine_unavailable: starting, or not healthy
@@ -76,6 +77,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(413, "invalid_request_error", "payload_too_large", "client_error", "over a limit"),
     ErrorRow(429, "requests", "rate_limit_exceeded", "rejected", "caller's request rate"),
     ErrorRow(429, "tokens", "rate_limit_exceeded", "rejected", "caller's token rate"),
+    ErrorRow(429, "tokens", "budget_exceeded", "rejected", "key's daily or monthly tokens"),
     ErrorRow(CLIENT_CLOSED_REQUEST, "", None, "aborted", "the client left (nothing sent)"),
     ErrorRow(500, "server_error", "engine_error", "engine_error", "engine failed a request"),
     ErrorRow(500, "server_error", "internal_error", "engine_error", "a bug in the gateway"),
@@ -199,6 +201,19 @@ class RateLimitError(GatewayError):
     def __init__(self, message: str, *, retry_after: int, limit: str = "requests") -> None:
         super().__init__(message, retry_after=max(1, retry_after))
         self.error_type = limit
+
+
+class BudgetExceededError(RateLimitError):
+    """The key used its daily or monthly token budget; Retry-After runs to the window's end.
+    `x-should-retry: false` tells the openai SDK not to retry it (it would only be refused)."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after, limit="tokens")
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after), "x-should-retry": "false"}
 
 
 class PermissionDeniedError(GatewayError):

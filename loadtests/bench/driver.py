@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -144,11 +145,22 @@ def _text(event: dict[str, Any]) -> bool:
     return False
 
 
-async def send(client: httpx.AsyncClient, url: str, body: bytes) -> Result:
+async def send(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Result:
+    """One streaming request; `headers` are added to the request's (an API key)."""
     result = Result(start=time.perf_counter())
     last = result.start
     try:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **(headers or {}),
+        }
         async with client.stream("POST", url, content=body, headers=headers) as response:
             overhead = response.headers.get("x-gateway-overhead-ms")
             result.overhead_ms = float(overhead) if overhead is not None else None

@@ -131,6 +131,33 @@ class ServingSettings(BaseSettings):
         "Retry-After = the estimate (the sequences queued ahead over the measured drain rate; "
         "no estimate until some have drained).",
     )
+    fair_share: bool = Field(
+        True,
+        description="Within a priority class, serve tenants (API keys; client addresses with "
+        "authentication off) by weighted fair queuing (a key's `weight`), so that one tenant's "
+        "flood does not queue another's requests behind it; and while tenants share the engine "
+        "(more than one has requests admitted or waiting, or had within "
+        "fair_share_window_seconds), admit into the engine only up to its running slots "
+        "(max_num_seqs), so that the waiting happens here in fair order rather than in vLLM's "
+        "first-come queue. With a single tenant admission is as with it off: first come, first "
+        "served, up to max_inflight_sequences (docs/tenants.md).",
+    )
+    fair_share_window_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="With fair_share: how long the engine still counts as shared after a tenant "
+        "ran out of work while another had some (a tenant sending one request at a time is out "
+        "of work between them).",
+    )
+    fair_share_reserved_slots: int = Field(
+        1,
+        ge=0,
+        description="With fair_share, while a tenant that ran out of work within "
+        "fair_share_window_seconds may come back, tenants with requests running leave this many "
+        "of the engine's running slots free for it, so that its next request starts at once "
+        "instead of waiting for a running sequence to finish (vLLM does not preempt one for "
+        "another tenant). Costs that share of throughput while the slot waits; 0 = none.",
+    )
     scheduling_policy: Literal["fcfs", "priority"] = Field(
         "fcfs",
         description="priority = vLLM's priority scheduling, and the admission queue served by "
@@ -202,6 +229,20 @@ class ServingSettings(BaseSettings):
         description="Addresses or CIDRs of the proxies in front (a router, a load balancer): "
         "per-IP rate limits of a request from one of them use the right-most address of "
         "X-Forwarded-For that is not a trusted proxy. Env: a JSON list or comma-separated.",
+    )
+    tenants_sync_seconds: float = Field(
+        1.0,
+        gt=0.0,
+        le=60.0,
+        description="How often each replica writes the usage it counted to the store and reads "
+        "back the keys made at runtime and every replica's usage of the budgets' windows: keys "
+        "and budgets take effect across replicas within about this time (docs/tenants.md).",
+    )
+    usage_retention_days: int = Field(
+        400,
+        ge=1,
+        description="Usage older than this many days is deleted from the store (usage reports "
+        "reach back this far).",
     )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413)."

@@ -19,6 +19,7 @@ from service.caller import Caller
 from service.config import Settings
 from service.engine.base import EmbeddingEngine, Engine
 from service.errors import ModelNotFoundError
+from service.http.keyring import TenantSync
 from service.http.observability import Observability
 from service.http.security import SecurityPolicy, caller_of, client_address
 from service.runtime.admission import Admission
@@ -38,7 +39,8 @@ class GatewayState:
     observability: Observability
     security: SecurityPolicy
     responses: BackgroundResponses  # the runs of background /v1/responses, owned by the app
-    store: Store  # files, batches, responses: SQLite under data_dir, or PostgreSQL (database_url)
+    store: Store  # files, batches, responses, tenants: SQLite (data_dir) or PostgreSQL
+    tenants: TenantSync  # usage, budgets and runtime keys (docs/tenants.md)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -120,3 +122,10 @@ async def get_store(gateway: GatewayDep) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+async def get_tenants(gateway: GatewayDep) -> TenantSync:
+    return gateway.tenants
+
+
+TenantsDep = Annotated[TenantSync, Depends(get_tenants)]

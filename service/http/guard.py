@@ -23,9 +23,10 @@ from typing import Annotated, Protocol, TypeVar
 from fastapi import Depends, Request
 from sse_starlette import EventSourceResponse
 
+from service.caller import Caller
 from service.config import Settings
 from service.errors import InvalidRequestError
-from service.http.deps import GatewayDep
+from service.http.deps import CallerDep, GatewayDep
 from service.http.sse import (
     RESPONSES,
     NamedEvent,
@@ -33,9 +34,10 @@ from service.http.sse import (
     event_stream,
     named_event_stream,
 )
-from service.runtime.admission import Admission, Permit
+from service.runtime.admission import NO_TENANT, Admission, Permit
 from service.runtime.deadlines import admit_and_run, admit_before, deadline_for
 from service.telemetry import context
+from service.telemetry.metrics import KeyMetrics, key_label
 
 T = TypeVar("T")
 
@@ -78,6 +80,15 @@ class RequestGuard:
     settings: Settings
     arrived: float  # loop.time() when the handler started
     header_timeout: float | None
+    # Whose share of the queue the request takes (`Caller.tenant`, `Caller.weight`), and where
+    # its wait for admission is observed.
+    tenant: str = NO_TENANT
+    weight: float = 1.0
+    key_metrics: KeyMetrics | None = None
+
+    def _admitted(self, permit: Permit) -> None:
+        if self.key_metrics is not None:
+            self.key_metrics.admission_wait.observe(permit.waited)
 
     def deadline(self, timeout: float | None) -> float:
         return deadline_for(
@@ -97,6 +108,9 @@ class RequestGuard:
             work,
             priority=prepared.priority,
             deadline=self.deadline(requested_timeout),
+            tenant=self.tenant,
+            weight=self.weight,
+            admitted=self._admitted,
         )
 
     async def stream(
@@ -130,31 +144,43 @@ class RequestGuard:
     ) -> tuple[float, Permit]:
         deadline = self.deadline(requested_timeout)
         permit = await admit_before(
-            self.admission, prepared.cost, priority=prepared.priority, deadline=deadline
+            self.admission,
+            prepared.cost,
+            priority=prepared.priority,
+            deadline=deadline,
+            tenant=self.tenant,
+            weight=self.weight,
         )
+        self._admitted(permit)
         ctx = context.current()
         if ctx is not None:  # released when the request ends, even if the stream never starts
             ctx.permits.append(permit)
         return deadline, permit
 
 
-async def get_guard(request: Request, gateway: GatewayDep) -> RequestGuard:
+def _guard(
+    admission: Admission, request: Request, gateway: GatewayDep, caller: Caller
+) -> RequestGuard:
     return RequestGuard(
-        gateway.admission,
+        admission,
         gateway.settings,
         asyncio.get_running_loop().time(),
         _header_timeout(request),
+        tenant=caller.tenant,
+        weight=caller.weight,
+        key_metrics=gateway.metrics.key(key_label(caller)),
     )
 
 
-async def get_embedding_guard(request: Request, gateway: GatewayDep) -> RequestGuard:
+async def get_guard(request: Request, gateway: GatewayDep, caller: CallerDep) -> RequestGuard:
+    return _guard(gateway.admission, request, gateway, caller)
+
+
+async def get_embedding_guard(
+    request: Request, gateway: GatewayDep, caller: CallerDep
+) -> RequestGuard:
     """The same guard on the embedding engine's own admission (its inputs are the unit)."""
-    return RequestGuard(
-        gateway.engine_state.embedding_admission,
-        gateway.settings,
-        asyncio.get_running_loop().time(),
-        _header_timeout(request),
-    )
+    return _guard(gateway.engine_state.embedding_admission, request, gateway, caller)
 
 
 GuardDep = Annotated[RequestGuard, Depends(get_guard)]

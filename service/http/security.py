@@ -2,12 +2,14 @@
 
 Per HTTP request, in this order, each refusal answered at once in OpenAI's error shape (in
 Anthropic's under `/v1/messages`, `service/http/encode.py`):
-1. API key (when `api_keys` or `api_key_file` is set): `Authorization: Bearer <key>`, or
-   `x-api-key: <key>` (what Anthropic's SDK sends; it wins when both are sent), looked up in
-   constant time (`service/http/keys.py`); no key or a wrong one: 401 `invalid_api_key` with
-   `WWW-Authenticate: Bearer`. The key becomes the request's `Caller` (key id and name, admin,
-   priority), left in the ASGI scope for `CallerDep`; its hashed id and name go on the access
-   log line (`key_id`, `key_name`); the key itself never goes anywhere.
+1. API key (when `api_keys` or `api_key_file` is set, and the keys admins make at runtime:
+   `keyring.py`): `Authorization: Bearer <key>`, or `x-api-key: <key>` (what Anthropic's SDK
+   sends; it wins when both are sent), looked up by its SHA-256 in memory, in a time that
+   depends neither on the key nor on the number of keys (`service/http/keys.py`); no key or a
+   wrong one: 401 `invalid_api_key` with `WWW-Authenticate: Bearer`. The key becomes the
+   request's `Caller` (key id and name, admin, priority, weight), left in the ASGI scope for
+   `CallerDep`; its hashed id and name go on the access log line (`key_id`, `key_name`); the
+   key itself never goes anywhere.
 2. Body size: a `Content-Length` over `max_body_bytes`: 413 before the body is read. A body
    without one (chunked) is counted as it streams in, and answered 413 once it passes the limit.
 3. Rate limits (`service/http/ratelimit.py`), per key, or per client IP when authentication is off:
@@ -26,6 +28,7 @@ With no keys and no limits, only the body limit runs (a header scan per request)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -219,6 +222,11 @@ def _remember(scope: Scope, caller: Caller, ctx: RequestContext | None) -> None:
             ctx.log_fields["key_name"] = caller.key_name
 
 
+async def _finish(ticket: Ticket, ctx: RequestContext) -> None:
+    """Charge the request's tokens, read when it is settled, to its rate-limit ticket."""
+    await ticket.finish(ctx.tokens)
+
+
 def _rate_limited(refusal: Refusal, limiter: Limiter) -> RateLimitError:
     message = (
         f"Rate limit reached for {refusal.limit} per minute (limit "
@@ -267,10 +275,10 @@ class SecurityMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            if ctx is not None and ctx.open_work:  # its tokens are charged when that ends
-                ctx.deferred_charge = ticket.finish
-            else:
-                await ticket.finish(ctx.tokens if ctx is not None else 0)
+            if ctx is None:
+                await ticket.finish(0)
+            else:  # when the work the request started (a background response) ends, if any
+                await ctx.settle(partial(_finish, ticket, ctx))
 
     def _caller(self, key: ApiKey, scope: Scope, headers: _Headers) -> Caller:
         peer = _peer(scope)
@@ -282,6 +290,7 @@ class SecurityMiddleware:
             admin=key.admin,
             priority=key.priority,
             client=peer,
+            weight=key.weight,
         )
 
     async def _charge(

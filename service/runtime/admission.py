@@ -16,6 +16,15 @@ deadline or `max_queue_wait_seconds`, it is refused at once (503 `overloaded`, R
 estimate) instead of waiting to time out. Until a rate is known only the count bounds apply;
 they stay the hard cap either way.
 
+Within a priority class the queue is fair between tenants (API keys; client addresses when
+authentication is off): weighted fair queuing (`service/runtime/fair_share.py`), so one tenant's
+flood does not put another's requests behind its queue, and a request's estimated wait counts
+only what is ahead of it in that order. For the order to matter, the waiting must happen here,
+not in vLLM's first-come queue: while tenants share the engine (more than one has requests
+admitted or waiting, or had within `sharing_window` seconds), at most `running_slots` (the
+engine's `max_num_seqs`) are admitted, none waiting in vLLM. With a single tenant nothing is
+gained by that, and the bound stays `max_inflight`.
+
 On SIGTERM `drain()` makes every new request a 503 `draining` while admitted ones finish;
 `idle` tells the drain when the last one has.
 """
@@ -32,16 +41,24 @@ from prometheus_client import Gauge
 
 from service.errors import DrainingError, OverloadedError
 from service.runtime.drain_rate import DrainRate
+from service.runtime.fair_share import FairShare, Sharing, Tags
 
 # How long a client refused with `overloaded` should wait: about one batch's turnaround.
 OVERLOADED_RETRY_AFTER = 1
 
 
+# The tenant of requests that name none (work outside a request, tests): one tenant.
+NO_TENANT = ""
+
+
 @dataclass(order=True, slots=True)
 class _Waiter:
     priority: int
+    finish: float  # its virtual finish tag: the fair order within the class
     arrival: int
     cost: int = field(compare=False)
+    tenant: str = field(compare=False)
+    tags: Tags = field(compare=False)
     admitted: asyncio.Future[None] = field(compare=False)
     dequeued: bool = field(default=False, compare=False)
 
@@ -49,16 +66,27 @@ class _Waiter:
 class Permit:
     """Admission for `cost` sequences until `release()` (idempotent)."""
 
-    __slots__ = ("_admission", "cost")
+    __slots__ = ("_admission", "admitted_at", "cost", "tenant", "waited")
 
-    def __init__(self, admission: Admission, cost: int) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        cost: int,
+        admitted_at: float,
+        *,
+        waited: float = 0.0,
+        tenant: str = NO_TENANT,
+    ) -> None:
         self._admission: Admission | None = admission
         self.cost = cost
+        self.admitted_at = admitted_at  # the drain rate's clock: its time in flight
+        self.waited = waited  # seconds it waited in the queue (0: admitted at once)
+        self.tenant = tenant
 
     def release(self) -> None:
         admission, self._admission = self._admission, None
         if admission is not None:
-            admission._release(self.cost)
+            admission._release(self.cost, self.admitted_at, self.tenant)
 
     @property
     def released(self) -> bool:
@@ -78,11 +106,21 @@ class Admission:
         queue_gauge: Gauge | None = None,
         inflight_gauge: Gauge | None = None,
         wait_gauge: Gauge | None = None,
+        fair_share: bool = True,
+        running_slots: int | None = None,
+        sharing_window: float = 30.0,
+        reserved_slots: int = 0,
     ) -> None:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.max_queue_wait = max_queue_wait  # seconds; None: only deadlines bound the wait
         self.drain_rate = drain_rate if drain_rate is not None else DrainRate()
+        # Fair share: tenants in fair order (off: one tenant, first come first served), and
+        # while they share the engine, no more in flight than it runs (None: no such bound).
+        self.fair_share = fair_share
+        self.running_slots = running_slots
+        self._fair = FairShare()
+        self._sharing = Sharing(sharing_window, self.drain_rate.clock, reserved=reserved_slots)
         self.in_flight = 0  # sequences admitted and not yet released
         self.queued = 0  # sequences waiting here
         self.draining = False
@@ -99,74 +137,132 @@ class Admission:
         self._queue_gauge, self._inflight_gauge, self._wait_gauge = queue, inflight, wait
         self._update_gauges()
 
-    def resize(self, *, max_inflight: int, max_queued: int) -> None:
+    def resize(
+        self, *, max_inflight: int, max_queued: int, running_slots: int | None = None
+    ) -> None:
         """Set the bounds once the engine's batch size is known (at start-up)."""
         self.max_inflight = max_inflight
         self.max_queued = max_queued
+        if running_slots is not None:
+            self.running_slots = running_slots
         self._wake()
+
+    @property
+    def bound(self) -> int:
+        """Sequences that may be in flight now: `max_inflight`, or the engine's running slots
+        while tenants share it (with fair share: `Sharing`)."""
+        if self.running_slots is not None and self._sharing.shared:
+            return max(1, min(self.max_inflight, self.running_slots))
+        return self.max_inflight
+
+    def _fits(self, cost: int, tenant: str, bound: int) -> bool:
+        """Whether a request of `tenant` costing `cost` may be admitted under `bound`: less
+        the slots it leaves to a tenant that ran out of work (`Sharing.held_back`); a request
+        bigger than that is admitted alone."""
+        limit = bound - self._sharing.held_back(tenant)
+        return self.in_flight + cost <= limit or (self.in_flight == 0 and cost <= bound)
 
     def drain(self) -> None:
         """Refuse new requests from now on; admitted and queued ones go on."""
         self.draining = True
 
-    def estimated_wait(self, cost: int = 1, priority: int | None = None) -> float | None:
+    def estimated_wait(
+        self, cost: int = 1, priority: int | None = None, finish: float | None = None
+    ) -> float | None:
         """Seconds a request of `cost` would wait for admission now (0: none); None: unknown.
 
         The sequences that must finish first: those in flight and queued ahead of it (its own
-        priority class and better, `None`: every one), plus its own, less the bound.
+        priority class and better, `None`: every one; within its class, with fair share, those
+        whose finish tag is not after its `finish`), plus its own, less the bound.
         """
-        ahead = self.queued if priority is None else self._queued_ahead(priority)
-        must_finish = self.in_flight + ahead + cost - self.max_inflight
+        ahead = self.queued if priority is None else self._queued_ahead(priority, finish)
+        must_finish = self.in_flight + ahead + cost - self.bound
         if must_finish <= 0 and not self._waiters:
             return 0.0  # it fits now
         return self.drain_rate.wait_for(max(1, must_finish))
 
-    def _queued_ahead(self, priority: int) -> int:
-        return sum(n for p, n in self._queued_by_priority.items() if p <= priority)
+    def _queued_ahead(self, priority: int, finish: float | None) -> int:
+        if finish is None:
+            return sum(n for p, n in self._queued_by_priority.items() if p <= priority)
+        return sum(
+            w.cost
+            for w in self._waiters
+            if w.priority < priority or (w.priority == priority and w.finish <= finish)
+        )
 
     async def acquire(
-        self, cost: int, *, priority: int = 0, deadline: float | None = None
+        self,
+        cost: int,
+        *,
+        priority: int = 0,
+        deadline: float | None = None,
+        tenant: str = NO_TENANT,
+        weight: float = 1.0,
     ) -> Permit:
         """Admit `cost` sequences now, or wait in the queue, or raise 503 at once.
 
         `deadline` (loop time) is when the request must be done: a request whose estimated
-        wait passes it, or `max_queue_wait`, is refused instead of queued. Cancelling the wait
-        (deadline, client gone) leaves the queue with nothing held.
+        wait passes it, or `max_queue_wait`, is refused instead of queued. `tenant` and
+        `weight` place it in its class's fair order (`Caller.tenant`, `Caller.weight`).
+        Cancelling the wait (deadline, client gone) leaves the queue with nothing held.
         """
         if self.draining:
             raise DrainingError()
         cost = max(1, min(cost, self.max_inflight))
-        if not self._waiters and self.in_flight + cost <= self.max_inflight:
-            self._admit(cost)
-            return Permit(self, cost)
-        if self.queued + cost > self.max_queued:
-            raise OverloadedError(
-                "The server is at capacity; retry shortly.", retry_after=OVERLOADED_RETRY_AFTER
-            )
-        self._refuse_a_long_wait(cost, priority, deadline)
-        waiter = _Waiter(
-            priority, next(self._arrivals), cost, asyncio.get_running_loop().create_future()
-        )
+        if not self.fair_share:
+            tenant, weight = NO_TENANT, 1.0
+        self._sharing.enter(tenant)  # before the bound: a second tenant tightens it now
+        try:
+            if not self._waiters and self._fits(cost, tenant, self.bound):
+                self._admit(cost, tenant)
+                return Permit(self, cost, self.drain_rate.clock(), tenant=tenant)
+            if self.queued + cost > self.max_queued:
+                raise OverloadedError(
+                    "The server is at capacity; retry shortly.",
+                    retry_after=OVERLOADED_RETRY_AFTER,
+                )
+            return await self._wait(cost, priority, deadline, tenant, weight)
+        except BaseException:
+            self._sharing.leave(tenant)  # refused, or its wait cancelled: nothing held
+            raise
+
+    async def _wait(
+        self, cost: int, priority: int, deadline: float | None, tenant: str, weight: float
+    ) -> Permit:
+        tags = self._fair.enqueue(priority, tenant, cost, weight)
+        try:
+            self._refuse_a_long_wait(cost, priority, deadline, tags.finish)
+        except OverloadedError:
+            self._fair.dequeued(priority, tenant, tags, admitted=False)
+            raise
+        future = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(priority, tags.finish, next(self._arrivals), cost, tenant, tags, future)
+        queued_at = self.drain_rate.clock()
         heapq.heappush(self._waiters, waiter)
         self._count_queued(priority, cost)
         self.drain_rate.queue_started()
         self.idle.clear()
-        self._update_gauges()
+        self._wake()  # ahead of a head held back for it (a reserved slot), it may start now
         try:
             await waiter.admitted
         except BaseException:
             if waiter.admitted.done() and not waiter.admitted.cancelled():
-                self._release(cost)  # admitted just as the wait was cancelled
+                # Admitted as it was cancelled: give the slot back (acquire's caller leaves).
+                self._release(cost, self.drain_rate.clock(), tenant, leave=False)
             elif not waiter.dequeued:
                 self._waiters.remove(waiter)
                 heapq.heapify(self._waiters)
                 self._count_queued(priority, -cost)
+                self._fair.dequeued(priority, tenant, tags, admitted=False)
                 self._wake()  # the waiters behind this one may fit now
             raise
-        return Permit(self, cost)
+        now = self.drain_rate.clock()
+        return Permit(self, cost, now, waited=now - queued_at, tenant=tenant)
 
-    def _refuse_a_long_wait(self, cost: int, priority: int, deadline: float | None) -> None:
-        wait = self.estimated_wait(cost, priority)
+    def _refuse_a_long_wait(
+        self, cost: int, priority: int, deadline: float | None, finish: float
+    ) -> None:
+        wait = self.estimated_wait(cost, priority, finish)
         if wait is None:
             return  # no rate measured yet: only the count bounds apply
         left = None if deadline is None else deadline - asyncio.get_running_loop().time()
@@ -190,25 +286,36 @@ class Admission:
         else:
             del self._queued_by_priority[priority]
 
-    def _admit(self, cost: int) -> None:
+    def _admit(self, cost: int, tenant: str) -> None:
         self.in_flight += cost
+        self._sharing.started(tenant)
         self.idle.clear()
         self._update_gauges()
 
-    def _release(self, cost: int) -> None:
+    def _release(self, cost: int, admitted_at: float, tenant: str, *, leave: bool = True) -> None:
+        """`cost` sequences of `tenant` finished (`leave`: and its request is done here)."""
+        if self.drain_rate.measuring:
+            held = self.drain_rate.clock() - admitted_at
+            self.drain_rate.finished(cost, held=held, in_flight=self.in_flight)
         self.in_flight -= cost
-        self.drain_rate.finished(cost)
+        self._sharing.stopped(tenant)
+        if leave:
+            self._sharing.leave(tenant)
         self._wake()
 
     def _wake(self) -> None:
         # Strictly in order: a large request at the head is not overtaken forever by small ones.
-        while self._waiters and self.in_flight + self._waiters[0].cost <= self.max_inflight:
+        bound = self.bound
+        while self._waiters and self._fits(self._waiters[0].cost, self._waiters[0].tenant, bound):
             waiter = heapq.heappop(self._waiters)
             waiter.dequeued = True
             self._count_queued(waiter.priority, -waiter.cost)
-            if waiter.admitted.cancelled():  # its task was cancelled; its handler cleans up
+            cancelled = waiter.admitted.cancelled()
+            self._fair.dequeued(waiter.priority, waiter.tenant, waiter.tags, admitted=not cancelled)
+            if cancelled:  # its task was cancelled; its handler cleans up
                 continue
             self.in_flight += waiter.cost
+            self._sharing.started(waiter.tenant)
             waiter.admitted.set_result(None)
         if not self._waiters:
             self.drain_rate.queue_emptied()

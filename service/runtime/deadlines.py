@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from service.errors import DeadlineExceededError
-from service.runtime.admission import Admission, Permit
+from service.runtime.admission import NO_TENANT, Admission, Permit
 
 T = TypeVar("T")
 
@@ -38,11 +38,19 @@ async def admit_and_run(
     *,
     priority: int,
     deadline: float,
+    tenant: str = NO_TENANT,
+    weight: float = 1.0,
+    admitted: Callable[[Permit], None] | None = None,
 ) -> T:
-    """Admit `cost` sequences, then run `work()`, all before `deadline`."""
+    """Admit `cost` sequences, then run `work()`, all before `deadline`; `admitted` is told of
+    the permit first (the guard observes its wait)."""
     try:
         async with asyncio.timeout_at(deadline):
-            permit = await admission.acquire(cost, priority=priority, deadline=deadline)
+            permit = await admission.acquire(
+                cost, priority=priority, deadline=deadline, tenant=tenant, weight=weight
+            )
+            if admitted is not None:
+                admitted(permit)
             try:
                 return await work()
             finally:
@@ -52,12 +60,20 @@ async def admit_and_run(
 
 
 async def admit_before(
-    admission: Admission, cost: int, *, priority: int, deadline: float
+    admission: Admission,
+    cost: int,
+    *,
+    priority: int,
+    deadline: float,
+    tenant: str = NO_TENANT,
+    weight: float = 1.0,
 ) -> Permit:
     """Admit `cost` sequences before `deadline`; the caller releases the permit (a stream holds
     it until its last event)."""
     try:
         async with asyncio.timeout_at(deadline):
-            return await admission.acquire(cost, priority=priority, deadline=deadline)
+            return await admission.acquire(
+                cost, priority=priority, deadline=deadline, tenant=tenant, weight=weight
+            )
     except TimeoutError as err:
         raise expired() from err

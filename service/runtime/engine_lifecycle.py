@@ -127,11 +127,15 @@ class EngineState:
         self.admission.resize(
             max_inflight=s.max_inflight_sequences or inflight,
             max_queued=queued if s.max_queued_sequences is None else s.max_queued_sequences,
+            running_slots=engine.max_num_seqs,  # the bound while tenants share (fair share)
         )
         if self.embedding_engine is not None:
             # Inputs are the unit: one input is one sequence of the pooling engine.
-            inflight, queued = default_bounds(self.embedding_engine.max_num_seqs)
-            self.embedding_admission.resize(max_inflight=inflight, max_queued=queued)
+            slots = self.embedding_engine.max_num_seqs
+            inflight, queued = default_bounds(slots)
+            self.embedding_admission.resize(
+                max_inflight=inflight, max_queued=queued, running_slots=slots
+            )
 
     @staticmethod
     async def _warm_up(engine: Engine) -> None:

@@ -8,6 +8,7 @@ replicas. Below the services, above the engine: it imports no HTTP, route or ser
     blobs.py       file contents: the data directory (SQLite) or chunk rows (PostgreSQL)
     paging.py      `after` / `limit` / `order` lists
     files.py       the files repository
+    tenant_tables.py, api_keys.py, usage.py   the tenants' tables, runtime keys, usage + ledger
     store.py       `Store`: all of it as the app holds it
 """
 

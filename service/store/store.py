@@ -1,7 +1,7 @@
 """`Store`: the store as the app holds it: its database, its blob store and the repositories
-on them (files, stored responses and conversations; batches, budgets add theirs beside). Built
-without I/O in `create_app`, opened (migrated) in the lifespan before the gateway is ready,
-closed at shutdown.
+on them (files, stored responses and conversations, runtime keys and usage; batches add theirs
+beside). Built without I/O in `create_app`, opened (migrated) in the lifespan before the gateway
+is ready, closed at shutdown.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from sqlalchemy import exc
 
 from service.config import Settings
 from service.errors import StoreUnavailableError
+from service.store.api_keys import RuntimeKeys
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
 from service.store.conversations import Conversations
 from service.store.database import Database, is_unavailable
 from service.store.files import Files
 from service.store.migrate import upgrade
 from service.store.responses import Responses
+from service.store.usage import UsageStore
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class Store:
             entries=settings.conversation_store_entries,
             ttl_seconds=settings.conversation_ttl_seconds,
         )
+        self.runtime_keys = RuntimeKeys(database)  # tenants: keys made at runtime
+        self.usage = UsageStore(database)  # tenants: usage by minute, the budgets' ledger
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

@@ -65,9 +65,10 @@ class RequestContext:
     # The served model the request named, once found served: the metrics' `model` label.
     model: str | None = None
     # Work started by the request that outlives it (a background response) and adds its tokens
-    # here: the rate limiter's token charge waits for the last of it (`work_started`).
+    # here: what the request's end charges for its tokens (the rate limiter's token bucket, the
+    # tenants' usage) waits for the last of it (`settle`).
     open_work: int = 0
-    deferred_charge: Callable[[int], Awaitable[None]] | None = None
+    _deferred: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def tokens(self) -> int:
@@ -76,13 +77,22 @@ class RequestContext:
     def work_started(self) -> None:
         self.open_work += 1
 
+    async def settle(self, charge: Callable[[], Awaitable[None]]) -> None:
+        """Run `charge` (which reads the tokens here) now, or when the work outliving the
+        request ends if some is still open."""
+        if self.open_work:
+            self._deferred.append(charge)
+        else:
+            await charge()
+
     async def work_ended(self) -> None:
         """The last work outliving the request ended: its tokens are charged now, when the
         request has ended already (else the request's end charges them)."""
         self.open_work -= 1
-        if self.open_work == 0 and self.deferred_charge is not None:
-            charge, self.deferred_charge = self.deferred_charge, None
-            await charge(self.tokens)
+        if self.open_work == 0:
+            deferred, self._deferred = self._deferred, []
+            for charge in deferred:
+                await charge()
 
     def engine_enter(self) -> None:
         if self._engine_waits == 0:

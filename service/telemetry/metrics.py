@@ -31,10 +31,11 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from service.caller import Caller
 from service.errors import OUTCOMES, Outcome, outcome_for
 from service.telemetry import context
 
-__all__ = ["OUTCOMES", "GatewayMetrics", "Outcome", "outcome_for"]
+__all__ = ["OUTCOMES", "GatewayMetrics", "Outcome", "key_label", "outcome_for"]
 
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -72,6 +73,24 @@ class EndpointMetrics:
     itl: Histogram
 
 
+@dataclass(frozen=True, slots=True)
+class KeyMetrics:
+    """One key's children, resolved once (`GatewayMetrics.key`)."""
+
+    admission_wait: Histogram
+    requests: Counter
+    input_tokens: Counter
+    output_tokens: Counter
+
+
+ANONYMOUS_KEY = "anonymous"  # the `key` label of every request while authentication is off
+
+
+def key_label(caller: Caller) -> str:
+    """The `key` label of a caller: its key's name, else its id; `anonymous` without a key."""
+    return caller.key_name or caller.key_id or ANONYMOUS_KEY
+
+
 class GatewayMetrics:
     """The gateway's metric families; one instance per app (`GatewayState.metrics`)."""
 
@@ -82,6 +101,7 @@ class GatewayMetrics:
         # prometheus_client's validated, locked lookup.
         self._request_children: dict[tuple[str, str, int, str, str], tuple[Counter, Histogram]] = {}
         self._endpoint_children: dict[tuple[str, str], EndpointMetrics] = {}
+        self._key_children: dict[str, KeyMetrics] = {}
         r = self.registry
         self.requests = Counter(
             "gateway_requests",
@@ -175,6 +195,33 @@ class GatewayMetrics:
             buckets=(0, 1, 2, 3, 4, 6, 8),
             registry=r,
         )
+        # Tenants (docs/tenants.md). `key` is the API key's name (its id when it has none), or
+        # `anonymous` with authentication off: bounded by the keys, never a client address.
+        self.admission_wait = Histogram(
+            "gateway_admission_wait_seconds",
+            "Time a request waited for admission in the gateway (0: admitted at once), by key.",
+            ["key"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.key_requests = Counter(
+            "gateway_key_requests",
+            "Requests that reached the engine, by key.",
+            ["key"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            "gateway_key_tokens",
+            "Tokens by key and kind (input: prompt; output: completion), as budgets count them.",
+            ["key", "kind"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "gateway_budget_refusals",
+            "Requests refused with 429 budget_exceeded, by key and window (day or month).",
+            ["key", "window"],
+            registry=r,
+        )
         # Tool calls returned by /v1/chat/completions and /v1/responses (`record_tool_calls`):
         # parsed = JSON arguments that validate against the tool's schema; invalid = the rest.
         self.tool_calls = Counter(
@@ -212,6 +259,17 @@ class GatewayMetrics:
                 self.completion_tokens.labels(endpoint, model),
                 self.ttft.labels(endpoint, model),
                 self.itl.labels(endpoint, model),
+            )
+        return children
+
+    def key(self, label: str) -> KeyMetrics:
+        children = self._key_children.get(label)
+        if children is None:
+            children = self._key_children[label] = KeyMetrics(
+                self.admission_wait.labels(label),
+                self.key_requests.labels(label),
+                self.key_tokens.labels(label, "input"),
+                self.key_tokens.labels(label, "output"),
             )
         return children
 

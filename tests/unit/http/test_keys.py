@@ -37,18 +37,20 @@ def test_the_key_id_is_a_prefix_of_the_keys_sha256() -> None:
     assert KEY_A not in repr(key)
 
 
-def test_find_compares_with_every_key_in_constant_time(
+def test_find_makes_one_comparison_of_digests_found_or_not(
     compare_digest_calls: list[tuple[bytes, bytes]],
 ) -> None:
     keys = [ApiKey(key_digest(f"sk-{i}".encode())) for i in range(5)]
     store = KeyStore(keys)
     compared = compare_digest_calls
-    assert store.find(b"sk-0") is keys[0]  # a match at the start does not stop the loop
-    assert [b for _, b in compared] == [k.digest for k in keys]
+    assert store.find(b"sk-3") is keys[3]
+    assert compared == [(key_digest(b"sk-3"), keys[3].digest)]
     compared.clear()
     assert store.find(b"sk-wrong") is None
-    assert [b for _, b in compared] == [k.digest for k in keys]
-    assert all(len(a) == len(b) == 32 for a, b in compared)
+    assert len(compared) == 1  # as for a match: the time does not say whether one was found
+    ((presented, stored),) = compared
+    assert presented == key_digest(b"sk-wrong") and len(stored) == 32
+    assert stored not in {key.digest for key in keys}
 
 
 def test_a_key_file_with_hashed_and_plain_keys_and_limits(tmp_path: Path) -> None:
@@ -85,6 +87,41 @@ key_sha256 = "{sha("sk-plain")}"
     assert (plain.priority, plain.tokens_per_minute) == (0, None)
 
 
+def test_a_key_file_with_weights_and_budgets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[[keys]]
+name = "team-a"
+key = "{KEY_A}"
+weight = 2.5
+tokens_per_day = 100000
+tokens_per_month = 2000000
+
+[[keys]]
+name = "team-b"
+key = "{KEY_B}"
+""",
+    )
+    a, b = load_key_file(path)
+    assert (a.weight, a.tokens_per_day, a.tokens_per_month) == (2.5, 100_000, 2_000_000)
+    assert (b.weight, b.tokens_per_day, b.tokens_per_month) == (1.0, None, None)
+    assert a.source == b.source == "file"
+
+
+def test_replaced_keys_are_accepted_and_expired_ones_are_not() -> None:
+    old, new = ApiKey(key_digest(b"sk-old")), ApiKey(key_digest(b"sk-new"))
+    expired = ApiKey(key_digest(b"sk-gone"), expires_at=1.0)  # 1970: long past
+    store = KeyStore([old])
+    store.replace([old, new, expired])
+    assert store.find(b"sk-new") is new
+    assert store.find(b"sk-gone") is None
+    store.replace([new])
+    assert store.find(b"sk-old") is None
+    with pytest.raises(ValueError, match="at least one key"):
+        store.replace([])
+
+
 def test_settings_keys_and_a_file_make_one_store(tmp_path: Path) -> None:
     path = write(tmp_path, f'[[keys]]\nname = "b"\nkey = "{KEY_B}"\n')
     store = build_key_store([SecretStr(KEY_A)], path)
@@ -118,6 +155,11 @@ def test_no_keys_means_no_store() -> None:
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nrequests_per_minute = 0", "whole number >= 1"),
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\ntokens_per_minute = 1.5", "whole number >= 1"),
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nrpm = 5", "unknown field(s) rpm"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nweight = 0", "weight must be a number > 0"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nweight = 'heavy'", "weight must be a number"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\nweight = 1e6", "<= 1000"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\ntokens_per_day = -5", "whole number >= 1"),
+        ("[[keys]]\nname = 'a'\nkey = 'sk-x'\ntokens_per_month = 0", "whole number >= 1"),
         ("[[keys]]\nname = 'a'\nkey = 'sk-x'\n[[keys]]\nname = 'a'\nkey = 'sk-y'", "duplicate"),
     ],
 )

@@ -22,12 +22,12 @@ async def settle() -> None:
 def test_no_rate_until_sequences_have_finished_while_requests_waited() -> None:
     clock = Clock()
     rate = DrainRate(clock=clock)
-    rate.finished(4)  # no queue: finishing at the pace clients send says nothing
+    rate.finished(4, held=2.0, in_flight=4)  # no queue: the pace clients send says nothing
     assert rate.per_second is None and rate.wait_for(10) is None
     rate.queue_started()
     clock.now += 2.0
     assert rate.per_second is None  # waiting, nothing finished yet
-    rate.finished(4)
+    rate.finished(4, held=2.0, in_flight=4)  # 4 in flight, each held 2 s: 2 a second
     assert rate.per_second == pytest.approx(2.0, rel=0.01)
     assert rate.wait_for(10) == pytest.approx(5.0, rel=0.01)
 
@@ -36,28 +36,31 @@ def test_the_rate_follows_the_recent_pace_and_survives_a_quiet_period() -> None:
     clock = Clock()
     rate = DrainRate(time_constant=10.0, clock=clock)
     rate.queue_started()
-    for _ in range(100):  # 1 a second for 100 s
+    for _ in range(100):  # 4 in flight held 4 s each: 1 a second for 100 s
         clock.now += 1.0
-        rate.finished(1)
+        rate.finished(1, held=4.0, in_flight=4)
     assert rate.per_second == pytest.approx(1.0, rel=0.02)
-    for _ in range(100):  # then 4 a second: the estimate moves there within a few tau
-        clock.now += 1.0
-        rate.finished(4)
+    for _ in range(400):  # then held 1 s: 4 a second; the estimate moves there within a few tau
+        clock.now += 0.25
+        rate.finished(1, held=1.0, in_flight=4)
     assert rate.per_second == pytest.approx(4.0, rel=0.02)
     rate.queue_emptied()
     clock.now += 3600.0  # an hour without a queue changes nothing
     assert rate.per_second == pytest.approx(4.0, rel=0.02)
 
 
-def test_a_batch_finishing_at_once_adds_sequences_not_time() -> None:
+def test_a_batch_finishing_at_once_reads_the_same_rate_before_during_and_after_it() -> None:
     clock = Clock()
     rate = DrainRate(time_constant=10.0, clock=clock)
     rate.queue_started()
-    for _ in range(10):  # a batch of 8 every 4 s: 2 a second
+    readings = []
+    for _ in range(10):  # 16 in flight, a batch of 8 every 4 s, each held 8 s: 2 a second
         clock.now += 4.0
         for _ in range(8):
-            rate.finished(1)
-    assert rate.per_second == pytest.approx(2.0, rel=0.05)
+            rate.finished(1, held=8.0, in_flight=16)
+            readings.append(rate.per_second)
+    # Counting finishes per second read 1/4 of this after the first finish of each batch.
+    assert readings == pytest.approx([2.0] * 80, rel=1e-9)
 
 
 async def admission_with_rate(
