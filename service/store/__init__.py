@@ -8,6 +8,8 @@ replicas. Below the services, above the engine: it imports no HTTP, route or ser
     blobs.py       file contents: the data directory (SQLite) or chunk rows (PostgreSQL)
     paging.py      `after` / `limit` / `order` lists
     files.py       the files repository
+    batches.py     the batches repository (OpenAI's batch object; a batch's last step)
+    batch_lines.py a batch's lines: claimed under leases, one result each
     store.py       `Store`: all of it as the app holds it
 """
 

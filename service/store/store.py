@@ -1,6 +1,7 @@
 """`Store`: the store as the app holds it: its database, its blob store and the repositories
-on them (files now; batches, budgets, stored responses add theirs beside). Built without I/O in
-`create_app`, opened (migrated) in the lifespan before the gateway is ready, closed at shutdown.
+on them (files, batches and their lines; budgets, stored responses add theirs beside). Built
+without I/O in `create_app`, opened (migrated) in the lifespan before the gateway is ready,
+closed at shutdown.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from sqlalchemy import exc
 
 from service.config import Settings
 from service.errors import StoreUnavailableError
+from service.store.batch_lines import BatchLines
+from service.store.batches import Batches
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
 from service.store.database import Database, is_unavailable
 from service.store.files import Files
@@ -26,6 +29,8 @@ class Store:
         self.database = database
         self.blobs = blobs
         self.files = Files(database, blobs)
+        self.batches = Batches(database, self.files)
+        self.batch_lines = BatchLines(database)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
