@@ -8,6 +8,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from service.batches.drainer import Drainer
 from service.config import Settings
 from service.engine.base import EmbeddingEngine, Engine
 from service.http.deps import GatewayState
@@ -15,7 +16,18 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
+from service.routes import (
+    batches,
+    embeddings,
+    files,
+    health,
+    lora,
+    metrics,
+    openai,
+    playground,
+    responses,
+    tasks,
+)
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.responses.store import ResponseStore
@@ -94,11 +106,16 @@ def create_app(
             stop_metrics_port = serve_metrics_port(
                 gateway.metrics, settings.host, settings.metrics_port
             )
+        drainer = Drainer(gateway) if settings.batch_drain else None
         try:
             await gateway.store.open()  # migrated before the engine starts, or no start
             state.begin()
+            if drainer is not None:  # runs batch lines once the engine is ready
+                drainer.start()
             yield
         finally:
+            if drainer is not None:
+                await drainer.stop()
             await state.stop()
             await gateway.store.close()
             await gateway.security.aclose()
@@ -129,12 +146,8 @@ def create_app(
         settings, state, admission, observability, security, response_store, store
     )
     app.state.gateway = gateway
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(openai.router)
-    app.include_router(responses.router)
-    app.include_router(tasks.router)
-    app.include_router(embeddings.router)
+    for surface in (health, metrics, openai, responses, tasks, embeddings, files, batches):
+        app.include_router(surface.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)
     if settings.playground_enabled:

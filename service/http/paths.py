@@ -12,3 +12,9 @@ PROBE_PATHS = frozenset({"/health", "/ready", "/metrics", "/get_load"})
 # completion request on each replica before forwarding it, so charging them would make one routed
 # request cost 1 + replicas requests.
 UNCHARGED_PATHS = frozenset({"/v1/chat/completions/render", "/v1/completions/render"})
+
+# Uploads (the Files API): exempt from `max_body_bytes`; their own limit is `max_file_bytes`,
+# checked on the file as it streams into the store, and on the whole body (the file plus its
+# form fields, at most `UPLOAD_OVERHEAD_BYTES` more) before it is read.
+UPLOAD_PATHS = frozenset({"/v1/files"})
+UPLOAD_OVERHEAD_BYTES = 1024 * 1024
