@@ -204,15 +204,15 @@ class Drainer:
         give_up = self.clock() + self.lease
         while True:
             try:
-                stored = await lines.finish(line.key, outcome, now=self.clock())
+                finished = await lines.finish(line.key, outcome, now=self.clock())
                 break
             except StoreUnavailableError:
                 if self.clock() >= give_up:
                     raise
                 await asyncio.sleep(1.0)
-        count_lines(metrics, outcome.status if stored else "discarded")
-        if stored and not await lines.unfinished(line.key.batch_id):
-            self._changed()  # its batch is done: finalize it now
+        count_lines(metrics, outcome.status if finished.stored else "discarded")
+        if finished.batch_done:
+            self._changed()  # finalize it now
 
     async def _heartbeat(self) -> None:
         while True:

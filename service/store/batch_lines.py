@@ -53,6 +53,12 @@ class LineResult:
     output_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    stored: bool  # this result is the line's (else it already had one: dropped)
+    batch_done: bool  # every line of its batch has a result now
+
+
 def _keys(keys: Iterable[LineKey]) -> Any:
     return tuple_(BatchLineRow.batch_id, BatchLineRow.line).in_(
         [(key.batch_id, key.line) for key in keys]
@@ -145,9 +151,8 @@ class BatchLines:
                 .values(**values)
             )
 
-    async def finish(self, key: LineKey, outcome: LineResult, *, now: float) -> bool:
-        """Store the line's result unless it already has one (or expired, or was cancelled):
-        True when this one was stored."""
+    async def finish(self, key: LineKey, outcome: LineResult, *, now: float) -> Finished:
+        """Store the line's result unless it already has one (or expired, or was cancelled)."""
         async with self._database.session("batch lines") as session:
             stored = await session.execute(
                 update(BatchLineRow)
@@ -162,7 +167,7 @@ class BatchLines:
                 )
             )
             if not stored.rowcount:  # type: ignore[attr-defined]  # a CursorResult's
-                return False
+                return Finished(stored=False, batch_done=False)
             counts: dict[str, Any] = {
                 "input_tokens": BatchRow.input_tokens + outcome.input_tokens,
                 "output_tokens": BatchRow.output_tokens + outcome.output_tokens,
@@ -171,10 +176,15 @@ class BatchLines:
                 counts["completed"] = BatchRow.completed + 1
             else:
                 counts["failed"] = BatchRow.failed + 1
-            await session.execute(
-                update(BatchRow).where(BatchRow.id == key.batch_id).values(**counts)
-            )
-        return True
+            total, completed, failed = (
+                await session.execute(
+                    update(BatchRow)
+                    .where(BatchRow.id == key.batch_id)
+                    .values(**counts)
+                    .returning(BatchRow.total, BatchRow.completed, BatchRow.failed)
+                )
+            ).one()
+        return Finished(stored=True, batch_done=completed + failed >= total)
 
     async def expire(self, *, now: float) -> int:
         """Mark the unfinished lines of batches in progress past their window `expired`; how
@@ -189,15 +199,6 @@ class BatchLines:
                 .values(status="expired", finished_at=int(now), claimed_by=None, lease_until=None)
             )
         return int(expired.rowcount)  # type: ignore[attr-defined]  # a CursorResult's
-
-    async def unfinished(self, batch_id: str) -> int:
-        async with self._database.session("batch lines") as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(BatchLineRow)
-                .where(BatchLineRow.batch_id == batch_id, BatchLineRow.status.in_(UNFINISHED))
-            )
-        return int(count or 0)
 
     async def waiting(self) -> int:
         """Lines of batches in progress not yet run: the metrics' backlog."""

@@ -107,6 +107,9 @@ async def test_purpose_may_come_after_the_file(fake_engine: FakeEngine, tmp_path
             id="two-files",
         ),
         pytest.param(b"--nope\r\ngarbage", FORM, 400, None, id="garbage"),
+        pytest.param(
+            field("note", "n" * 70_000) + file_head() + b"x" + END, FORM, 413, "note", id="long-field"
+        ),
     ],
 )
 async def test_a_bad_upload_is_a_400_and_leaves_nothing(

@@ -94,8 +94,10 @@ async def test_each_line_keeps_exactly_one_result(store: Store) -> None:
     [again] = await store.batch_lines.claim("other", 1, now=NOW + LEASE, lease=LEASE)
     assert again.key == line.key  # the first replica paused past its lease
     late = LineResult("failed", 500, {"response": {"status_code": 500}, "error": None})
-    assert await store.batch_lines.finish(line.key, OK, now=NOW + LEASE) is True
-    assert await store.batch_lines.finish(again.key, late, now=NOW + LEASE) is False
+    first = await store.batch_lines.finish(line.key, OK, now=NOW + LEASE)
+    assert first.stored and first.batch_done
+    second = await store.batch_lines.finish(again.key, late, now=NOW + LEASE)
+    assert not second.stored
     batch = await store.batches.by_id(batch_id)
     assert batch is not None
     assert (batch.completed, batch.failed, batch.input_tokens, batch.output_tokens) == (1, 0, 3, 4)
@@ -120,7 +122,7 @@ async def test_cancel_drops_the_lines_not_started(store: Store) -> None:
     assert cancelled.record.status == "cancelling" and cancelled.record.cancelling_at == NOW
     assert await store.batch_lines.claim("b", 9, now=NOW, lease=LEASE) == []
     assert await store.batches.ready(now=NOW) == []  # a line is still running
-    assert await store.batch_lines.finish(running.key, OK, now=NOW)
+    assert (await store.batch_lines.finish(running.key, OK, now=NOW)).stored
     assert await store.batches.ready(now=NOW) == [batch_id]
     assert await store.batches.claim_finalization(batch_id, "a", now=NOW, lease=LEASE) == (
         "cancelled"
