@@ -108,7 +108,11 @@ async def test_purpose_may_come_after_the_file(fake_engine: FakeEngine, tmp_path
         ),
         pytest.param(b"--nope\r\ngarbage", FORM, 400, None, id="garbage"),
         pytest.param(
-            field("note", "n" * 70_000) + file_head() + b"x" + END, FORM, 413, "note", id="long-field"
+            field("note", "n" * 70_000) + file_head() + b"x" + END,
+            FORM,
+            413,
+            "note",
+            id="long-field",
         ),
     ],
 )
