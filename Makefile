@@ -77,7 +77,7 @@ install-postgres:
 install-tools: $(VENV)/bin/promtool install-redis install-postgres browser
 
 model: install
-	$(PY) -m service.models prepare
+	$(PY) -m service.weights prepare
 
 serve: model
 	$(PY) -m service $(SERVE_ARGS)

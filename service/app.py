@@ -18,6 +18,7 @@ from service.http.observability import install_observability
 from service.http.security import install_security
 from service.routes import (
     batches,
+    conversations,
     embeddings,
     files,
     health,
@@ -30,7 +31,7 @@ from service.routes import (
 )
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.responses.store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
 from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
@@ -110,12 +111,14 @@ def create_app(
         try:
             await gateway.store.open()  # migrated before the engine starts, or no start
             state.begin()
+            gateway.responses.begin()
             if drainer is not None:  # runs batch lines once the engine is ready
                 drainer.start()
             yield
         finally:
             if drainer is not None:
                 await drainer.stop()
+            await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
             await gateway.store.close()
             await gateway.security.aclose()
@@ -138,15 +141,12 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    response_store = ResponseStore(
-        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
-    )
     store = Store.from_settings(settings)  # opened in the lifespan
-    gateway = GatewayState(
-        settings, state, admission, observability, security, response_store, store
-    )
+    background = BackgroundResponses(store, settings)
+    gateway = GatewayState(settings, state, admission, observability, security, background, store)
     app.state.gateway = gateway
-    for surface in (health, metrics, openai, responses, tasks, embeddings, files, batches):
+    surfaces = (openai, responses, conversations, tasks, embeddings, files, batches)
+    for surface in (health, metrics, *surfaces):
         app.include_router(surface.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)

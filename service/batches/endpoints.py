@@ -72,8 +72,8 @@ async def _completions(body: dict[str, Any], gateway: GatewayState, caller: Call
 async def _responses(body: dict[str, Any], gateway: GatewayState, caller: Caller) -> PreparedLine:
     request = _validated(ResponsesRequest, body).model_copy(update={"store": False})
     engine = await get_engine(gateway.engine_state)
-    store = gateway.responses
-    prepared = responses.prepare(request, engine, gateway.settings, store, caller)
+    store = gateway.store
+    prepared = await responses.prepare(request, engine, gateway.settings, store, caller)
     work = partial(responses.complete, prepared, engine, store)
     return PreparedLine(prepared.cost, prepared.chat.model, False, request.timeout, work)
 

@@ -123,6 +123,16 @@ class Settings(StoreSettings, ServingSettings, EngineSettings, ServerSettings):
             self.distributed_executor_backend = "mp"
         return self
 
+    @model_validator(mode="after")
+    def _check_heartbeats(self) -> Settings:
+        # A live replica must record its runs at least twice within the time that declares it
+        # dead, or a slow heartbeat fails runs that are still running.
+        if self.background_stale_seconds < 2 * self.background_heartbeat_seconds:
+            raise ValueError(
+                "background_stale_seconds must be at least twice background_heartbeat_seconds"
+            )
+        return self
+
     @property
     def playground_enabled(self) -> bool:
         """Whether /playground is served: as set, or on when authentication is off."""

@@ -36,6 +36,7 @@ from service.engine.base import (
     SamplingOptions,
     SequenceDelta,
     TokenLogprob,
+    ToolCallParser,
     no_repeat_ngram_off,
 )
 from service.telemetry.timings import EngineTimings
@@ -151,11 +152,15 @@ class FakeEngine:
         no_repeat_ngram: bool = True,
         handler: Handler = default_handler,
         reasoning: Callable[[], ReasoningParser] | None = None,
+        tool_parser: Callable[[list[dict[str, Any]]], ToolCallParser] | None = None,
     ) -> None:
         self.handler = handler
         # A reasoning format to parse the reply with (a fresh parser per output), like the
         # `reasoning_parser` setting on the real engine; None: no reasoning format.
         self._reasoning = reasoning
+        # Likewise a tool-call format that `auto` output is read with (None: `auto` answers
+        # in text; required and named choices call without one).
+        self._tool_parser = tool_parser
         self._tokenizer = FakeTokenizer()
         # Accepts no_repeat_ngram_size (its reply ignores it) unless built as without it.
         self._no_repeat_ngram = no_repeat_ngram
@@ -202,8 +207,8 @@ class FakeEngine:
     def supports_no_repeat_ngram(self) -> bool:
         return self._no_repeat_ngram
 
-    def tool_parser(self, tools: list[dict[str, Any]]) -> None:
-        return None  # no tool-call format: `auto` answers in text; required/named still call
+    def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser | None:
+        return self._tool_parser(tools) if self._tool_parser is not None else None
 
     def reasoning_parser(self) -> ReasoningParser | None:
         return self._reasoning() if self._reasoning is not None else None

@@ -23,7 +23,7 @@ from service.http.observability import Observability
 from service.http.security import SecurityPolicy, caller_of, client_address
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.responses.store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
 from service.store import Store
 from service.telemetry.metrics import GatewayMetrics
 
@@ -37,8 +37,8 @@ class GatewayState:
     admission: Admission
     observability: Observability
     security: SecurityPolicy
-    responses: ResponseStore  # stored /v1/responses answers (this replica's)
-    store: Store  # files, batches: SQLite under data_dir, or PostgreSQL (database_url)
+    responses: BackgroundResponses  # the runs of background /v1/responses, owned by the app
+    store: Store  # files, batches, responses: SQLite under data_dir, or PostgreSQL (database_url)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -93,11 +93,11 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 EmbeddingEngineDep = Annotated[EmbeddingEngine, Depends(get_embedding_engine)]
 
 
-async def get_response_store(gateway: GatewayDep) -> ResponseStore:
+async def get_background_responses(gateway: GatewayDep) -> BackgroundResponses:
     return gateway.responses
 
 
-ResponseStoreDep = Annotated[ResponseStore, Depends(get_response_store)]
+BackgroundDep = Annotated[BackgroundResponses, Depends(get_background_responses)]
 
 
 async def get_caller(request: Request, gateway: GatewayDep) -> Caller:

@@ -26,7 +26,7 @@ from sse_starlette import EventSourceResponse
 from service.config import Settings
 from service.errors import InvalidRequestError
 from service.http.deps import GatewayDep
-from service.http.sse import event_stream
+from service.http.sse import NamedEvent, event_stream, named_event_stream
 from service.runtime.admission import Admission, Permit
 from service.runtime.deadlines import admit_and_run, admit_before, deadline_for
 from service.telemetry import context
@@ -101,6 +101,22 @@ class RequestGuard:
     ) -> EventSourceResponse:
         """Admit before the response starts (a refusal is still an HTTP status), then stream
         until the deadline."""
+        deadline, permit = await self._admit_stream(prepared, requested_timeout)
+        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+
+    async def stream_named(
+        self,
+        prepared: Admissible,
+        events: Callable[[], AsyncIterator[NamedEvent]],
+        requested_timeout: float | None = None,
+    ) -> EventSourceResponse:
+        """`stream` for a stream of named events (the Responses API's)."""
+        deadline, permit = await self._admit_stream(prepared, requested_timeout)
+        return named_event_stream(events(), self.settings, deadline=deadline, permit=permit)
+
+    async def _admit_stream(
+        self, prepared: Admissible, requested_timeout: float | None
+    ) -> tuple[float, Permit]:
         deadline = self.deadline(requested_timeout)
         permit = await admit_before(
             self.admission, prepared.cost, priority=prepared.priority, deadline=deadline
@@ -108,7 +124,7 @@ class RequestGuard:
         ctx = context.current()
         if ctx is not None:  # released when the request ends, even if the stream never starts
             ctx.permits.append(permit)
-        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+        return deadline, permit
 
 
 async def get_guard(request: Request, gateway: GatewayDep) -> RequestGuard:

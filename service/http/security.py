@@ -277,8 +277,10 @@ class SecurityMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            used = ctx.prompt_tokens + ctx.completion_tokens if ctx is not None else 0
-            await ticket.finish(used)
+            if ctx is not None and ctx.open_work:  # its tokens are charged when that ends
+                ctx.deferred_charge = ticket.finish
+            else:
+                await ticket.finish(ctx.tokens if ctx is not None else 0)
 
     def _caller(self, key: ApiKey, scope: Scope, headers: _Headers) -> Caller:
         peer = _peer(scope)

@@ -95,13 +95,13 @@ class EngineState:
                 await self.engine.load_adapter(name, path)
             await self._warm_up(self.engine)
             if self._embedding_factory is not None:
-                # Only now: the engines read their memory share from the environment at spawn.
+                # Only now: each engine's start sets the environment its engine core spawns with.
                 self.embedding_engine = await asyncio.to_thread(self._embedding_factory)
                 await self.embedding_engine.embed(
                     [self.embedding_engine.tokenizer.encode("Hello")], "warmup"
                 )
         except Exception as err:
-            logger.exception("the engine failed to start")
+            logger.exception("the engine failed to start: %s", err)
             self.failure = err
             if self.on_fatal is not None:
                 self.on_fatal()

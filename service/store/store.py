@@ -1,7 +1,7 @@
 """`Store`: the store as the app holds it: its database, its blob store and the repositories
-on them (files, batches and their lines; budgets, stored responses add theirs beside). Built
-without I/O in `create_app`, opened (migrated) in the lifespan before the gateway is ready,
-closed at shutdown.
+on them (files, batches and their lines, stored responses and conversations; budgets add theirs
+beside). Built without I/O in `create_app`, opened (migrated) in the lifespan before the gateway
+is ready, closed at shutdown.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from service.errors import StoreUnavailableError
 from service.store.batch_lines import BatchLines
 from service.store.batches import Batches
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
+from service.store.conversations import Conversations
 from service.store.database import Database, is_unavailable
 from service.store.files import Files
 from service.store.migrate import upgrade
+from service.store.responses import Responses
 
 logger = logging.getLogger(__name__)
 
@@ -25,20 +27,30 @@ FILES_DIR = "files"  # beside the SQLite database: file contents
 
 
 class Store:
-    def __init__(self, database: Database, blobs: BlobStore) -> None:
+    def __init__(self, database: Database, blobs: BlobStore, settings: Settings) -> None:
         self.database = database
         self.blobs = blobs
         self.files = Files(database, blobs)
         self.batches = Batches(database, self.files)
         self.batch_lines = BatchLines(database)
+        self.responses = Responses(
+            database,
+            entries=settings.response_store_entries,
+            ttl_seconds=settings.response_store_ttl_seconds,
+        )
+        self.conversations = Conversations(
+            database,
+            entries=settings.conversation_store_entries,
+            ttl_seconds=settings.conversation_ttl_seconds,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """SQLite and file contents under `data_dir`, or everything in `database_url`."""
         database = Database.from_settings(settings)
         if database.sqlite_file is None:
-            return cls(database, DatabaseBlobs(database))
-        return cls(database, DirectoryBlobs(settings.data_dir / FILES_DIR))
+            return cls(database, DatabaseBlobs(database), settings)
+        return cls(database, DirectoryBlobs(settings.data_dir / FILES_DIR), settings)
 
     @property
     def where(self) -> str:

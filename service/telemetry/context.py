@@ -14,7 +14,7 @@ ends (`service/http/observability.py`).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -64,6 +64,25 @@ class RequestContext:
     log_fields: dict[str, Any] = field(default_factory=dict)
     # The served model the request named, once found served: the metrics' `model` label.
     model: str | None = None
+    # Work started by the request that outlives it (a background response) and adds its tokens
+    # here: the rate limiter's token charge waits for the last of it (`work_started`).
+    open_work: int = 0
+    deferred_charge: Callable[[int], Awaitable[None]] | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def work_started(self) -> None:
+        self.open_work += 1
+
+    async def work_ended(self) -> None:
+        """The last work outliving the request ended: its tokens are charged now, when the
+        request has ended already (else the request's end charges them)."""
+        self.open_work -= 1
+        if self.open_work == 0 and self.deferred_charge is not None:
+            charge, self.deferred_charge = self.deferred_charge, None
+            await charge(self.tokens)
 
     def engine_enter(self) -> None:
         if self._engine_waits == 0:

@@ -100,6 +100,24 @@ def sse_json(text: str) -> list[dict[str, Any]]:
     return [json.loads(item) for item in data[:-1]]
 
 
+def sse_named(text: str) -> list[dict[str, Any]]:
+    """The JSON payloads of a stream of named events (the Responses API's): each `data:` line
+    follows an `event:` line naming its type, and no [DONE] ends it."""
+    events: list[dict[str, Any]] = []
+    name: str | None = None
+    for line in text.splitlines():
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            payload = json.loads(line[len("data: ") :])
+            kind = payload.get("type", "error" if "error" in payload else None)
+            assert name == kind, (name, payload)
+            events.append(payload)
+            name = None
+    assert events, text
+    return events
+
+
 @asynccontextmanager
 async def serve(
     app: FastAPI, *, wait_started: bool = True, raise_app_exceptions: bool = True

@@ -62,22 +62,22 @@ class Gateway:
         return f"{self.base_url}/playground"
 
 
-def _serve(**settings: object) -> Iterator[Gateway]:
+def _serve(settings: Settings) -> Iterator[Gateway]:
     streams = HeldStreams()
     engine = FakeEngine(handler=streams)
-    app = create_app(Settings(engine="fake", **settings), engine_factory=lambda: engine)
+    app = create_app(settings, engine_factory=lambda: engine)
     with serve_in_thread(app) as base_url:
         yield Gateway(base_url, engine, streams)
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    yield from _serve()
+    yield from _serve(Settings(engine="fake"))
 
 
 @pytest.fixture(scope="module")
 def keyed_gateway() -> Iterator[Gateway]:
-    yield from _serve(api_keys=[API_KEY], playground=True)
+    yield from _serve(Settings(engine="fake", api_keys=[API_KEY], playground=True))
 
 
 @pytest.fixture(scope="module")

@@ -165,9 +165,13 @@ def _context_reads(source: str) -> set[str]:
             getters.add(node.name)
     bound: set[str] = set()
     for node in ast.walk(tree):
-        assigned = isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
-        if assigned and _calls(node.value, getters):  # type: ignore[union-attr,arg-type]
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if _calls(value, getters):
             bound |= {t.id for t in targets if isinstance(t, ast.Name)}
     reads = set()
     for node in ast.walk(tree):

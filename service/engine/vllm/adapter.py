@@ -20,7 +20,12 @@ from service.engine.base import (
     no_repeat_ngram_off,
 )
 from service.engine.vllm import compat, convert
-from service.engine.vllm.args import engine_environment, engine_kwargs, no_repeat_ngram_enabled
+from service.engine.vllm.args import (
+    engine_environment,
+    engine_kwargs,
+    kv_cache_sizer,
+    no_repeat_ngram_enabled,
+)
 from service.engine.vllm.logits import LOGITS_PROCESSORS
 from service.engine.vllm.logprob_modes import LogprobModes
 from service.engine.vllm.parsers import (
@@ -155,8 +160,10 @@ class VLLMEngine:
             kwargs["structured_outputs_config"] = compat.structured_outputs_config(
                 kwargs["structured_outputs_config"]
             )
-        engine = compat.AsyncLLM.from_engine_args(
-            compat.AsyncEngineArgs(**kwargs), usage_context=compat.USAGE_CONTEXT
+        engine = compat.start_engine(
+            kwargs,
+            usage_context=compat.USAGE_CONTEXT,
+            kv_cache_bytes=kv_cache_sizer(settings, "generation") if cpu else None,
         )
         ngram = no_repeat_ngram_enabled(settings, on_cpu=cpu)
         logger.info(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, EngineRequest, TokenLogprob
+from service.engine.base import Engine, EngineRequest, SequenceDelta, TokenLogprob
 from service.errors import InvalidRequestError
 from service.schemas.common import Usage
 from service.schemas.completions import (
@@ -19,6 +19,7 @@ from service.schemas.completions import (
     CompletionResponse,
 )
 from service.services.core import costs
+from service.services.core.chunk_json import TextSlot
 from service.services.core.generation import (
     Dispatch,
     PromptResult,
@@ -167,42 +168,91 @@ async def complete(prepared: PreparedCompletion, engine: Engine) -> CompletionRe
 
 async def stream(prepared: PreparedCompletion, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events, without the final [DONE]."""
-    prompt_tokens = [len(r.prompt_token_ids) for r in prepared.requests]
-    completion_tokens = 0
-    echoed: set[int] = set()
-    offsets: dict[int, int] = {}
-    prompt_logprobs: dict[int, list[TokenLogprob | None]] = {}
+    events = _StreamEvents(prepared, engine)
     async for p, chunk in stream_deltas(engine, prepared.requests, prepared.id):
         if chunk.prompt_logprobs is not None:  # only the first chunk of a prompt has them
-            prompt_logprobs[p] = chunk.prompt_logprobs
+            events.prompt_logprobs[p] = chunk.prompt_logprobs
         for delta in chunk.sequences:
-            index = p * prepared.n + delta.index
-            text = delta.text
-            completion_tokens += len(delta.token_ids)
-            entries: list[TokenLogprob | None] = list(delta.logprobs or [])
-            first = ""
-            if prepared.echo and index not in echoed:
-                echoed.add(index)
-                text = prepared.prompt_texts[p] + text
-                entries = list(prompt_logprobs.get(p, [])) + entries
-                first = _first_token(prepared, p, engine)
-            logprobs = None
-            if prepared.requests[p].options.logprobs is not None:
-                logprobs = _logprobs(entries, offsets.get(index, 0), first)
-            offsets[index] = offsets.get(index, 0) + len(text)
-            choice = CompletionChoice(
-                index=index,
-                text=text,
-                logprobs=logprobs,
-                finish_reason=delta.finish_reason,
-                stop_reason=delta.stop_reason,
-            )
-            yield CompletionResponse(
-                id=prepared.id, created=prepared.created, model=prepared.model, choices=[choice]
-            ).model_dump_json(exclude={"usage"})
+            yield events.payload(p, delta)
     if prepared.include_usage:
-        prompt = sum(prompt_tokens)
-        usage = Usage.of(prompt, completion_tokens)
+        prompt = sum(len(r.prompt_token_ids) for r in prepared.requests)
+        usage = Usage.of(prompt, events.completion_tokens)
         yield CompletionResponse(
             id=prepared.id, created=prepared.created, model=prepared.model, choices=[], usage=usage
         ).model_dump_json()
+
+
+# A step that only adds text: no logprobs, not the last.
+_TEXT_STEP = SequenceDelta(0, "", ())
+
+
+def _completion_choice(
+    index: int, text: str, logprobs: CompletionLogprobs | None, delta: SequenceDelta
+) -> CompletionChoice:
+    return CompletionChoice(
+        index=index,
+        text=text,
+        logprobs=logprobs,
+        finish_reason=delta.finish_reason,
+        stop_reason=delta.stop_reason,
+    )
+
+
+class _StreamEvents:
+    """One stream's events: each choice's echo and logprobs offsets, and its text slot (the
+    JSON of a step that only adds text, cut from the chunk `_completion_choice` makes for one)."""
+
+    def __init__(self, prepared: PreparedCompletion, engine: Engine) -> None:
+        self.prepared = prepared
+        self.engine = engine
+        self.completion_tokens = 0
+        self.prompt_logprobs: dict[int, list[TokenLogprob | None]] = {}
+        self._echoed: set[int] = set()
+        # Only logprobs read the offsets, and a prompt with logprobs never takes the text slot.
+        self._offsets: dict[int, int] = {}
+        self._text_slots: dict[int, TextSlot] = {}
+
+    def payload(self, p: int, delta: SequenceDelta) -> str:
+        prepared = self.prepared
+        index = p * prepared.n + delta.index
+        self.completion_tokens += len(delta.token_ids)
+        if (
+            prepared.requests[p].options.logprobs is None
+            and (index in self._echoed or not prepared.echo)
+            and delta.finish_reason is None
+            and delta.stop_reason is None
+        ):
+            return self._text_slot(index)(delta.text)
+        return self._json(self._choice(p, index, delta))
+
+    def _text_slot(self, index: int) -> TextSlot:
+        slot = self._text_slots.get(index)
+        if slot is None:
+            slot = TextSlot(
+                lambda text: self._json(_completion_choice(index, text, None, _TEXT_STEP))
+            )
+            self._text_slots[index] = slot
+        return slot
+
+    def _choice(self, p: int, index: int, delta: SequenceDelta) -> CompletionChoice:
+        prepared = self.prepared
+        text = delta.text
+        entries: list[TokenLogprob | None] = list(delta.logprobs or [])
+        first = ""
+        if prepared.echo and index not in self._echoed:
+            self._echoed.add(index)
+            text = prepared.prompt_texts[p] + text
+            entries = list(self.prompt_logprobs.get(p, [])) + entries
+            first = _first_token(prepared, p, self.engine)
+        logprobs = None
+        offset = self._offsets.get(index, 0)
+        if prepared.requests[p].options.logprobs is not None:
+            logprobs = _logprobs(entries, offset, first)
+        self._offsets[index] = offset + len(text)
+        return _completion_choice(index, text, logprobs, delta)
+
+    def _json(self, choice: CompletionChoice) -> str:
+        prepared = self.prepared
+        return CompletionResponse(
+            id=prepared.id, created=prepared.created, model=prepared.model, choices=[choice]
+        ).model_dump_json(exclude={"usage"})

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import openai
@@ -23,7 +23,7 @@ from service.http.deps import GatewayState, gateway_state
 from tests.api.helpers import serve
 from tests.conftest import FAKE_MODEL, HANG_GUARD
 
-CHAT = "/v1/chat/completions"
+CHAT: Final = "/v1/chat/completions"  # Final: a Literal where the SDK asks for one
 FINAL = ("completed", "failed", "expired", "cancelled")
 
 
@@ -36,7 +36,10 @@ def batch_app(engine: FakeEngine, data_dir: Path, **settings: Any) -> FastAPI:
 
 def sdk(http: httpx.AsyncClient, key: str = "unused") -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
-        base_url="http://test/v1", api_key=key, http_client=http, max_retries=0
+        base_url="http://test/v1",
+        api_key=key,
+        http_client=http,  # type: ignore[arg-type]  # SDK types httpx2 only; accepts httpx too
+        max_retries=0,
     )
 
 

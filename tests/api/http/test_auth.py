@@ -81,14 +81,20 @@ async def test_the_openai_sdk_sends_its_key_as_we_expect(fake_engine: FakeEngine
     app = make_app(fake_engine, api_keys=[KEY])
     async with serve(app) as http:
         client = openai.AsyncOpenAI(
-            base_url="http://test/v1", api_key=KEY, http_client=http, max_retries=0
+            base_url="http://test/v1",
+            api_key=KEY,
+            http_client=http,  # type: ignore[arg-type]  # SDK types httpx2 only; accepts httpx too
+            max_retries=0,
         )
         reply = await client.chat.completions.create(
             model=FAKE_MODEL, messages=[{"role": "user", "content": "hi"}]
         )
         assert reply.choices[0].message.content
         wrong = openai.AsyncOpenAI(
-            base_url="http://test/v1", api_key="sk-nope", http_client=http, max_retries=0
+            base_url="http://test/v1",
+            api_key="sk-nope",
+            http_client=http,  # type: ignore[arg-type]  # SDK types httpx2 only; accepts httpx too
+            max_retries=0,
         )
         with pytest.raises(openai.AuthenticationError) as raised:
             await wrong.models.list()

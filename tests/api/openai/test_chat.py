@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import pytest
@@ -14,6 +14,11 @@ from tests.api.helpers import CHAT, assert_openai_error, chat_body
 from tests.conftest import FAKE_MODEL
 
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
+
+
+class TokenLimits(TypedDict, total=False):
+    max_tokens: int
+    max_completion_tokens: int
 
 
 async def chat(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +107,7 @@ async def test_an_assistant_message_may_have_no_content(
     ],
 )
 async def test_token_limits_are_honoured(
-    client: httpx.AsyncClient, fake_engine: FakeEngine, limits: dict[str, int]
+    client: httpx.AsyncClient, fake_engine: FakeEngine, limits: TokenLimits
 ) -> None:
     body = await chat(client, chat_body(**limits))
     assert last_options(fake_engine).max_tokens == 2

@@ -66,3 +66,18 @@ async def test_reasoning_on_input_messages_is_accepted() -> None:
         response = await client.post(CHAT, json=chat_body() | {"messages": history})
     assert response.status_code == 200, response.text
     assert "Easy." not in engine.tokenizer.decode(engine.requests[-1].prompt_token_ids)
+
+
+async def test_include_reasoning_false_leaves_the_reasoning_out() -> None:
+    """vLLM's `include_reasoning: false`: the parser still splits the thought from the answer,
+    and the thought is not sent."""
+    engine = FakeEngine(reply=THOUGHT, reasoning=ThinkTags)
+    quiet = chat_body(include_reasoning=False)
+    async with serve(make_app(engine, reasoning_parser="deepseek_r1")) as client:
+        whole = (await client.post(CHAT, json=quiet)).json()
+        streamed = sse_json((await client.post(CHAT, json=quiet | {"stream": True})).text)
+    message = whole["choices"][0]["message"]
+    assert "reasoning" not in message and message["content"] == "Paris."
+    deltas = [c["choices"][0]["delta"] for c in streamed if c["choices"]]
+    assert not any("reasoning" in delta for delta in deltas)
+    assert "".join(d.get("content") or "" for d in deltas).strip() == "Paris."

@@ -20,6 +20,7 @@ from tests.api.helpers import (
     serve,
     sse_json,
 )
+from tests.char_tokenizer import SPECIAL, make_tokenizer
 
 WEATHER = {
     "type": "object",
@@ -75,7 +76,9 @@ async def test_required_choice_calls_a_tool_and_finishes_with_tool_calls(
     (call,) = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
-    schema = fake_engine.requests[-1].options.structured.json_schema  # type: ignore[union-attr]
+    structured = fake_engine.requests[-1].options.structured
+    assert structured is not None and structured.json_schema is not None
+    schema = structured.json_schema
     assert schema["type"] == "array" and schema["minItems"] == 1
     assert ("maxItems" in schema) is not parallel
     names = [item["properties"]["name"]["enum"] for item in schema["items"]["anyOf"]]
@@ -118,6 +121,62 @@ async def test_streamed_tool_call_reassembles_into_the_whole_one(
     (call,) = whole["choices"][0]["message"]["tool_calls"]
     assert arguments == call["function"]["arguments"]
     assert chunks[-1]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
+
+
+def hermes_engine(reply: str) -> FakeEngine:
+    """The fake engine answering `reply`, read under `auto` by vLLM's hermes parser."""
+    from service.engine.vllm.parsers import VLLMToolCallParser, load_tool_parser
+
+    tokenizer = make_tokenizer(SPECIAL)
+    parser = load_tool_parser("hermes", tokenizer)
+    return FakeEngine(
+        reply=reply, tool_parser=lambda tools: VLLMToolCallParser(parser, tokenizer, tools)
+    )
+
+
+def streamed_calls(chunks: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    names: dict[int, str] = {}
+    arguments: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            for piece in choice["delta"].get("tool_calls") or []:
+                if "id" in piece:
+                    assert piece["id"].startswith("call_") and piece["index"] not in names
+                    names[piece["index"]] = piece["function"]["name"]
+                arguments[piece["index"]] = (
+                    arguments.get(piece["index"], "") + piece["function"]["arguments"]
+                )
+    return [(names[i], arguments[i]) for i in sorted(names)]
+
+
+CALL_PARIS = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+CALL_TOKYO = '<tool_call>{"name": "get_time", "arguments": {"city": "Tokyo"}}</tool_call>'
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+async def test_auto_calls_are_read_by_the_tool_parser_whole_and_streamed(parallel: bool) -> None:
+    async with serve(make_app(hermes_engine(f"Sure. {CALL_PARIS} {CALL_TOKYO}"))) as client:
+        body = tools_body(parallel_tool_calls=parallel, max_tokens=64)
+        whole = (await client.post(CHAT, json=body)).json()["choices"][0]
+        chunks = sse_json((await client.post(CHAT, json=body | {"stream": True})).text)
+    calls = [("get_weather", '{"city": "Paris"}'), ("get_time", '{"city": "Tokyo"}')]
+    expected = calls if parallel else calls[:1]
+    assert [
+        (c["function"]["name"], c["function"]["arguments"]) for c in whole["message"]["tool_calls"]
+    ] == expected
+    assert whole["message"]["content"] == "Sure. "
+    assert whole["finish_reason"] == "tool_calls"
+    assert streamed_calls(chunks) == expected
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert content == "Sure. "
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+async def test_auto_text_without_a_call_stays_content() -> None:
+    async with serve(make_app(hermes_engine("It is sunny in Paris."))) as client:
+        whole = (await client.post(CHAT, json=tools_body())).json()["choices"][0]
+    assert whole["message"]["content"] == "It is sunny in Paris."
+    assert "tool_calls" not in whole["message"] and whole["finish_reason"] == "stop"
 
 
 async def test_history_with_tool_calls_and_results_is_accepted(

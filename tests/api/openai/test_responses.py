@@ -1,17 +1,25 @@
 """/v1/responses on the fake engine: create, input items, json_schema output, function tools, the
-stream's event sequence, the store (previous_response_id, GET, DELETE, per API key) and the
-errors, each a 4xx naming the field."""
+stream's event sequence (named events, as OpenAI sends them), the store (previous_response_id,
+GET, DELETE, per API key, after a restart) and the errors, each a 4xx naming the field."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from service.engine.fake import FakeEngine
-from tests.api.helpers import assert_rejected_before_the_engine, make_app, serve, sse_json
+from service.errors import EngineFailureError
+from tests.api.helpers import (
+    assert_rejected_before_the_engine,
+    fails_mid_stream,
+    make_app,
+    serve,
+    sse_named,
+)
 from tests.conftest import FAKE_MODEL
 
 RESPONSES = "/v1/responses"
@@ -92,7 +100,7 @@ async def test_stream_sends_the_official_event_sequence(
 ) -> None:
     fields: dict[str, Any] = {"tools": TOOLS, "tool_choice": "required"} if tools else {}
     whole = (await client.post(RESPONSES, json=body(**fields))).json()
-    events = sse_json((await client.post(RESPONSES, json=body(stream=True, **fields))).text)
+    events = sse_named((await client.post(RESPONSES, json=body(stream=True, **fields))).text)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     kinds = [e["type"] for e in events]
     if tools:
@@ -121,6 +129,18 @@ async def test_stream_sends_the_official_event_sequence(
     else:
         deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
         assert deltas == output_text(final) == output_text(whole)
+
+
+async def test_an_error_mid_stream_is_an_error_event_and_nothing_is_kept() -> None:
+    engine = fails_mid_stream(EngineFailureError("The engine failed."))
+    async with serve(make_app(engine)) as client:
+        streamed = await client.post(RESPONSES, json=body(stream=True))
+        events = sse_named(streamed.text)
+        made = events[0]["response"]["id"]
+        kept = await client.get(f"{RESPONSES}/{made}")
+    assert streamed.text.rstrip().splitlines()[-2] == "event: error"
+    assert events[-1]["error"]["code"] == "engine_error"
+    assert kept.status_code == 404
 
 
 async def test_previous_response_id_continues_and_get_delete_work(
@@ -168,12 +188,32 @@ async def test_a_stored_response_is_visible_only_to_its_key(fake_engine: FakeEng
         assert (await client.delete(f"{RESPONSES}/{made['id']}", headers=two)).status_code == 404
 
 
-async def test_the_store_keeps_the_newest_entries(fake_engine: FakeEngine) -> None:
-    async with serve(make_app(fake_engine, response_store_entries=1)) as client:
+async def test_the_store_keeps_the_newest_entries(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    async with serve(make_app(fake_engine, response_store_entries=1, data_dir=tmp_path)) as client:
         first = (await client.post(RESPONSES, json=body())).json()
         second = (await client.post(RESPONSES, json=body())).json()
         assert (await client.get(f"{RESPONSES}/{first['id']}")).status_code == 404
         assert (await client.get(f"{RESPONSES}/{second['id']}")).status_code == 200
+
+
+async def test_with_no_store_nothing_is_kept(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    async with serve(make_app(fake_engine, response_store_entries=0, data_dir=tmp_path)) as client:
+        made = (await client.post(RESPONSES, json=body())).json()
+        assert (await client.get(f"{RESPONSES}/{made['id']}")).status_code == 404
+        refused = await client.post(RESPONSES, json=body(background=True))
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "background"
+
+
+async def test_a_stored_response_outlives_a_restart(
+    fake_engine: FakeEngine, tmp_path: Path
+) -> None:
+    async with serve(make_app(fake_engine, data_dir=tmp_path)) as client:
+        first = (await client.post(RESPONSES, json=body())).json()
+    async with serve(make_app(FakeEngine(), data_dir=tmp_path)) as client:
+        again = await client.get(f"{RESPONSES}/{first['id']}")
+        follow = await client.post(RESPONSES, json=body(previous_response_id=first["id"]))
+    assert again.json() == first
+    assert follow.status_code == 200, follow.text
 
 
 BAD = [
@@ -199,6 +239,15 @@ BAD = [
     pytest.param(body(tool_choice="required"), 400, "tool_choice", id="choice-without-tools"),
     pytest.param(body(tools=[{"type": "web_search"}]), 400, "tools.0.type", id="non-function-tool"),
     pytest.param(body(reasoning={"effort": "high"}), 400, "reasoning", id="unsupported-field"),
+    pytest.param(body(background=True, store=False), 400, "background", id="background-unstored"),
+    pytest.param(
+        body(conversation="conv_1", previous_response_id="resp_1"),
+        400,
+        "conversation",
+        id="conversation-and-previous",
+    ),
+    pytest.param(body(conversation="conv_nope"), 404, "conversation", id="unknown-conversation"),
+    pytest.param(body(truncation="middle"), 400, "truncation", id="unknown-truncation"),
     pytest.param(body(frobnicate=1), 400, "frobnicate", id="unknown-field"),
 ]
 

@@ -69,9 +69,9 @@ async def test_a_body_forwarded_by_the_router_is_served_like_the_plain_one(
     second = await client.post(path, json=body)
     assert first.status_code == second.status_code == 200, second.text
     assert first.json()["choices"] == second.json()["choices"]
-    first, second = fake_engine.requests[before:]
-    ids_a, options_a = first.prompt_token_ids, first.options
-    ids_b, options_b = second.prompt_token_ids, second.options
+    request_a, request_b = fake_engine.requests[before:]
+    ids_a, options_a = request_a.prompt_token_ids, request_a.options
+    ids_b, options_b = request_b.prompt_token_ids, request_b.options
     assert (ids_a, options_a) == (ids_b, options_b)
 
 

@@ -107,7 +107,7 @@ async def test_with_keys_on_only_admin_keys_may_load(tmp_path: Path) -> None:
 
 
 def test_lora_modules_are_name_equals_path() -> None:
-    settings = Settings(lora_modules="a=/x, b=/y")  # type: ignore[arg-type]
+    settings = Settings(lora_modules="a=/x, b=/y")
     assert settings.lora_adapters == {"a": "/x", "b": "/y"}
     assert settings.enable_lora
     for bad in (["a"], ["=/x"], ["a=/x", "a=/y"]):

@@ -12,8 +12,9 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import SamplingOptions
+from service.engine.base import EngineRequest
 from service.engine.fake import FakeEngine
+from service.schemas.tasks import LabelPreset
 from service.services.tasks.classify.calibration import CONTENT_FREE
 from service.services.tasks.classify.labels import PRESETS
 from tests.api.helpers import assert_openai_error, serve
@@ -26,7 +27,7 @@ def fake_engine() -> FakeEngine:
     return scoring_engine()
 
 
-def scoring(engine: FakeEngine) -> list[tuple[list[int], SamplingOptions, str]]:
+def scoring(engine: FakeEngine) -> list[EngineRequest]:
     """The engine requests classify made (the app's warm-up request is not one)."""
     return [r for r in engine.requests if r.options.prompt_logprobs is not None]
 
@@ -89,9 +90,11 @@ async def test_sentiment_preset(client: httpx.AsyncClient, text: str, expected: 
         pytest.param("customer_intent", "Resend the invoice", "billing", id="intent-billing"),
     ],
 )
-async def test_presets(client: httpx.AsyncClient, preset: str, text: str, expected: str) -> None:
+async def test_presets(
+    client: httpx.AsyncClient, preset: LabelPreset, text: str, expected: str
+) -> None:
     result = (await classify(client, text=text, labels=preset))["results"][0]
-    assert_distribution(result, PRESETS[preset].labels)  # type: ignore[index]
+    assert_distribution(result, PRESETS[preset].labels)
     assert result["label"] == expected
 
 

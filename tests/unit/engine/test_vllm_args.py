@@ -11,9 +11,9 @@ import pytest
 from service.config import Settings
 from service.engine.vllm import compat
 from service.engine.vllm.args import (
+    embedding_worker_in_process,
     engine_environment,
     engine_kwargs,
-    pooling_cpu_environment,
     pooling_engine_kwargs,
 )
 
@@ -267,25 +267,47 @@ def test_installed_async_engine_args_accepts_the_result(
         assert getattr(engine_args, name) == value, name
 
 
+@pytest.mark.parametrize("value", [pytest.param("auto", id="auto"), pytest.param(0.5, id="gib")])
+def test_the_kv_cache_size_is_not_passed_through_the_environment(value: Any) -> None:
+    """VLLM_CPU_KVCACHE_SPACE takes whole GiB only, and would override the bytes vLLM's config
+    gets from the sizer (`kv_cache.py`)."""
+    env = engine_environment(make_settings(cpu_kvcache_space=value), on_cpu=True)
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        pytest.param(4, "4", id="default"),
-        pytest.param(1, "1", id="int"),
-        pytest.param(2.0, "2", id="integral-float"),
-        pytest.param("16", "16", id="string"),
+        pytest.param("auto", "auto", id="auto"),
+        pytest.param("0.25", 0.25, id="fraction"),
+        pytest.param(2, 2.0, id="whole"),
     ],
 )
-def test_cpu_kvcache_space_is_whole_gib(value: Any, expected: str) -> None:
-    env = engine_environment(make_settings(cpu_kvcache_space=value), on_cpu=True)
-    # vLLM parses it with int(): "2.0" would crash the engine core at spawn time.
-    assert env["VLLM_CPU_KVCACHE_SPACE"] == expected
-    assert int(env["VLLM_CPU_KVCACHE_SPACE"]) == int(expected)
+def test_cpu_kvcache_space_takes_gib_or_auto(value: Any, expected: Any) -> None:
+    assert make_settings(cpu_kvcache_space=value).cpu_kvcache_space == expected
+    assert make_settings(embedding_cpu_kvcache_space=value).embedding_cpu_kvcache_space == expected
 
 
-def test_cpu_kvcache_space_rejects_fractions() -> None:
+@pytest.mark.parametrize("value", [0, -1, "lots"])
+def test_cpu_kvcache_space_refuses_what_is_neither(value: Any) -> None:
     with pytest.raises(ValueError, match="cpu_kvcache_space"):
-        make_settings(cpu_kvcache_space=1.5)
+        make_settings(cpu_kvcache_space=value)
+
+
+@pytest.mark.parametrize(
+    ("settings_kwargs", "on_cpu", "in_process"),
+    [
+        pytest.param({}, True, True, id="cpu"),
+        pytest.param({}, False, False, id="gpu-keeps-vllms-choice"),
+        pytest.param({"tensor_parallel_size": 2}, True, False, id="cpu-parallel"),
+        pytest.param({"distributed_executor_backend": "mp"}, True, False, id="cpu-mp-asked-for"),
+    ],
+)
+def test_the_embedding_engine_runs_its_model_in_its_engine_core_on_one_cpu_worker(
+    settings_kwargs: dict[str, Any], on_cpu: bool, in_process: bool
+) -> None:
+    settings = make_settings(**settings_kwargs)
+    assert embedding_worker_in_process(settings, on_cpu=on_cpu) is in_process
 
 
 def test_the_pooling_engine_embeds_without_stats_or_lora() -> None:
@@ -294,7 +316,6 @@ def test_the_pooling_engine_embeds_without_stats_or_lora() -> None:
         embedding_model="org/embedder",
         embedding_served_model_name="emb",
         embedding_gpu_memory_utilization=0.2,
-        embedding_cpu_kvcache_space=2,
         lora_modules=["a=/x"],
         scheduling_policy="priority",
     )
@@ -306,7 +327,6 @@ def test_the_pooling_engine_embeds_without_stats_or_lora() -> None:
     assert kwargs["served_model_name"] == ["emb"]
     assert kwargs["gpu_memory_utilization"] == 0.2
     assert not {"enable_lora", "max_loras", "scheduling_policy", "max_logprobs"} & set(kwargs)
-    assert pooling_cpu_environment(settings) == {"VLLM_CPU_KVCACHE_SPACE": "2"}
     compat.AsyncEngineArgs(**kwargs)  # the installed vLLM takes them
 
 

@@ -73,7 +73,7 @@ def settings(no_repeat_ngram: str, **more: Any) -> Settings:
 def engine_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No runner choice in the environment now, and whatever the code under test sets in
     os.environ is undone afterwards (set first, so that monkeypatch restores the absence)."""
-    for name in (MODEL_RUNNER_V2_ENV, "VLLM_CPU_KVCACHE_SPACE"):
+    for name in (MODEL_RUNNER_V2_ENV, "VLLM_CPU_KVCACHE_SPACE", "OMP_NUM_THREADS"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     disable_cache = getattr(vllm.envs, "disable_envs_cache", None)  # an engine may have cached
@@ -107,10 +107,8 @@ def test_the_v1_runner_is_asked_for_only_with_the_processor(
     setting: str, on_cpu: bool, registered: bool
 ) -> None:
     env = engine_environment(settings(setting, cpu_kvcache_space=2), on_cpu=on_cpu)
-    expected = {MODEL_RUNNER_V2_ENV: "0"} if registered else {}
-    if on_cpu:
-        expected["VLLM_CPU_KVCACHE_SPACE"] = "2"
-    assert env == expected
+    # The KV-cache size goes to vLLM's config in bytes, not through VLLM_CPU_KVCACHE_SPACE.
+    assert env == ({MODEL_RUNNER_V2_ENV: "0"} if registered else {})
 
 
 # (setting, on CPU, the runner vLLM picks)
@@ -167,7 +165,7 @@ class _Tokenizer:
 class _RecordingAsyncLLM:
     """Stands in for vLLM's AsyncLLM class: records how the adapter builds the engine."""
 
-    built: ClassVar[list[tuple[Any, Any, dict[str, str]]]] = []
+    built: ClassVar[list[tuple[Any, Any, dict[str, str], bool]]] = []
 
     def __init__(self) -> None:
         self.errored = False
@@ -181,26 +179,35 @@ class _RecordingAsyncLLM:
         raise AssertionError("the request must not reach the engine")
 
     @classmethod
-    def from_engine_args(cls, engine_args: Any, *, usage_context: Any) -> _RecordingAsyncLLM:
-        cls.built.append((engine_args, usage_context, dict(os.environ)))
+    def from_vllm_config(
+        cls, config: Any, *, usage_context: Any, enable_log_requests: bool, disable_log_stats: bool
+    ) -> _RecordingAsyncLLM:
+        cls.built.append((config, usage_context, dict(os.environ), disable_log_stats))
         return cls()
 
 
 @pytest.mark.usefixtures("engine_env")
 @pytest.mark.parametrize("on_cpu", PLATFORMS)
 async def test_the_adapter_starts_the_engine_as_the_setting_says(
-    monkeypatch: pytest.MonkeyPatch, on_cpu: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_cpu: bool
 ) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(TINY_LLAMA))
     monkeypatch.setattr(compat, "on_cpu", lambda: on_cpu)
     monkeypatch.setattr(compat, "AsyncLLM", _RecordingAsyncLLM)
     _RecordingAsyncLLM.built.clear()
-    engine = VLLMEngine.start(settings("auto"), model_path="/models/m")
-    [(engine_args, usage_context, environment)] = _RecordingAsyncLLM.built
+    chosen = settings("auto", max_model_len=256, max_num_seqs=4, enforce_eager=True)
+    engine = VLLMEngine.start(chosen, model_path=str(tmp_path))
+    [(config, usage_context, environment, no_stats)] = _RecordingAsyncLLM.built
     # Batch defaults as `vllm serve` has them (the gateway is an OpenAI API server too).
     assert usage_context == compat.USAGE_CONTEXT == "OPENAI_API_SERVER"
+    assert no_stats is False  # vLLM's metrics and stats log stay on
     assert engine.supports_no_repeat_ngram is on_cpu
-    assert (engine_args.logits_processors == LOGITS_PROCESSORS) is on_cpu
+    assert (config.model_config.logits_processors == LOGITS_PROCESSORS) is on_cpu
     assert (environment.get(MODEL_RUNNER_V2_ENV) == "0") is on_cpu
+    # On CPU the KV cache is sized (auto: 4 sequences x 256 tokens of 2 layers x 2 heads x 16
+    # x 2 x 4 bytes = 512 bytes a token, 8 blocks of 128 + vLLM's null block); on a GPU vLLM
+    # sizes it by gpu_memory_utilization.
+    assert config.cache_config.kv_cache_memory_bytes == (9 * 128 * 512 if on_cpu else None)
     if not on_cpu:
         options = SamplingOptions(max_tokens=4, no_repeat_ngram_size=2)
         with pytest.raises(UnsupportedParameterError) as raised:

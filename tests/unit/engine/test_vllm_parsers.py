@@ -2,17 +2,14 @@
 formats (hermes, llama3_json, mistral) whole and streamed, reasoning whole and streamed, and the
 start-up checks against a tokenizer without the special tokens a parser needs.
 
-The fixture tokenizer is a tiny word-level one built in memory, with the special tokens each
-format needs (so no model is downloaded)."""
+The fixture tokenizer is a tiny one built in memory (`tests/char_tokenizer.py`), with the special
+tokens each format needs (so no model is downloaded)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 
 from service.engine.vllm.parsers import (
     VLLMReasoningParser,
@@ -21,8 +18,8 @@ from service.engine.vllm.parsers import (
     load_tool_parser,
 )
 from service.errors import ConfigurationError
+from tests.char_tokenizer import SPECIAL, ids_of, make_tokenizer, pieces
 
-SPECIAL = ["<|python_tag|>", "[TOOL_CALLS]", "[ARGS]", "<think>", "</think>"]
 TOOLS = [
     {
         "type": "function",
@@ -34,39 +31,9 @@ TOOLS = [
 ]
 
 
-def make_tokenizer(special: list[str]) -> Any:
-    """One token per printable character, plus `special` as whole tokens."""
-    chars = [chr(c) for c in range(32, 127)]
-    vocab = {token: i for i, token in enumerate(["<unk>", "</s>", *special, *chars])}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        unk_token="<unk>",
-        eos_token="</s>",
-        additional_special_tokens=special,
-    )
-
-
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
     return make_tokenizer(SPECIAL)
-
-
-def pieces(text: str) -> list[str]:
-    """Model text as a stream brings it: special tokens whole, the rest 3 characters a time."""
-    out: list[str] = []
-    for part in re.split(r"(<\|python_tag\|>|\[TOOL_CALLS\]|\[ARGS\]|</?think>)", text):
-        if part in SPECIAL:
-            out.append(part)
-        else:
-            out.extend(part[i : i + 3] for i in range(0, len(part), 3))
-    return [p for p in out if p]
-
-
-def ids_of(tokenizer: Any, piece: str) -> list[int]:
-    return list(tokenizer.encode(piece, add_special_tokens=False))
 
 
 FORMATS = [

@@ -1,9 +1,9 @@
-"""A finished chat answer as Responses output items, and the response it completes (stored
-when asked, with the conversation a continuation starts from)."""
+"""A finished chat answer as Responses output items, the response it completes, and what is
+kept of it: the response (when `store`), with the conversation a continuation starts from, and
+its items in its conversation (with `conversation`)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from service.schemas.chat import ChatMessage
@@ -18,25 +18,22 @@ from service.schemas.responses import (
     Response,
     ResponseUsage,
 )
-from service.services.openai.responses.request import PreparedResponse
-from service.services.openai.responses.store import ResponseStore
+from service.services.openai.responses.items import new_id, output_conversation_items
+from service.services.openai.responses.request import FINISHED, PreparedResponse
+from service.store import Store
 
 
 def output_items(message: ChatMessage) -> list[OutputItem]:
     items: list[OutputItem] = []
     if message.reasoning:
         items.append(
-            OutputReasoning(
-                id=f"rs_{uuid.uuid4().hex}", content=[ReasoningText(text=message.reasoning)]
-            )
+            OutputReasoning(id=new_id("rs"), content=[ReasoningText(text=message.reasoning)])
         )
     if message.content:
-        items.append(
-            OutputMessage(id=f"msg_{uuid.uuid4().hex}", content=[OutputText(text=message.content)])
-        )
+        items.append(OutputMessage(id=new_id("msg"), content=[OutputText(text=message.content)]))
     items.extend(
         OutputFunctionCall(
-            id=f"fc_{uuid.uuid4().hex}",
+            id=new_id("fc"),
             call_id=call.id,
             name=call.function.name,
             arguments=call.function.arguments,
@@ -51,10 +48,9 @@ def finish(
     output: list[OutputItem],
     finish_reason: str | None,
     usage: ResponseUsage,
-    store: ResponseStore,
 ) -> Response:
-    """The completed response, stored when asked, with the conversation it continues."""
-    response = prepared.shell.model_copy(
+    """The completed (or incomplete) response."""
+    return prepared.shell.model_copy(
         update={
             "output": output,
             "usage": usage,
@@ -64,9 +60,33 @@ def finish(
             else None,
         }
     )
+
+
+def conversation_after(prepared: PreparedResponse, response: Response) -> list[dict[str, Any]]:
+    """The conversation a continuation of `response` starts from."""
+    return [*prepared.messages, *_as_messages(response.output)]
+
+
+async def keep(prepared: PreparedResponse, response: Response, store: Store) -> None:
+    """A response that ran in its request: stored when asked, its items added to its
+    conversation."""
     if prepared.store:
-        store.put(response, [*prepared.messages, *_as_messages(output)], prepared.owner)
-    return response
+        await store.responses.put(
+            prepared.owner,
+            response.model_dump(mode="json"),
+            conversation_after(prepared, response),
+            conversation_id=prepared.conversation_id,
+        )
+    await add_to_conversation(prepared, response, store)
+
+
+async def add_to_conversation(prepared: PreparedResponse, response: Response, store: Store) -> None:
+    """The input and output items of a finished response, at the end of its conversation (one
+    deleted meanwhile is left deleted)."""
+    if prepared.conversation_id is None or response.status not in FINISHED:
+        return
+    items = [*prepared.input_items, *output_conversation_items(response.output)]
+    await store.conversations.append(prepared.owner, prepared.conversation_id, items)
 
 
 def _as_messages(output: list[OutputItem]) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """What running a batch needs beside its lines: the caller its lines run as, the tokens they
 used, and the lease of the replica writing its output files.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004_batch_runs
+Revises: 0003_sessions
 Create Date: 2026-12-06 21:31:59.981599
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004_batch_runs"
+down_revision = "0003_sessions"
 branch_labels = None
 depends_on = None
 
