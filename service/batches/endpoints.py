@@ -70,7 +70,9 @@ async def _completions(body: dict[str, Any], gateway: GatewayState, caller: Call
 
 
 async def _responses(body: dict[str, Any], gateway: GatewayState, caller: Caller) -> PreparedLine:
-    request = _validated(ResponsesRequest, body).model_copy(update={"store": False})
+    # Validated with `store: false`, so that `background: true` is the route's own 400 (a
+    # background response must be stored) rather than a queued shell in the output file.
+    request = _validated(ResponsesRequest, {**body, "store": False})
     engine = await get_engine(gateway.engine_state)
     store = gateway.store
     prepared = await responses.prepare(request, engine, gateway.settings, store, caller)

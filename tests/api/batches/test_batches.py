@@ -118,6 +118,26 @@ async def test_the_sdk_flow_with_a_line_the_endpoint_refuses(
     assert output_file.purpose == "batch_output"
 
 
+async def test_responses_lines_are_not_stored_and_background_is_refused(
+    fake_engine: FakeEngine, tmp_path: Path
+) -> None:
+    url = "/v1/responses"
+    body = {"model": FAKE_MODEL, "input": "hi", "max_output_tokens": 4}
+    lines = [line("kept-nowhere", body, url), line("later", {**body, "background": True}, url)]
+    async with serve(batch_app(fake_engine, tmp_path)) as http:
+        client = sdk(http)
+        done = await finished(client, (await submit(client, lines, url)).id)
+        outputs = await results(client, done.output_file_id)
+        errors = await results(client, done.error_file_id)
+        answered = outputs["kept-nowhere"]["response"]["body"]
+        stored = await http.get(f"/v1/responses/{answered['id']}")
+    assert answered["object"] == "response" and answered["store"] is False
+    assert stored.status_code == 404  # the answer is in the output file only
+    refused = errors["later"]["response"]
+    assert refused["status_code"] == 400
+    assert refused["body"]["error"]["param"] == "background"
+
+
 async def test_a_file_with_bad_lines_makes_a_failed_batch_naming_them(
     fake_engine: FakeEngine, tmp_path: Path
 ) -> None:
