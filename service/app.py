@@ -17,6 +17,7 @@ from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
 from service.routes import (
+    anthropic,
     batches,
     conversations,
     embeddings,
@@ -145,7 +146,7 @@ def create_app(
     background = BackgroundResponses(store, settings)
     gateway = GatewayState(settings, state, admission, observability, security, background, store)
     app.state.gateway = gateway
-    surfaces = (openai, responses, conversations, tasks, embeddings, files, batches)
+    surfaces = (openai, responses, conversations, anthropic, tasks, embeddings, files, batches)
     for surface in (health, metrics, *surfaces):
         app.include_router(surface.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`

@@ -13,6 +13,10 @@ PROBE_PATHS = frozenset({"/health", "/ready", "/metrics", "/get_load"})
 # request cost 1 + replicas requests.
 UNCHARGED_PATHS = frozenset({"/v1/chat/completions/render", "/v1/completions/render"})
 
+# The Messages API (Anthropic's): its routes, and every other path under it, answer errors in
+# Anthropic's shape with a `request-id` header (`service/http/encode.py`).
+MESSAGES_PATH = "/v1/messages"
+
 # Uploads (the Files API): exempt from `max_body_bytes`; their own limit is `max_file_bytes`,
 # checked on the file as it streams into the store, and on the whole body (the file plus its
 # form fields, at most `UPLOAD_OVERHEAD_BYTES` more) before it is read.

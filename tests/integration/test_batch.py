@@ -17,8 +17,7 @@ from openai.types import Batch
 
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
-from tests.integration.conftest import LiveServer
-from tests.integration.test_shared_limits import Borrowed
+from tests.integration.conftest import Borrowed, LiveServer
 from tests.servers import serve_on
 
 pytestmark = pytest.mark.engine
