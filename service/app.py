@@ -8,6 +8,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from service.batches.drainer import Drainer
 from service.config import Settings
 from service.engine.base import EmbeddingEngine, Engine
 from service.http.deps import GatewayState
@@ -19,8 +20,10 @@ from service.http.security import install_security
 from service.http.tenancy import install_tenancy
 from service.routes import (
     anthropic,
+    batches,
     conversations,
     embeddings,
+    files,
     health,
     lora,
     metrics,
@@ -129,12 +132,17 @@ def create_app(
             stop_metrics_port = serve_metrics_port(
                 gateway.metrics, settings.host, settings.metrics_port
             )
+        drainer = Drainer(gateway) if settings.batch_drain else None
         try:
             await open_store(gateway)  # migrated before the engine starts, or no start
             state.begin()
             gateway.responses.begin()
+            if drainer is not None:  # runs batch lines once the engine is ready
+                drainer.start()
             yield
         finally:
+            if drainer is not None:
+                await drainer.stop()
             await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
             await close_store(gateway)
@@ -182,6 +190,8 @@ def include_routers(app: FastAPI, settings: Settings) -> None:
         tasks.router,
         embeddings.router,
         organization.router,
+        files.router,
+        batches.router,
     ):
         app.include_router(router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`

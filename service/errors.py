@@ -8,6 +8,7 @@
     ├── PermissionDeniedError         403 permission_denied: an admin endpoint, a non-admin key
     ├── NotFoundError                 404 not_found: a switched-off endpoint, an unknown response id
     ├── ModelNotFoundError            404 model_not_found
+    ├── ConflictError                 409 conflict: a change the object's state does not allow
     ├── PayloadTooLargeError          413 an input beyond the configured size limits
     ├── RateLimitError                429 rate_limit_exceeded: the caller's own limit (Retry-After)
     │   └── BudgetExceededError       429 budget_exceeded: the key's daily or monthly token budget
@@ -74,6 +75,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(404, "invalid_request_error", "model_not_found", "client_error", "unknown model"),
     ErrorRow(404, "invalid_request_error", "not_found", "client_error", "unknown path or id"),
     ErrorRow(405, "invalid_request_error", "method_not_allowed", "client_error", "wrong method"),
+    ErrorRow(409, "invalid_request_error", "conflict", "client_error", "e.g. cancel a done batch"),
     ErrorRow(413, "invalid_request_error", "payload_too_large", "client_error", "over a limit"),
     ErrorRow(429, "requests", "rate_limit_exceeded", "rejected", "caller's request rate"),
     ErrorRow(429, "tokens", "rate_limit_exceeded", "rejected", "caller's token rate"),
@@ -240,6 +242,14 @@ class ModelNotFoundError(GatewayError):
     status_code = 404
     error_type = "invalid_request_error"
     code = "model_not_found"
+
+
+class ConflictError(GatewayError):
+    """409 for a change the object's current state does not allow (cancelling a finished batch)."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
 
 
 class ServiceUnavailableError(GatewayError):

@@ -35,7 +35,10 @@ MARKERS_OF_FOLDER = {
     "client": ("processes",),
     "deploy": ("deploy",),
 }
-MARKERS_OF_MODULE = {"test_lifecycle.py": ("processes",)}
+MARKERS_OF_MODULE = {
+    "test_lifecycle.py": ("processes",),
+    "test_batch_restart.py": ("processes",),
+}
 
 FAKE_MODEL = "fake-model"
 HANG_GUARD = 30.0  # seconds: a broken implementation fails here instead of hanging

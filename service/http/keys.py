@@ -115,6 +115,11 @@ class KeyStore:
     def __iter__(self) -> Iterator[ApiKey]:
         return iter(self._keys)
 
+    def by_id(self, key_id: str) -> ApiKey | None:
+        """The key whose public id is `key_id`, or None (no longer accepted): work stored
+        under a key (a batch's lines) looks its key up again before it runs."""
+        return next((key for key in self._keys if key.key_id == key_id), None)
+
     def find(self, presented: bytes) -> ApiKey | None:
         """The key matching `presented`, or None, in the same time for any number of keys.
 

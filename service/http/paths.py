@@ -16,3 +16,9 @@ UNCHARGED_PATHS = frozenset({"/v1/chat/completions/render", "/v1/completions/ren
 # The Messages API (Anthropic's): its routes, and every other path under it, answer errors in
 # Anthropic's shape with a `request-id` header (`service/http/encode.py`).
 MESSAGES_PATH = "/v1/messages"
+
+# Uploads (the Files API): exempt from `max_body_bytes`; their own limit is `max_file_bytes`,
+# checked on the file as it streams into the store, and on the whole body (the file plus its
+# form fields, at most `UPLOAD_OVERHEAD_BYTES` more) before it is read.
+UPLOAD_PATHS = frozenset({"/v1/files"})
+UPLOAD_OVERHEAD_BYTES = 1024 * 1024

@@ -12,6 +12,8 @@ Anthropic's under `/v1/messages`, `service/http/encode.py`):
    key itself never goes anywhere.
 2. Body size: a `Content-Length` over `max_body_bytes`: 413 before the body is read. A body
    without one (chunked) is counted as it streams in, and answered 413 once it passes the limit.
+   Uploads (`UPLOAD_PATHS`: `/v1/files`) have `max_file_bytes` (plus their form's overhead)
+   instead; the file's own size is checked as it streams into the store.
 3. Rate limits (`service/http/ratelimit.py`), per key, or per client IP when authentication is off:
    429 `rate_limit_exceeded` with `Retry-After`. The request is charged when admitted, its
    tokens when it ends (read from the request context). The buckets live in this process, or in
@@ -46,7 +48,12 @@ from service.http.body_limit import BodyLimit, too_large
 from service.http.client_ip import TrustedProxies
 from service.http.encode import send_error
 from service.http.keys import ApiKey, KeyStore, build_key_store
-from service.http.paths import PROBE_PATHS, UNCHARGED_PATHS
+from service.http.paths import (
+    PROBE_PATHS,
+    UNCHARGED_PATHS,
+    UPLOAD_OVERHEAD_BYTES,
+    UPLOAD_PATHS,
+)
 from service.http.ratelimit import Limiter, LocalLimiter, Refusal, Ticket
 from service.telemetry import context
 from service.telemetry.context import RequestContext
@@ -82,6 +89,12 @@ class SecurityPolicy:
     tokens_per_minute: int | None = None
     open_paths: frozenset[str] = OPEN_PATHS
     trusted_proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
+    max_upload_bytes: int | None = None  # UPLOAD_PATHS' body limit; None: max_body_bytes
+
+    def body_limit(self, scope: Scope) -> int:
+        if self.max_upload_bytes is not None and _is_open(scope, UPLOAD_PATHS):
+            return self.max_upload_bytes
+        return self.max_body_bytes
 
     def attach_metrics(self, metrics: GatewayMetrics) -> None:
         """Count the shared limiter's backend failures in the app's metrics."""
@@ -127,6 +140,7 @@ def build_policy(settings: Settings, open_paths: frozenset[str] = OPEN_PATHS) ->
         tokens_per_minute=settings.tokens_per_minute,
         open_paths=open_paths,
         trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        max_upload_bytes=settings.max_file_bytes + UPLOAD_OVERHEAD_BYTES,
     )
 
 
@@ -256,12 +270,13 @@ class SecurityMiddleware:
             if key is None:
                 return
             _remember(scope, self._caller(key, scope, headers), ctx)
+        limit = policy.body_limit(scope)
         if headers.length is not None:
-            if headers.length.isdigit() and int(headers.length) > policy.max_body_bytes:
-                await send_error(send, too_large(policy.max_body_bytes), ctx, scope)
+            if headers.length.isdigit() and int(headers.length) > limit:
+                await send_error(send, too_large(limit), ctx, scope)
                 return
         else:  # chunked, or no body: count what comes in
-            body = BodyLimit(scope, receive, send, policy.max_body_bytes, ctx)
+            body = BodyLimit(scope, receive, send, limit, ctx)
             receive, send = body.receive, body.send
         ticket: Ticket | None = None
         if guarded and policy.limiter is not None and not _is_open(scope, UNCHARGED_PATHS):

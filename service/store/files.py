@@ -55,6 +55,14 @@ class FileRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredContent:
+    """Content in the store that no file row names yet (`Files.write_content`)."""
+
+    file_id: str
+    size: int  # bytes
+
+
+@dataclass(frozen=True, slots=True)
 class FileContent:
     record: FileRecord
     chunks: AsyncIterator[bytes]  # the content, streamed from the store
@@ -80,25 +88,66 @@ class Files:
     ) -> FileRecord:
         """Stream `content` into the store, then record the file: it is listed only once its
         content is whole. Over `max_bytes`: `PayloadTooLargeError`, and nothing is kept."""
+        stored = await self.write_content(content, max_bytes=max_bytes)
+        return await self.record(
+            owner, stored, filename=filename, purpose=purpose, expires_at=expires_at
+        )
+
+    async def write_content(
+        self, content: AsyncIterable[bytes], *, max_bytes: int
+    ) -> StoredContent:
+        """The first half of `create`: the content, streamed into the store under a new file
+        id, not yet a file (no row: never listed nor read). For an upload whose name and
+        purpose are known only once its stream has passed (a form field after the file)."""
         file_id = new_file_id()
         size = await self._blobs.write(file_id, content, max_bytes=max_bytes)
-        row = FileRow(
-            id=file_id,
-            owner=owner,
-            filename=filename,
-            purpose=purpose,
-            size=size,
-            created_at=int(self._clock()),
-            expires_at=expires_at,
-        )
+        return StoredContent(file_id, size)
+
+    async def record(
+        self,
+        owner: str,
+        content: StoredContent,
+        *,
+        filename: str,
+        purpose: str,
+        expires_at: int | None = None,
+    ) -> FileRecord:
+        """The second half of `create`: the file's row for content already stored; when the
+        row cannot be written, the content is discarded."""
+        row = self.row(owner, content, filename=filename, purpose=purpose, expires_at=expires_at)
         try:
             async with self._database.session("files") as session:
                 session.add(row)
         except BaseException:
             with anyio.CancelScope(shield=True):  # also when the upload was cancelled
-                await self._discard_content(file_id)
+                await self.discard(content)
             raise
         return FileRecord.of(row)
+
+    def row(
+        self,
+        owner: str,
+        content: StoredContent,
+        *,
+        filename: str,
+        purpose: str,
+        expires_at: int | None = None,
+    ) -> FileRow:
+        """The row that makes stored content a file, for a caller that writes it in a
+        transaction of its own (a batch's output files, with the batch's last update)."""
+        return FileRow(
+            id=content.file_id,
+            owner=owner,
+            filename=filename,
+            purpose=purpose,
+            size=content.size,
+            created_at=int(self._clock()),
+            expires_at=expires_at,
+        )
+
+    async def discard(self, content: StoredContent) -> None:
+        """Drop content that will not become a file (a refused upload, a lost race)."""
+        await self._discard_content(content.file_id)
 
     async def list(
         self,

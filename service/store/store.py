@@ -1,6 +1,6 @@
 """`Store`: the store as the app holds it: its database, its blob store and the repositories
-on them (files, stored responses and conversations, runtime keys and usage; batches add theirs
-beside). Built without I/O in `create_app`, opened (migrated) in the lifespan before the gateway
+on them (files, batches and their lines, stored responses and conversations, runtime keys and
+usage). Built without I/O in `create_app`, opened (migrated) in the lifespan before the gateway
 is ready, closed at shutdown.
 """
 
@@ -13,6 +13,8 @@ from sqlalchemy import exc
 from service.config import Settings
 from service.errors import StoreUnavailableError
 from service.store.api_keys import RuntimeKeys
+from service.store.batch_lines import BatchLines
+from service.store.batches import Batches
 from service.store.blobs import BlobStore, DatabaseBlobs, DirectoryBlobs
 from service.store.conversations import Conversations
 from service.store.database import Database, is_unavailable
@@ -31,6 +33,8 @@ class Store:
         self.database = database
         self.blobs = blobs
         self.files = Files(database, blobs)
+        self.batches = Batches(database, self.files)
+        self.batch_lines = BatchLines(database)
         self.responses = Responses(
             database,
             entries=settings.response_store_entries,

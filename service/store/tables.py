@@ -121,6 +121,15 @@ class BatchRow(Base):
     expired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     cancelling_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     cancelled_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Who its lines run as (`Caller.record()`): they run after the request that made it.
+    caller: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Tokens its lines used (OpenAI's `usage`), added as each line's result is stored.
+    input_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # The replica writing its output files (finalizing, cancelling), with a lease like a
+    # line's: a replica that dies while finalizing leaves it to another.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("ix_batches_owner_seq", "owner", "seq"),

@@ -231,6 +231,35 @@ class GatewayMetrics:
             registry=r,
         )
 
+        # The Batch API (service/batches): lines counted by the replica that ran or settled
+        # them; the store-wide gauges are refreshed by each replica's drainer (any one of them
+        # tells the whole store: aggregate with max, not sum).
+        self.batch_lines = Counter(
+            "gateway_batch_lines",
+            "Batch lines by outcome on this replica: succeeded, failed (an error response, "
+            "or not run: revoked key, too many attempts), retried (a transient refusal: 429, "
+            "503, 504), discarded (a second run of a line that already had its result), "
+            "expired, cancelled.",
+            ["outcome"],
+            registry=r,
+        )
+        self.batches = Gauge(
+            "gateway_batches",
+            "Batches in the store by status (the whole store, as this replica last read it).",
+            ["status"],
+            registry=r,
+        )
+        self.batch_lines_waiting = Gauge(
+            "gateway_batch_lines_waiting",
+            "Lines of batches in progress not yet run (the whole store's backlog).",
+            registry=r,
+        )
+        self.batch_lines_running = Gauge(
+            "gateway_batch_lines_running",
+            "Batch lines this replica has claimed and not yet finished.",
+            registry=r,
+        )
+
     def count_request(
         self,
         endpoint: str,
