@@ -112,6 +112,7 @@ class FakeEngine:
         self,
         *,
         reply: str = DEFAULT_REPLY,
+        constrained_reply: str | None = None,
         max_model_len: int = 256,
         max_num_seqs: int = 8,
         no_repeat_ngram: bool = True,
@@ -123,6 +124,9 @@ class FakeEngine:
         self.active = 0  # open generate() calls
         self._chunks = 0  # chunks yielded, ever
         self._reply = reply
+        # What it writes under a grammar or regex constraint (None: its reply, as if the
+        # constraint allowed it).
+        self._constrained_reply = constrained_reply
         self._max_model_len = max_model_len
         self.fail_with: BaseException | None = None
         self.gate: asyncio.Event | None = None
@@ -187,6 +191,8 @@ class FakeEngine:
             return self._tokenizer.split(json.dumps({"answer": "Paris"}))
         if structured and structured.choice:
             return self._tokenizer.split(structured.choice[0])
+        if structured and self._constrained_reply is not None:
+            return self._tokenizer.split(self._constrained_reply)
         if adapter is not None:  # an adapter changes the output: it speaks first
             return self._tokenizer.split(f"{adapter}: {self._reply}")
         return self._tokenizer.split(self._reply)

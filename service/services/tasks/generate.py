@@ -3,6 +3,8 @@
 Knobs keep HF's names and meanings (lengths in tokens; `max_length`/`min_length` count the
 prompt). Sampling knobs that would have no effect (e.g. `temperature` without `do_sample`) are
 rejected rather than ignored, so a request never silently does something other than it says.
+`language` keeps the text in that language's script by a structured-output constraint
+(script_grammar.py): a raw prompt has no instruction to carry it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from service.services.tasks.common import (
     served_model,
     stream_task,
 )
+from service.services.tasks.languages import requested_language
+from service.services.tasks.script_grammar import script_constraint
 from service.telemetry.context import engine_wait
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")
@@ -148,12 +152,20 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
     # logits processor.
     if req.no_repeat_ngram_size and req.num_beams == 1 and not engine.supports_no_repeat_ngram:
         raise no_repeat_ngram_off()
+    if req.num_beams > 1 and req.language is not None:
+        # Each beam step is a request of its own: a constraint would restart at every one.
+        raise _conflict("language is not supported with beam search (num_beams > 1).", "language")
     if req.num_beams > 1 and model != settings.model_name:
         raise UnsupportedParameterError(
             "Beam search runs on the base model only; leave num_beams at 1 with an adapter.",
             param="num_beams",
         )
     stop = stop_sequences(req.stop)
+    language = requested_language(req.language)
+    # The text goes on from the prompt: its first sentence is already begun.
+    structured = script_constraint(
+        None if language is None else language.script, complete=False, continuation=True
+    )
     jobs = []
     param = "prompt" if req.prompt is not None else "prompts"
     for text in inputs(req.prompt, req.prompts, param=param, settings=settings):
@@ -170,6 +182,7 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
             no_repeat_ngram_size=req.no_repeat_ngram_size,
             stop=stop,
             seed=req.seed,
+            structured=structured,
         )
         jobs.append(EngineJob(ids, options))
     beams = None
