@@ -19,6 +19,7 @@ from service.routes import embeddings, health, lora, metrics, openai, playground
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.response_store import ResponseStore
+from service.services.tasks.classify import warm_up_priors
 from service.telemetry.metrics import serve_metrics_port
 
 
@@ -84,6 +85,7 @@ def create_app(
         admission,
         embedding_factory=embedding_factory,
         embedding_admission=embedding_admission,
+        warm_ups=[partial(warm_up_priors, settings=settings)],
     )
 
     @asynccontextmanager

@@ -282,9 +282,10 @@ class FakeEngine:
         queued = time.monotonic()
         self.active += 1
         try:
-            if self.gate is not None and request_id != "warmup":  # start-up is never held
+            startup = request_id.startswith("warmup")  # start-up is never held nor slowed
+            if self.gate is not None and not startup:
                 await self.gate.wait()
-            if self.delay and request_id != "warmup":
+            if self.delay and not startup:
                 await asyncio.sleep(self.delay)
             if self.fail_with is not None:
                 raise self.fail_with

@@ -123,9 +123,15 @@ def make_app(fake_engine: FakeEngine, **settings: Any) -> FastAPI:
     return create_app(Settings(**{**base, **settings}), engine_factory=lambda: fake_engine)
 
 
+def client_requests(engine: FakeEngine) -> list[tuple[list[int], SamplingOptions, str]]:
+    """The engine requests made for clients (not the start-up's: its warm-up request and the
+    classify presets' priors)."""
+    return [r for r in engine.requests if not r[2].startswith("warmup")]
+
+
 def engine_calls(engine: FakeEngine) -> int:
-    """Generations the engine ran for clients (its start-up warm-up aside)."""
-    return sum(1 for _, _, request_id in engine.requests if request_id != "warmup")
+    """Generations the engine ran for clients (its start-up aside)."""
+    return len(client_requests(engine))
 
 
 def http_scope(
