@@ -17,6 +17,11 @@ from tests.integration.conftest import LiveServer
 
 pytestmark = pytest.mark.engine
 
+# vLLM on CPU is not batch-invariant: the same prompt scored in another batch shape (or read
+# from the prefix cache) gives float32 log-probabilities a few 1e-7 apart (2026-12-06, a
+# loaded CI machine). Scores closer than this are the same scores; labels differ by far more.
+BATCH_NOISE = 1e-4
+
 POSITIVE = [
     "I absolutely love this phone, the battery lasts for days.",
     "The staff were friendly and the food was delicious.",
@@ -73,8 +78,10 @@ def test_a_batch_of_32_texts_in_one_request(live_server: LiveServer) -> None:
     assert [r["index"] for r in results] == list(range(32))
     for result in results:
         assert_distribution(result, ["positive", "negative"])
-    # Same text, same scores, wherever it sits in the batch.
-    assert [r["scores"] for r in results[:16]] == [r["scores"] for r in results[16:]]
+    # Same text, same scores, wherever it sits in the batch (to BATCH_NOISE: the copy may read
+    # the first one's prompt from the prefix cache).
+    for first, again in zip(results[:16], results[16:], strict=True):
+        assert again["scores"] == pytest.approx(first["scores"], abs=BATCH_NOISE)
     right = sum(r["label"] == g for r, g in zip(results, gold, strict=True))
     assert right >= 30, [r["label"] for r in results]
 
@@ -113,7 +120,10 @@ def test_multi_label(live_server: LiveServer) -> None:
 def test_priors_are_computed_once(live_server: LiveServer) -> None:
     body = {"text": POSITIVE[2], "labels": ["good news", "bad news", "no news"]}
     first, second = classify(live_server, **body), classify(live_server, **body)
-    assert first["results"] == second["results"]
+    # The second call runs without the prior's requests, so in another batch shape.
+    (a,), (b,) = first["results"], second["results"]
+    assert b["label"] == a["label"]
+    assert b["scores"] == pytest.approx(a["scores"], abs=BATCH_NOISE)
     assert second["usage"]["prompt_tokens"] < first["usage"]["prompt_tokens"]
 
 
