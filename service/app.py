@@ -15,11 +15,22 @@ from service.http.disconnect import CancelOnDisconnect
 from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
-from service.routes import embeddings, health, lora, metrics, openai, playground, responses, tasks
+from service.routes import (
+    conversations,
+    embeddings,
+    health,
+    lora,
+    metrics,
+    openai,
+    playground,
+    responses,
+    tasks,
+)
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.response_store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
 from service.services.tasks.classify import warm_up_priors
+from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
 
@@ -33,7 +44,7 @@ def engine_factory_for(settings: Settings) -> Callable[[], Engine]:
     def build() -> Engine:
         # Imported here so that the app, its tests and the client never need vllm installed.
         from service.engine.vllm import VLLMEngine
-        from service.models import resolve_model
+        from service.weights import resolve_model
 
         return VLLMEngine.start(settings, model_path=resolve_model(settings))
 
@@ -52,7 +63,7 @@ def embedding_factory_for(settings: Settings) -> Callable[[], EmbeddingEngine] |
 
     def build() -> EmbeddingEngine:
         from service.engine.vllm import VLLMEmbeddingEngine
-        from service.models import resolve_model
+        from service.weights import resolve_model
 
         return VLLMEmbeddingEngine.start(settings, model_path=resolve_model(settings, model))
 
@@ -95,11 +106,15 @@ def create_app(
             stop_metrics_port = serve_metrics_port(
                 gateway.metrics, settings.host, settings.metrics_port
             )
-        state.begin()
         try:
+            await gateway.store.open()  # migrated before the engine starts, or no start
+            state.begin()
+            gateway.responses.begin()
             yield
         finally:
+            await gateway.responses.stop()  # before the engine: its runs end as failed
             await state.stop()
+            await gateway.store.close()
             await gateway.security.aclose()
             await gateway.observability.aclose()
             if stop_metrics_port is not None:
@@ -120,15 +135,15 @@ def create_app(
     telemetry = observability.metrics
     admission.attach_gauges(telemetry.queue_depth, telemetry.sequences, telemetry.queue_wait)
     security.attach_metrics(telemetry)
-    store = ResponseStore(
-        entries=settings.response_store_entries, ttl_seconds=settings.response_store_ttl_seconds
-    )
-    gateway = GatewayState(settings, state, admission, observability, security, store)
+    store = Store.from_settings(settings)  # opened in the lifespan
+    background = BackgroundResponses(store, settings)
+    gateway = GatewayState(settings, state, admission, observability, security, background, store)
     app.state.gateway = gateway
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(responses.router)
+    app.include_router(conversations.router)
     app.include_router(tasks.router)
     app.include_router(embeddings.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`

@@ -16,6 +16,7 @@
     │   ├── EngineDeadError               engine_dead: stopped or stalled; the process will exit
     │   ├── OverloadedError               overloaded: admission queue full, or its wait too long
     │   ├── RateLimitUnavailableError     rate_limit_unavailable: Redis down, redis_failure=closed
+    │   ├── StoreUnavailableError         store_unavailable: the store's database cannot be used
     │   └── DrainingError                 draining: shutting down, finishing in-flight requests
     └── DeadlineExceededError         504 timeout: the request's deadline passed
 
@@ -77,6 +78,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     ErrorRow(503, "service_unavailable", "engine_dead", "engine_error", "engine died"),
     ErrorRow(503, "service_unavailable", "overloaded", "rejected", "queue full or wait too long"),
     ErrorRow(503, "service_unavailable", "rate_limit_unavailable", "rejected", "Redis down"),
+    ErrorRow(503, "service_unavailable", "store_unavailable", "rejected", "database down"),
     ErrorRow(503, "service_unavailable", "draining", "rejected", "shutting down"),
     ErrorRow(504, "timeout_error", "timeout", "timeout", "the request's deadline passed"),
 )
@@ -222,6 +224,14 @@ class RateLimitUnavailableError(ServiceUnavailableError):
 
     code = "rate_limit_unavailable"
     retry_after = 1
+
+
+class StoreUnavailableError(ServiceUnavailableError):
+    """The store (SQLite under `data_dir`, or PostgreSQL at `database_url`) cannot be reached
+    or stays locked past `database_timeout_seconds`; nothing was half-written."""
+
+    code = "store_unavailable"
+    retry_after = 5
 
 
 class DrainingError(ServiceUnavailableError):

@@ -7,8 +7,9 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from loadtests.bench.tiny import TINY_MODEL_NAME
 from loadtests.workload import PROMPTS_FILE
 
 # Both servers get the same engine settings (`EngineProfile`), rendered as each one's flags into
@@ -32,14 +33,16 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 @dataclass(frozen=True, slots=True)
 class EngineProfile:
     """The engine settings of both servers, written once. The default is the project's test
-    profile on CPU: float32, eager, 2048 context, 8 sequences a step, 1 GiB of CPU KV cache."""
+    profile on CPU: float32, eager, 2048 context, 8 sequences a step, 1 GiB of CPU KV cache
+    (the same bytes in both: whole GiB through vLLM's VLLM_CPU_KVCACHE_SPACE, fractions through
+    its --kv-cache-memory-bytes, which the variable would override)."""
 
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
     enforce_eager: bool = True  # False: CUDA graphs (and torch.compile) on GPU
     max_model_len: int = 2048
     max_num_seqs: int = 8
     gpu_memory_utilization: float | None = None  # None: each server's default
-    cpu_kvcache_gib: int = 1  # CPU engines only
+    cpu_kvcache_gib: float = 1.0  # CPU engines only
 
     def vllm_args(self) -> str:
         """Flags of `python -m vllm.entrypoints.openai.api_server`."""
@@ -52,7 +55,13 @@ class EngineProfile:
             flags.append("--enforce-eager")
         if self.gpu_memory_utilization is not None:
             flags.append(f"--gpu-memory-utilization {self.gpu_memory_utilization}")
+        if not self._whole_gib:
+            flags.append(f"--kv-cache-memory-bytes {int(self.cpu_kvcache_gib * 2**30)}")
         return " ".join(flags)
+
+    @property
+    def _whole_gib(self) -> bool:
+        return float(self.cpu_kvcache_gib).is_integer()
 
     def gateway_args(self) -> str:
         """The same settings as `python -m service` flags."""
@@ -61,15 +70,18 @@ class EngineProfile:
             f"--max-model-len {self.max_model_len}",
             f"--max-num-seqs {self.max_num_seqs}",
             f"--enforce-eager {str(self.enforce_eager).lower()}",
-            f"--cpu-kvcache-space {self.cpu_kvcache_gib}",
+            f"--cpu-kvcache-space {self.cpu_kvcache_gib:g}",
         ]
         if self.gpu_memory_utilization is not None:
             flags.append(f"--gpu-memory-utilization {self.gpu_memory_utilization}")
         return " ".join(flags)
 
     def environment(self) -> dict[str, str]:
-        """What vLLM's own server reads from the environment (the gateway takes a flag)."""
-        return {"VLLM_CPU_KVCACHE_SPACE": str(self.cpu_kvcache_gib)}
+        """What vLLM's own server reads from the environment (the gateway takes a flag); it
+        takes whole GiB only, and a GPU engine ignores it."""
+        if not self._whole_gib:
+            return {}
+        return {"VLLM_CPU_KVCACHE_SPACE": str(int(self.cpu_kvcache_gib))}
 
     def placeholders(self) -> dict[str, str]:
         return {"vllm_engine_args": self.vllm_args(), "gateway_engine_args": self.gateway_args()}
@@ -112,6 +124,7 @@ class BenchConfig:
     out_dir: Path = field(default_factory=lambda: RESULTS_DIR / _timestamp())
     note: str = ""
     quick: bool = False
+    tiny_model: bool = False  # both servers on the tiny random-weight model (tiny.py)
 
     @property
     def servers(self) -> tuple[ServerSpec, ServerSpec]:
@@ -133,6 +146,20 @@ QUICK = {
     "natural_max_tokens": 96,
 }
 
+# --tiny-model: both servers on a tiny random-weight model (tiny.py), so the API process and not
+# the engine is the bottleneck, as with a small model on a GPU. Issue 24's first run of it: one
+# closed-loop level of 64 streams, 256 requests of 128 fixed tokens, no Poisson sweep; both
+# engines batch up to 128 sequences (vLLM's CPU default for its server, so all 64 streams share
+# every step) with 4 GiB of KV cache each.
+TINY = {
+    "concurrency": (64,),
+    "requests_per_user": 4,
+    "output_len": 128,
+    "rates": (),
+    "model_name": TINY_MODEL_NAME,
+}
+TINY_ENGINE = {"max_num_seqs": 128, "cpu_kvcache_gib": 4}
+
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v.strip())
@@ -148,7 +175,15 @@ def parser() -> argparse.ArgumentParser:
         description="A/B benchmark: vLLM's own OpenAI server (A) against the gateway (B), "
         "same model, same engine settings, byte-identical seeded requests, on loopback.",
     )
-    p.add_argument("--quick", action="store_true", help="lighter levels (a few minutes)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="lighter levels (a few minutes)")
+    mode.add_argument(
+        "--tiny-model",
+        action="store_true",
+        help="both servers on a tiny random-weight model built from the default model (2 layers, "
+        "width 128), so the API process is the bottleneck: c=64, 256 requests of 128 tokens, "
+        "128 sequences a step, 4 GiB KV; results in <timestamp>-tiny/",
+    )
     p.add_argument("--pairs", type=int, help="A,B pairs to alternate (default 3)")
     p.add_argument("--concurrency", type=_ints, help="closed-loop levels, e.g. 1,4,16,64")
     p.add_argument("--rates", type=_floats, help="Poisson rates in requests/s, e.g. 0.5,1,2")
@@ -182,7 +217,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int)
     p.add_argument("--max-num-seqs", type=int)
     p.add_argument("--gpu-memory-utilization", type=float, help="each server's GPU share")
-    p.add_argument("--cpu-kvcache-gib", type=int, help="each CPU engine's KV cache")
+    p.add_argument(
+        "--cpu-kvcache-gib",
+        type=float,
+        help="each CPU engine's KV cache in GiB, the same bytes in both (default 1; fractions "
+        "reach vLLM's server as --kv-cache-memory-bytes, so CPU only)",
+    )
     p.add_argument("--model-name", help="served model name used by both servers")
     p.add_argument("--model-dir", help="model folder (default: the gateway's prepared model)")
     p.add_argument("--prompts", type=Path, help="JSON-lines prompt set")
@@ -209,15 +249,18 @@ def from_args(argv: list[str] | None = None) -> BenchConfig:
         args.pop("server_b_cmd") or GATEWAY,
         args.pop("server_b_ready") or "/ready",
     )
+    if args["tiny_model"] and args["model_dir"]:
+        parser().error("--tiny-model builds its own model folder: drop --model-dir")
+    preset, engine_preset = _presets(quick=args["quick"], tiny=args["tiny_model"])
     engine = {
-        name: value
-        for name in EngineProfile.__dataclass_fields__
-        if (value := args.pop(name)) is not None
+        **engine_preset,
+        **{
+            name: value
+            for name in EngineProfile.__dataclass_fields__
+            if (value := args.pop(name)) is not None
+        },
     }
-    values = {
-        **(QUICK if args["quick"] else {}),
-        **{k: v for k, v in args.items() if v is not None},
-    }
+    values = {**preset, **{k: v for k, v in args.items() if v is not None}}
     config = BenchConfig(
         server_a=server_a, server_b=server_b, engine=EngineProfile(**engine), **values
     )
@@ -229,6 +272,13 @@ def from_args(argv: list[str] | None = None) -> BenchConfig:
     if any(problems):
         parser().error("; ".join(p for p in problems if p))
     return config
+
+
+def _presets(*, quick: bool, tiny: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A mode's workload and engine settings, under whatever flags are given explicitly."""
+    if tiny:
+        return {**TINY, "out_dir": RESULTS_DIR / f"{_timestamp()}-tiny"}, TINY_ENGINE
+    return (QUICK if quick else {}), {}
 
 
 def python() -> str:

@@ -45,6 +45,7 @@ class Result:
     end: float = 0.0
     ttft: float | None = None  # seconds
     itl: list[float] = field(default_factory=list)  # seconds
+    chunks: int = 0  # stream events that carried text (a server may put several tokens in one)
     output_tokens: int = 0
     prompt_tokens: int = 0
     overhead_ms: float | None = None  # the gateway's x-gateway-overhead-ms, when sent
@@ -163,6 +164,7 @@ async def send(client: httpx.AsyncClient, url: str, body: bytes) -> Result:
                     result.error = str(event["error"].get("message", event["error"]))[:200]
                     continue
                 if _text(event):
+                    result.chunks += 1
                     now = time.perf_counter()
                     if result.ttft is None:
                         result.ttft = now - result.start
@@ -227,9 +229,17 @@ async def warm_up(client: httpx.AsyncClient, url: str, bodies: list[bytes]) -> N
 
 
 def make_client(request_timeout_s: float) -> httpx.AsyncClient:
-    """No connection cap (Poisson load may hold many streams open) and no proxies from the env."""
+    """No connection cap (Poisson load may hold many streams open) and no proxies from the env.
+
+    Idle connections are dropped after 2 s, before either server's keep-alive timeout (uvicorn's
+    5 s in both) can close one just as a request is sent on it: with httpx's default (also 5 s)
+    a request now and then failed with an empty `ReadError` that never reached the server,
+    more often when a busy machine delayed the server's event loop.
+    """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(request_timeout_s, connect=10.0),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0
+        ),
         trust_env=False,
     )

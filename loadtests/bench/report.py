@@ -119,25 +119,57 @@ def _ratio_cell(metric: dict[str, Any]) -> str:
     return f"{ratio['median']:.3f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
+def _count(metrics: dict[str, Any], server: str) -> str:
+    value = metrics.get("preemptions", {}).get(server)
+    return "-" if value is None else f"{value:.0f}"
+
+
 def summary_table(report: dict[str, Any]) -> str:
     """A markdown table of the medians, the B/A ratio (median, min-max) and the noise floor."""
     rows = [
         "| level | A tok/s | B tok/s | tok/s B/A | A-vs-A noise | TTFT p50 A / B ms | TTFT p50 B/A "
-        "| ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B | errors A/B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| TTFT p99 A / B ms | ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B "
+        "| errors A/B | preempted A/B |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in report["comparison"].items():
         out = m["output_throughput"]
-        ttft = m["ttft_p50_ms"]
+        ttft, tail = m["ttft_p50_ms"], m["ttft_p99_ms"]
         api = m["api_cpu_ms_per_token"]
         rows.append(
             f"| {key} | {_fmt(out['a_median'])} | {_fmt(out['b_median'])} | {_ratio_cell(out)} "
             f"| ±{_fmt((out['noise_floor'] or 0) * 100)} % "
             f"| {_fmt(ttft['a_median'], 0)} / {_fmt(ttft['b_median'], 0)} | {_ratio_cell(ttft)} "
+            f"| {_fmt(tail['a_median'], 0)} / {_fmt(tail['b_median'], 0)} "
             f"| {_ratio_cell(m['itl_p50_ms'])} | {_ratio_cell(m['e2e_p99_ms'])} "
             f"| {_ratio_cell(m['goodput'])} "
             f"| {_fmt(api['a_median'], 2)} / {_fmt(api['b_median'], 2)} "
-            f"| {m['errors']['a']} / {m['errors']['b']} |"
+            f"| {m['errors']['a']} / {m['errors']['b']} "
+            f"| {_count(m, 'a')} / {_count(m, 'b')} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def memory_table(report: dict[str, Any]) -> str:
+    """Each server's summed PSS (GiB) after warm-up and after its runs: the median over runs,
+    with the API process's part."""
+
+    def cell(server: str, moment: str) -> str:
+        figures = [r[moment] for r in report["runs"] if r["server"] == server and r.get(moment)]
+        totals = sorted(f["total_gib"] for f in figures if f["total_gib"] is not None)
+        apis = sorted(f["api_gib"] for f in figures if f["api_gib"] is not None)
+        if not totals or not apis:
+            return "-"
+        return f"{totals[len(totals) // 2]:.2f} (API {apis[len(apis) // 2]:.2f})"
+
+    rows = [
+        "| server | summed PSS after warm-up, GiB | after the run, GiB |",
+        "|---|---|---|",
+    ]
+    for label, server in report["servers"].items():
+        rows.append(
+            f"| {label}: {server['name']} | {cell(label, 'memory_after_warmup')} "
+            f"| {cell(label, 'memory_after_run')} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -155,7 +187,10 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     panels = [
         (axes[0][0], "closed", "output_throughput", "output tokens/s", "concurrent users"),
         (axes[0][1], "closed", "ttft_p50_ms", "TTFT p50 (ms)", "concurrent users"),
-        (axes[1][0], "poisson", "ttft_p50_ms", "TTFT p50 (ms)", "Poisson rate (requests/s)"),
+        # without a Poisson sweep, the closed loop's TTFT tail instead
+        (axes[1][0], "poisson", "ttft_p50_ms", "TTFT p50 (ms)", "Poisson rate (requests/s)")
+        if any(lv["phase"] == "poisson" for lv in levels)
+        else (axes[1][0], "closed", "ttft_p99_ms", "TTFT p99 (ms)", "concurrent users"),
     ]
     for ax, phase, metric, ylabel, xlabel in panels:
         chosen = [lv for lv in levels if lv["phase"] == phase]
@@ -205,7 +240,7 @@ def chart(path: Path, report: dict[str, Any]) -> None:
     if m.get("gpu"):
         device = f"{m['gpu'][0]['name']} · " + device
     fig.suptitle(
-        f"A = vLLM OpenAI server, B = gateway · {device} · "
+        f"A = vLLM OpenAI server, B = gateway · {report['config']['model_name']} · {device} · "
         f"vLLM {m['vllm']} · {m.get('dtype', '')} · {report['config']['pairs']} pairs"
         + "".join(f"\n{line}" for line in textwrap.wrap(report["conditions"]["note"], 120)),
         fontsize=10,

@@ -13,6 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.bench import engine_metrics
 from loadtests.bench import report as out
 from loadtests.bench.config import BenchConfig, ServerSpec
 from loadtests.bench.driver import (
@@ -25,25 +29,32 @@ from loadtests.bench.driver import (
 )
 from loadtests.bench.servers import ManagedServer, render
 from loadtests.bench.stats import compare, summarize, verdict
+from loadtests.bench.tiny import TinyShape, ensure_tiny_model
 
 logger = logging.getLogger(__name__)
 
 
 def resolve_model_dir(config: BenchConfig) -> str:
-    """The folder both servers load; only needed when a command template names {model_dir}."""
+    """The folder both servers load; only needed when a command template names {model_dir}.
+    In the tiny mode, the tiny model built from the prepared default model (once, then reused)."""
     if not any("{model_dir}" in s.command for s in config.servers):
         return config.model_dir or ""
     if config.model_dir:
         return config.model_dir
     from service.config import Settings
-    from service.models import resolve_model
+    from service.weights import resolve_model
 
-    folder = resolve_model(Settings())
+    settings = Settings()
+    folder = resolve_model(settings)
     if not Path(folder, "config.json").is_file():
         raise SystemExit(
-            f"no prepared model at {folder}: run `python -m service.models prepare` or pass "
+            f"no prepared model at {folder}: run `python -m service.weights prepare` or pass "
             "--model-dir"
         )
+    if config.tiny_model:
+        tiny = ensure_tiny_model(Path(folder), settings.download_dir)
+        logger.info("tiny model: %s", tiny)
+        return str(tiny)
     return folder
 
 
@@ -83,6 +94,34 @@ def cpu_figures(
     }
 
 
+def memory_figures(parts: tuple[float, float] | None) -> dict[str, float | None]:
+    """The server's summed PSS in GiB: its API process, the rest of its group, and the total."""
+    if parts is None:
+        return {"api_gib": None, "engine_gib": None, "total_gib": None}
+    api, engine = parts
+    return {
+        "api_gib": round(api / 2**30, 3),
+        "engine_gib": round(engine / 2**30, 3),
+        "total_gib": round((api + engine) / 2**30, 3),
+    }
+
+
+async def preemptions(client: httpx.AsyncClient, base_url: str) -> float | None:
+    """vLLM's count of preempted requests, from the server's /metrics (both servers expose
+    vLLM's metrics there); None when it is not there."""
+    try:
+        text = (await client.get(base_url + "/metrics")).text
+    except httpx.HTTPError:
+        return None
+    found = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vllm:num_preemptions_total"
+    ]
+    return sum(found) if found else None
+
+
 async def measure(
     server: ManagedServer, config: BenchConfig, levels: list[Level], order: int
 ) -> dict[str, Any]:
@@ -100,14 +139,31 @@ async def measure(
     }
     async with make_client(config.request_timeout_s) as client:
         await warm_up(client, url, warmup_bodies(config))
+        run["memory_after_warmup"] = memory_figures(server.memory_bytes())
         for level in levels:
+            histograms_before = await engine_metrics.scrape(client, server.base_url)
             cpu_before = server.cpu_seconds()
+            preempted_before = await preemptions(client, server.base_url)
             result = await run_level(client, url, level, timeout_s=config.level_timeout_s)
             figures = summarize(
                 result, slo_ttft_ms=config.slo_ttft_ms, slo_tpot_ms=config.slo_tpot_ms
             )
             cpu_after = server.cpu_seconds()
             figures.update(cpu_figures(cpu_before, cpu_after, figures["output_tokens"]))
+            figures.update(
+                engine_metrics.level_figures(
+                    histograms_before,
+                    await engine_metrics.scrape(client, server.base_url),
+                    client_ttft_mean_ms=figures["ttft_mean_ms"],
+                    output_tokens=figures["output_tokens"],
+                )
+            )
+            preempted_after = await preemptions(client, server.base_url)
+            figures["preemptions"] = (
+                None
+                if preempted_before is None or preempted_after is None
+                else preempted_after - preempted_before
+            )
             run["levels"][level.key] = figures
             logger.info(
                 "run %d %s %-12s %4d ok %2d err  %7.1f tok/s  TTFT p50 %s ms  ITL p50 %s ms",
@@ -120,6 +176,7 @@ async def measure(
                 figures["ttft_p50_ms"],
                 figures["itl_p50_ms"],
             )
+    run["memory_after_run"] = memory_figures(server.memory_bytes())
     run["loadavg_end"] = out.loadavg()
     return run
 
@@ -139,6 +196,11 @@ def _base_report(config: BenchConfig, levels: list[Level], model_dir: str) -> di
             "loadavg_start": out.loadavg(),
         },
         "config": settings,
+        "tiny_model": (
+            {**asdict(TinyShape()), "num_attention_heads": TinyShape().num_attention_heads}
+            if config.tiny_model
+            else None
+        ),
         "servers": {
             s.label: {
                 "name": s.name,
@@ -215,6 +277,8 @@ async def benchmark(config: BenchConfig) -> dict[str, Any]:
     report["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["duration_s"] = round(time.monotonic() - began, 1)
     out.write_json(report_path, report)
-    (config.out_dir / "summary.md").write_text(out.summary_table(report))
+    (config.out_dir / "summary.md").write_text(
+        out.summary_table(report) + "\n" + out.memory_table(report)
+    )
     out.chart(config.out_dir / "chart.png", report)
     return report

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -111,7 +112,11 @@ class ManagedServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.engine.environment()},
+                # The profile's KV-cache size, not one left in this shell's environment.
+                env={
+                    **{k: v for k, v in os.environ.items() if k != "VLLM_CPU_KVCACHE_SPACE"},
+                    **self.engine.environment(),
+                },
                 start_new_session=True,  # its own group: Ctrl-C here reaches us, and we stop it
             )
 
@@ -136,6 +141,27 @@ class ManagedServer:
                     )
                 await asyncio.sleep(0.5)  # polling interval of a bounded wait
 
+    def _group(self) -> list[int]:
+        """The pids of the server's process group (API process first); empty without /proc."""
+        if self.process is None:
+            return []
+        leader = self.process.pid
+        members = []
+        try:
+            entries = [p for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
+            return []
+        for pid in entries:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue  # exited meanwhile
+            # After the command: state ppid pgrp ..., counted from state=0.
+            if int(fields[2]) == leader:
+                members.append(int(pid))
+        return sorted(members, key=lambda pid: pid != leader)
+
     def cpu_seconds(self) -> tuple[float, float] | None:
         """CPU time used so far by the server's main process (the HTTP/API layer) and by the
         rest of its process group (vLLM's engine core and worker); None where /proc is absent.
@@ -143,28 +169,29 @@ class ManagedServer:
         Unlike wall-clock figures, CPU time per token barely moves when other work shares the
         machine, so it separates the API layers' costs even on a busy host.
         """
-        if self.process is None:
+        return self._per_part(_cpu_seconds)
+
+    def memory_bytes(self) -> tuple[float, float] | None:
+        """Proportional set size (PSS) of the server's main process and of the rest of its
+        group, summed: shared pages count once over the processes that share them, so the sum
+        is what the server costs the machine. None where /proc has no smaps_rollup."""
+        return self._per_part(_pss_bytes)
+
+    def _per_part(self, read: Callable[[int], float | None]) -> tuple[float, float] | None:
+        pids = self._group()
+        if not pids or self.process is None:
             return None
         leader, others = 0.0, 0.0
-        tick = os.sysconf("SC_CLK_TCK")
-        try:
-            entries = [p for p in os.listdir("/proc") if p.isdigit()]
-        except OSError:
-            return None
-        for pid in entries:
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except OSError:
+        for pid in pids:
+            value = read(pid)
+            if value is None:
+                if pid == self.process.pid:
+                    return None  # the leader is unreadable: no figure rather than a wrong one
                 continue  # exited meanwhile
-            # After the command: state ppid pgrp ... utime(12) stime(13), counted from state=0.
-            if int(fields[2]) != self.process.pid:
-                continue
-            used = (int(fields[11]) + int(fields[12])) / tick
-            if int(pid) == self.process.pid:
-                leader = used
+            if pid == self.process.pid:
+                leader = value
             else:
-                others += used
+                others += value
         return leader, others
 
     def stop(self, grace_s: float = 30.0) -> None:
@@ -195,3 +222,24 @@ def _wait_group(process: subprocess.Popen[bytes], group: int, wait_s: float) -> 
                 return True
         time.sleep(0.1)
     return False
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # utime(12) stime(13), counted from state=0.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pss_bytes(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024.0
+    except OSError:
+        return None
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from typing import Any
 
 from loadtests.bench.driver import LevelRun
@@ -13,6 +14,7 @@ METRICS: dict[str, bool] = {
     "request_throughput": True,
     "output_throughput": True,
     "goodput": True,
+    "ttft_mean_ms": False,
     "ttft_p50_ms": False,
     "ttft_p99_ms": False,
     "itl_p50_ms": False,
@@ -21,6 +23,11 @@ METRICS: dict[str, bool] = {
     "e2e_p99_ms": False,
     "api_cpu_ms_per_token": False,  # CPU of the server's HTTP/API process per output token
     "engine_cpu_ms_per_token": False,
+    # vLLM's own TTFT histogram's mean (request at the engine client -> first token), and the
+    # client's mean TTFT minus it: where the time to first token went (engine_metrics.py)
+    "engine_ttft_mean_ms": False,
+    "ttft_outside_engine_mean_ms": False,
+    "output_tokens_per_step": True,  # the mean decode batch: how full the clients kept the engine
 }
 
 
@@ -60,6 +67,7 @@ def summarize(run: LevelRun, *, slo_ttft_ms: float, slo_tpot_ms: float) -> dict[
     ]
     overheads = [r.overhead_ms for r in ok if r.overhead_ms is not None]
     output_tokens = sum(r.output_tokens for r in ok)
+    chunks = sum(r.chunks for r in ok)
     return {
         "requests": len(run.results),
         "completed": len(ok),
@@ -72,6 +80,7 @@ def summarize(run: LevelRun, *, slo_ttft_ms: float, slo_tpot_ms: float) -> dict[
         "output_throughput": round(output_tokens / duration, 3),
         "goodput": round(len(good) / duration, 4),
         "slo_attainment": round(len(good) / len(ok), 4) if ok else 0.0,
+        "ttft_mean_ms": _ms(statistics.fmean(ttfts)) if ttfts else None,
         "ttft_p50_ms": _ms(percentile(ttfts, 50)),
         "ttft_p99_ms": _ms(percentile(ttfts, 99)),
         "itl_p50_ms": _ms(percentile(itls, 50)),
@@ -79,6 +88,9 @@ def summarize(run: LevelRun, *, slo_ttft_ms: float, slo_tpot_ms: float) -> dict[
         "e2e_p50_ms": _ms(percentile(e2es, 50)),
         "e2e_p99_ms": _ms(percentile(e2es, 99)),
         "tpot_p50_ms": _ms(percentile(tpots, 50)),
+        # Above 1 when a server merges tokens that piled up while its stream lagged into one
+        # event: fewer, larger events (ITL then grows while TPOT does not).
+        "tokens_per_chunk": round(output_tokens / chunks, 3) if chunks else None,
         "gateway_overhead_p50_ms": percentile(overheads, 50),
     }
 
@@ -140,8 +152,18 @@ def compare(runs: list[dict[str, Any]], level_keys: list[str]) -> dict[str, Any]
             "a": sum(r["levels"][key]["errors"] for r in a_runs),
             "b": sum(r["levels"][key]["errors"] for r in b_runs),
         }
+        per_metric["preemptions"] = {
+            "a": _total(r["levels"][key].get("preemptions") for r in a_runs),
+            "b": _total(r["levels"][key].get("preemptions") for r in b_runs),
+        }
         out[key] = per_metric
     return out
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """The sum, or None when a run has no figure (a server without vLLM's metrics)."""
+    known = list(values)
+    return None if not known or any(v is None for v in known) else sum(v for v in known if v)
 
 
 def verdict(

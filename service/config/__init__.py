@@ -1,7 +1,8 @@
 """Settings: one class, read from `GATEWAY_*` environment variables and `python -m service` flags.
 
-Its fields are defined by section in `server.py`, `engine.py` and `serving.py` (so no module
-grows past a screenful of sections); the class here adds the validators that read across them.
+Its fields are defined by section in `server.py`, `engine.py`, `serving.py` and `store.py` (so
+no module grows past a screenful of sections); the class here adds the validators that read
+across them.
 
 Field names follow vLLM's own engine arguments where one exists (`max_model_len`,
 `max_num_seqs`, ...), so an operator who knows `vllm serve` knows these.
@@ -20,12 +21,13 @@ from pydantic_settings import SettingsConfigDict
 from service.config.engine import DEFAULT_MODEL, EngineSettings, default_cache_dir
 from service.config.server import ServerSettings
 from service.config.serving import ServingSettings
+from service.config.store import StoreSettings
 
 __all__ = ["DEFAULT_MODEL", "TEST_PROFILE", "Settings", "default_cache_dir"]
 
 
-# Fields in the order of the bases, last first: server, engine, serving.
-class Settings(ServingSettings, EngineSettings, ServerSettings):
+# Fields in the order of the bases, last first: server, engine, serving, store.
+class Settings(StoreSettings, ServingSettings, EngineSettings, ServerSettings):
     """Everything an operator tunes. Every field is also a `python -m service --kebab-case` flag."""
 
     model_config = SettingsConfigDict(
@@ -119,6 +121,16 @@ class Settings(ServingSettings, EngineSettings, ServerSettings):
             self.distributed_executor_backend is None
         ):
             self.distributed_executor_backend = "mp"
+        return self
+
+    @model_validator(mode="after")
+    def _check_heartbeats(self) -> Settings:
+        # A live replica must record its runs at least twice within the time that declares it
+        # dead, or a slow heartbeat fails runs that are still running.
+        if self.background_stale_seconds < 2 * self.background_heartbeat_seconds:
+            raise ValueError(
+                "background_stale_seconds must be at least twice background_heartbeat_seconds"
+            )
         return self
 
     @property

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# A CPU KV-cache size: GiB above 0 (fractions too), or "auto" (service/engine/vllm/kv_cache.py);
+# `_gib_or_auto` checks it.
+KVCacheSize = float | Literal["auto"]
 
 
 def default_cache_dir() -> Path:
@@ -20,7 +24,7 @@ class EngineSettings(BaseSettings):
     model: str = Field(
         DEFAULT_MODEL,
         description="Hugging Face id or local folder. The default model is served from the "
-        "offline copy made by `python -m service.models prepare` when it exists.",
+        "offline copy made by `python -m service.weights prepare` when it exists.",
     )
     served_model_name: str | None = Field(
         None, description="Name clients use in `model`; defaults to `model`."
@@ -63,11 +67,21 @@ class EngineSettings(BaseSettings):
     enforce_eager: bool | None = Field(
         None, description="None = True on CPU (starts in ~45 s instead of ~3 min), False on GPU."
     )
-    cpu_kvcache_space: int = Field(
-        4,
-        ge=1,
-        description="CPU KV-cache size in whole GiB (VLLM_CPU_KVCACHE_SPACE); unset, vLLM would "
-        "reserve most of the machine's memory.",
+    cpu_kvcache_space: KVCacheSize = Field(
+        "auto",
+        description="The generation engine's CPU KV-cache size in GiB (fractions too), or auto: "
+        "max_num_seqs x max_model_len tokens at the model's bytes a token (layers x KV heads x "
+        "head size x 2 x dtype bytes), at most cpu_kvcache_memory_share of the machine's "
+        "memory but never less than one request at max_model_len. Logged at start-up with the "
+        "tokens it holds; a size set too small for one request at max_model_len stops the "
+        "start. CPU only (GPUs size by gpu_memory_utilization).",
+    )
+    cpu_kvcache_memory_share: float = Field(
+        0.02,
+        gt=0.0,
+        le=1.0,
+        description="The most an auto CPU KV cache may take of the machine's memory (its cgroup "
+        "limit in a container), unless one request at max_model_len needs more.",
     )
     seed: int | None = Field(None, description="Engine seed.")
     enable_prefix_caching: bool | None = Field(None, description="None = vLLM's default.")
@@ -115,11 +129,11 @@ class EngineSettings(BaseSettings):
     embedding_served_model_name: str | None = Field(
         None, description="Name clients use in `model` for embeddings; defaults to embedding_model."
     )
-    embedding_cpu_kvcache_space: int = Field(
-        1,
-        ge=1,
-        description="The embedding engine's CPU KV-cache size in whole GiB "
-        "(VLLM_CPU_KVCACHE_SPACE when it spawns), beside the generation engine's.",
+    embedding_cpu_kvcache_space: KVCacheSize = Field(
+        "auto",
+        description="The embedding engine's CPU KV-cache size in GiB, or auto: max_model_len "
+        "tokens (one input at full length, or as many tokens of shorter ones: an input holds "
+        "its blocks for its prefill only).",
     )
     embedding_gpu_memory_utilization: float = Field(
         0.1,
@@ -131,3 +145,17 @@ class EngineSettings(BaseSettings):
     embedding_max_num_seqs: int | None = Field(
         None, ge=1, description="Inputs the embedding engine batches per step; None = vLLM's."
     )
+
+    @field_validator("cpu_kvcache_space", "embedding_cpu_kvcache_space", mode="before")
+    @classmethod
+    def _gib_or_auto(cls, value: object) -> object:
+        """One clear error for a size that is neither (not one per member of the union)."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            gib = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            gib = 0.0
+        if not (gib > 0 and math.isfinite(gib)):
+            raise ValueError(f"must be a size in GiB above 0, or auto; got {value!r}")
+        return gib

@@ -50,11 +50,47 @@ class ServingSettings(BaseSettings):
     response_store_entries: int = Field(
         1000,
         ge=0,
-        description="Responses kept for `previous_response_id` and GET /v1/responses/{id}, per "
-        "replica, in memory; the oldest go first (0 = no store).",
+        description="Responses kept in the store (shared by the replicas on one database) for "
+        "`previous_response_id`, GET /v1/responses/{id} and background runs; beyond it the "
+        "oldest finished ones go first. 0 = none is kept (`store` is ignored, `background` "
+        "refused).",
     )
     response_store_ttl_seconds: float = Field(
-        3600.0, gt=0.0, description="How long a stored response is kept."
+        3600.0,
+        gt=0.0,
+        description="How long a stored response (and a background stream's events) is kept "
+        "after it was created.",
+    )
+    conversation_store_entries: int = Field(
+        10_000,
+        ge=1,
+        description="Conversations (/v1/conversations) kept in the store; beyond it those "
+        "unused longest go first.",
+    )
+    conversation_ttl_seconds: float = Field(
+        30 * 86_400.0,
+        gt=0.0,
+        description="How long a conversation is kept after it was last used (created, updated, "
+        "or given items).",
+    )
+    background_heartbeat_seconds: float = Field(
+        1.0,
+        gt=0.0,
+        description="How often a replica records that its background responses still run, and "
+        "looks for cancels and failures recorded by other replicas (a cancel that reaches "
+        "another replica stops the run within about this long).",
+    )
+    background_stale_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="A background response whose replica has not recorded it running for this "
+        "long (the replica crashed or was killed) is marked `failed` by any replica.",
+    )
+    response_stream_poll_seconds: float = Field(
+        0.25,
+        gt=0.0,
+        description="How often a stream of a background response that runs on another replica "
+        "(GET /v1/responses/{id}?stream=true) reads the store for new events.",
     )
 
     # --- Task API

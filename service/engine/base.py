@@ -63,6 +63,23 @@ class SamplingOptions:
     no_repeat_ngram_size: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineRequest:
+    """One prompt for the engine, with everything it runs under: the one spelling of an engine
+    request, from the services that build it to the adapter that hands it to vLLM."""
+
+    prompt_token_ids: list[int]
+    options: SamplingOptions
+    # Unique per engine request (`services/core/generation.py` makes it from the HTTP
+    # request's id); empty until the request is sent.
+    request_id: str = ""
+    # The caller's class in vLLM's convention (lower runs earlier); engines without priority
+    # scheduling ignore it.
+    priority: int = 0
+    # A loaded LoRA adapter to run on, by name (None: the base model).
+    adapter: str | None = None
+
+
 def no_repeat_ngram_off() -> UnsupportedParameterError:
     """The 400 for `no_repeat_ngram_size` on an engine started without its logits processor."""
     return UnsupportedParameterError(
@@ -239,21 +256,8 @@ class Engine(Protocol):
         """A fresh parser of the configured reasoning format for one output (None: off)."""
         ...
 
-    def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
-        """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts.
-
-        `priority` is the caller's class in vLLM's convention (lower runs earlier); engines
-        without priority scheduling ignore it. `adapter` names a loaded LoRA adapter to run
-        the request on (None: the base model)."""
+    def generate(self, request: EngineRequest, *, stream: bool) -> AsyncIterator[GenerationChunk]:
+        """Yield deltas (`stream=True`) or one final chunk. Leaving the iterator early aborts."""
         ...
 
     def adapters(self) -> list[str]:

@@ -3,6 +3,17 @@
 It "generates" by cycling through a fixed reply, one word-token at a time, honouring max_tokens,
 stop strings, n, logprobs and min_tokens, so the API layer can be tested without a model.
 Tests can make it fail (`fail_with`), hold a generation open (`gate`), or slow it (`delay`).
+
+A test that needs other output hands it a handler, the way httpx's `MockTransport` takes one:
+a function from the call (`FakeCall`: the engine request, whether it streams, and the reply the
+fake would give by itself) to the chunks to yield. Recording, gating and abort accounting stay
+the fake's, whatever the handler does:
+
+    async def twice_as_slow(call: FakeCall) -> AsyncIterator[GenerationChunk]:
+        async for chunk in call.reply():
+            yield chunk
+
+    engine = FakeEngine(handler=twice_as_slow)
 """
 
 from __future__ import annotations
@@ -11,22 +22,29 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.engine.base import (
     EngineProgress,
+    EngineRequest,
     GenerationChunk,
+    ReasoningParser,
     SamplingOptions,
     SequenceDelta,
     TokenLogprob,
+    ToolCallParser,
     no_repeat_ngram_off,
 )
 from service.telemetry.timings import EngineTimings
 
 DEFAULT_REPLY = "The capital of France is Paris."
+
+
+_SCALARS: dict[str, Any] = {"string": "Paris", "integer": 1, "number": 1, "boolean": True}
 
 
 def example_of(schema: Any) -> Any:
@@ -40,18 +58,14 @@ def example_of(schema: Any) -> Any:
         return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        if schema.get(key):
-            return example_of(schema[key][0])
+    choices = schema.get("anyOf") or schema.get("oneOf")
+    if choices:
+        return example_of(choices[0])
     kind = schema.get("type")
     if kind == "array":
         return [example_of(schema.get("items", {})) for _ in range(schema.get("minItems", 1))]
-    if kind == "string":
-        return "Paris"
-    if kind in ("integer", "number"):
-        return 1
-    if kind == "boolean":
-        return True
+    if kind in _SCALARS:
+        return _SCALARS[kind]
     if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
         return {name: example_of(sub) for name, sub in props.items()}
@@ -107,16 +121,46 @@ class FakeTokenizer:
         return " ".join([*turns, "assistant:"] if add_generation_prompt else turns)
 
 
+@dataclass(frozen=True, slots=True)
+class FakeCall:
+    """One `generate` call, as a handler sees it."""
+
+    request: EngineRequest
+    stream: bool
+    engine: FakeEngine
+    queued: float  # time.monotonic() when the call arrived (its timings' queue start)
+
+    def reply(self) -> AsyncIterator[GenerationChunk]:
+        """What the fake engine answers by itself: the default handler's chunks."""
+        return self.engine.reply(self.request, stream=self.stream, queued=self.queued)
+
+
+Handler = Callable[[FakeCall], AsyncIterator[GenerationChunk]]
+
+
+def default_handler(call: FakeCall) -> AsyncIterator[GenerationChunk]:
+    return call.reply()
+
+
 class FakeEngine:
     def __init__(
         self,
         *,
         reply: str = DEFAULT_REPLY,
-        constrained_reply: str | None = None,
         max_model_len: int = 256,
         max_num_seqs: int = 8,
         no_repeat_ngram: bool = True,
+        handler: Handler = default_handler,
+        reasoning: Callable[[], ReasoningParser] | None = None,
+        tool_parser: Callable[[list[dict[str, Any]]], ToolCallParser] | None = None,
     ) -> None:
+        self.handler = handler
+        # A reasoning format to parse the reply with (a fresh parser per output), like the
+        # `reasoning_parser` setting on the real engine; None: no reasoning format.
+        self._reasoning = reasoning
+        # Likewise a tool-call format that `auto` output is read with (None: `auto` answers
+        # in text; required and named choices call without one).
+        self._tool_parser = tool_parser
         self._tokenizer = FakeTokenizer()
         # Accepts no_repeat_ngram_size (its reply ignores it) unless built as without it.
         self._no_repeat_ngram = no_repeat_ngram
@@ -124,14 +168,11 @@ class FakeEngine:
         self.active = 0  # open generate() calls
         self._chunks = 0  # chunks yielded, ever
         self._reply = reply
-        # What it writes under a grammar or regex constraint (None: its reply, as if the
-        # constraint allowed it).
-        self._constrained_reply = constrained_reply
         self._max_model_len = max_model_len
         self.fail_with: BaseException | None = None
         self.gate: asyncio.Event | None = None
         self.delay = 0.0  # seconds each client generation takes before its output (warm-up: 0)
-        self.requests: list[tuple[list[int], SamplingOptions, str]] = []
+        self.requests: list[EngineRequest] = []  # every generate() call's, in order
         self.aborted: list[str] = []
         self.healthy = True
         self.shut_down = False
@@ -166,11 +207,11 @@ class FakeEngine:
     def supports_no_repeat_ngram(self) -> bool:
         return self._no_repeat_ngram
 
-    def tool_parser(self, tools: list[dict[str, Any]]) -> None:
-        return None  # no tool-call format: `auto` answers in text; required/named still call
+    def tool_parser(self, tools: list[dict[str, Any]]) -> ToolCallParser | None:
+        return self._tool_parser(tools) if self._tool_parser is not None else None
 
-    def reasoning_parser(self) -> None:
-        return None
+    def reasoning_parser(self) -> ReasoningParser | None:
+        return self._reasoning() if self._reasoning is not None else None
 
     def progress(self) -> EngineProgress:
         return EngineProgress(self.active > 0, (self._chunks,))
@@ -191,8 +232,6 @@ class FakeEngine:
             return self._tokenizer.split(json.dumps({"answer": "Paris"}))
         if structured and structured.choice:
             return self._tokenizer.split(structured.choice[0])
-        if structured and self._constrained_reply is not None:
-            return self._tokenizer.split(self._constrained_reply)
         if adapter is not None:  # an adapter changes the output: it speaks first
             return self._tokenizer.split(f"{adapter}: {self._reply}")
         return self._tokenizer.split(self._reply)
@@ -266,82 +305,90 @@ class FakeEngine:
         return SequenceDelta(index, "", ids, logprobs, "length")
 
     async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
+        self, request: EngineRequest, *, stream: bool
     ) -> AsyncIterator[GenerationChunk]:
-        if options.no_repeat_ngram_size and not self._no_repeat_ngram:
+        if request.options.no_repeat_ngram_size and not self._no_repeat_ngram:
             raise no_repeat_ngram_off()
-        self.requests.append((prompt_token_ids, options, request_id))
+        self.requests.append(request)
         self._loop = asyncio.get_running_loop()
         queued = time.monotonic()
         self.active += 1
         try:
-            startup = request_id.startswith("warmup")  # start-up is never held nor slowed
+            # Start-up (its warm-up request, classify's preset priors) is never held nor slowed.
+            startup = request.request_id.startswith("warmup")
             if self.gate is not None and not startup:
                 await self.gate.wait()
             if self.delay and not startup:
                 await asyncio.sleep(self.delay)
             if self.fail_with is not None:
                 raise self.fail_with
-            scheduled = time.monotonic()
-            prompt_logprobs: list[TokenLogprob | None] | None = None
-            if options.prompt_logprobs is not None:
-                prompt_logprobs = [None] + [
-                    TokenLogprob(t, self._tokenizer.token_text(t), -math.log(2))
-                    for t in prompt_token_ids[1:]
-                ]
-            full = [self._sequence(i, options, adapter) for i in range(options.n)]
-            n_prompt = len(prompt_token_ids)
-            if not stream:
-                now = time.monotonic()
-                timings = EngineTimings(queued, scheduled, now, now)
+            async for chunk in self.handler(FakeCall(request, stream, self, queued)):
                 self._chunks += 1
-                yield GenerationChunk(full, n_prompt, True, prompt_logprobs, timings)
-                return
-            first = True
-            first_token = scheduled
-            for seq in full:
-                for k, token_id in enumerate(seq.token_ids):
-                    last = k == len(seq.token_ids) - 1
-                    piece = self._tokenizer.token_text(token_id)
-                    if last:  # the last delta carries whatever the stop string trimmed
-                        piece = seq.text[len(self._tokenizer.decode(seq.token_ids[:k])) :]
-                    delta = SequenceDelta(
-                        seq.index,
-                        piece,
-                        [token_id],
-                        seq.logprobs[k : k + 1] if seq.logprobs is not None else None,
-                        seq.finish_reason if last else None,
-                        seq.stop_reason if last else None,
-                    )
-                    if first:
-                        first_token = time.monotonic()
-                    self._chunks += 1
-                    yield GenerationChunk(
-                        [delta], n_prompt, False, prompt_logprobs if first else None
-                    )
-                    first = False
-                    await asyncio.sleep(0)
-                if not seq.token_ids:
-                    yield GenerationChunk(
-                        [SequenceDelta(seq.index, seq.text, [], [], seq.finish_reason)],
-                        n_prompt,
-                        False,
-                        None,
-                    )
-            timings = EngineTimings(queued, scheduled, first_token, time.monotonic())
-            yield GenerationChunk([], n_prompt, True, None, timings)
+                yield chunk
         except (asyncio.CancelledError, GeneratorExit):
-            self.aborted.append(request_id)
+            self.aborted.append(request.request_id)
             raise
         finally:
             self.active -= 1
+
+    async def reply(
+        self, request: EngineRequest, *, stream: bool, queued: float | None = None
+    ) -> AsyncIterator[GenerationChunk]:
+        """The fake's own output for `request`: whole, or one word-token per delta."""
+        options, prompt = request.options, request.prompt_token_ids
+        scheduled = time.monotonic()
+        queued = scheduled if queued is None else queued
+        prompt_logprobs = (
+            self._prompt_logprobs(prompt) if options.prompt_logprobs is not None else None
+        )
+        full = [self._sequence(i, options, request.adapter) for i in range(options.n)]
+        if not stream:
+            now = time.monotonic()
+            yield GenerationChunk(
+                full,
+                len(prompt),
+                True,
+                prompt_logprobs,
+                EngineTimings(queued, scheduled, now, now),
+            )
+            return
+        first_token: float | None = None
+        for seq in full:
+            for delta in self._deltas(seq):
+                first_token = first_token or time.monotonic()
+                yield GenerationChunk([delta], len(prompt), False, prompt_logprobs)
+                prompt_logprobs = None  # only on the first chunk
+                await asyncio.sleep(0)
+        timings = EngineTimings(queued, scheduled, first_token or scheduled, time.monotonic())
+        yield GenerationChunk([], len(prompt), True, None, timings)
+
+    def _prompt_logprobs(self, prompt: list[int]) -> list[TokenLogprob | None]:
+        return [None] + [
+            TokenLogprob(t, self._tokenizer.token_text(t), -math.log(2)) for t in prompt[1:]
+        ]
+
+    def _deltas(self, seq: SequenceDelta) -> list[SequenceDelta]:
+        """A whole sequence as one delta per token; the last carries what a stop string
+        trimmed and the finish reason. A sequence without tokens is one empty delta."""
+        if not seq.token_ids:
+            return [SequenceDelta(seq.index, seq.text, [], [], seq.finish_reason)]
+        deltas = []
+        last = len(seq.token_ids) - 1
+        for k, token_id in enumerate(seq.token_ids):
+            piece = self._tokenizer.token_text(token_id)
+            if k == last:
+                piece = seq.text[len(self._tokenizer.decode(seq.token_ids[:k])) :]
+            deltas.append(
+                SequenceDelta(
+                    seq.index,
+                    piece,
+                    [token_id],
+                    seq.logprobs[k : k + 1] if seq.logprobs is not None else None,
+                    seq.finish_reason if k == last else None,
+                    seq.stop_reason if k == last else None,
+                )
+            )
+        return deltas
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)

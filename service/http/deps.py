@@ -15,14 +15,16 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import EmbeddingEngine, Engine
 from service.errors import ModelNotFoundError
 from service.http.observability import Observability
-from service.http.security import SecurityPolicy
+from service.http.security import SecurityPolicy, caller_of, client_address
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
-from service.services.openai.response_store import ResponseStore
+from service.services.openai.responses import BackgroundResponses
+from service.store import Store
 from service.telemetry.metrics import GatewayMetrics
 
 
@@ -35,7 +37,8 @@ class GatewayState:
     admission: Admission
     observability: Observability
     security: SecurityPolicy
-    responses: ResponseStore  # stored /v1/responses answers (this replica's)
+    responses: BackgroundResponses  # the runs of background /v1/responses, owned by the app
+    store: Store  # files, batches, responses: SQLite under data_dir, or PostgreSQL (database_url)
 
     @property
     def metrics(self) -> GatewayMetrics:
@@ -90,8 +93,30 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 EmbeddingEngineDep = Annotated[EmbeddingEngine, Depends(get_embedding_engine)]
 
 
-async def get_response_store(gateway: GatewayDep) -> ResponseStore:
+async def get_background_responses(gateway: GatewayDep) -> BackgroundResponses:
     return gateway.responses
 
 
-ResponseStoreDep = Annotated[ResponseStore, Depends(get_response_store)]
+BackgroundDep = Annotated[BackgroundResponses, Depends(get_background_responses)]
+
+
+async def get_caller(request: Request, gateway: GatewayDep) -> Caller:
+    """Who is calling: the authenticated key's caller, or, with authentication off, an
+    unauthenticated caller known by its address (`service/caller.py`)."""
+    caller = caller_of(request.scope)
+    if caller is not None:
+        return caller
+    client = client_address(request.scope, gateway.security.trusted_proxies)
+    if gateway.security.keys is not None:  # an open path while keys are on: no rights at all
+        return Caller(client=client)
+    return Caller.unauthenticated(client)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_store(gateway: GatewayDep) -> Store:
+    return gateway.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]

@@ -30,45 +30,52 @@ class CancelOnDisconnect:
             return
         handler = asyncio.current_task()
         assert handler is not None
-        gone = asyncio.Event()
-        listener: asyncio.Task[None] | None = None
-        response_complete = False
-        cancelled_here = False
-
-        async def listen() -> None:
-            nonlocal cancelled_here
-            message = await receive()
-            while message["type"] != "http.disconnect":  # pragma: no cover - pipelining
-                message = await receive()
-            gone.set()
-            if not response_complete:
-                cancelled_here = True
-                handler.cancel()
-
-        async def receive_body() -> Message:
-            nonlocal listener
-            if listener is not None:
-                await gone.wait()
-                return DISCONNECT
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                gone.set()
-            elif not message.get("more_body", False):
-                listener = asyncio.create_task(listen(), name="disconnect-listener")
-            return message
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal response_complete
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                response_complete = True
-            await send(message)
-
+        watch = _Watch(handler, receive, send)
         try:
-            await self.app(scope, receive_body, send_tracking)
+            await self.app(scope, watch.receive, watch.send)
         except asyncio.CancelledError:
-            if cancelled_here and handler.uncancel() == 0:
+            if watch.cancelled_here and handler.uncancel() == 0:
                 return  # the client is gone: there is no one to answer
             raise
         finally:
-            if listener is not None:
-                listener.cancel()
+            if watch.listener is not None:
+                watch.listener.cancel()
+
+
+class _Watch:
+    """One request's connection: the body goes to the handler, then a listener waits for the
+    disconnect and cancels the handler if it comes before the response is complete."""
+
+    def __init__(self, handler: asyncio.Task[object], receive: Receive, send: Send) -> None:
+        self.handler = handler
+        self._receive = receive
+        self._send = send
+        self.gone = asyncio.Event()
+        self.listener: asyncio.Task[None] | None = None
+        self.response_complete = False
+        self.cancelled_here = False
+
+    async def _listen(self) -> None:
+        message = await self._receive()
+        while message["type"] != "http.disconnect":  # pragma: no cover - pipelining
+            message = await self._receive()
+        self.gone.set()
+        if not self.response_complete:
+            self.cancelled_here = True
+            self.handler.cancel()
+
+    async def receive(self) -> Message:
+        if self.listener is not None:
+            await self.gone.wait()
+            return DISCONNECT
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.gone.set()
+        elif not message.get("more_body", False):
+            self.listener = asyncio.create_task(self._listen(), name="disconnect-listener")
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            self.response_complete = True
+        await self._send(message)

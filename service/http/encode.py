@@ -79,13 +79,15 @@ _SPECIFIC_KINDS = ("unsupported_parameter", "extra_forbidden")
 def _param_of(loc: Sequence[int | str], body: Any = None) -> str | None:
     """The field as the client wrote it (OpenAI's `param`).
 
-    FastAPI prefixes body errors with "body", and pydantic adds a tag for the union member
-    that failed ("str", "list[TextPart]", or a discriminator value such as "user"); the client
-    wrote neither. Walking the body tells the two apart: a tag is not a key of the object it
-    follows (only a missing field, always last in `loc`, is named without being in the body).
+    FastAPI prefixes errors with where the field is ("body", "query", "path"), and pydantic
+    adds a tag for the union member that failed ("str", "list[TextPart]", or a discriminator
+    value such as "user"); the client wrote neither. Walking the body tells the two apart: a
+    tag is not a key of the object it follows (only a missing field, always last in `loc`, is
+    named without being in the body).
     """
-    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
-    if not isinstance(body, dict | list):
+    where = loc[0] if loc else None
+    parts = list(loc[1:] if where in ("body", "query", "path") else loc)
+    if where in ("query", "path") or not isinstance(body, dict | list):
         return ".".join(str(p) for p in parts) or None
     named: list[str] = []
     node: Any = body

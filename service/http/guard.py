@@ -1,9 +1,10 @@
 """What every engine-bound request passes through: its deadline, then admission.
 
 A route prepares its request (validation, tokenization: no engine work; the prepared request
-knows its admission cost) and hands the engine work to its `RequestGuard`:
+knows its admission cost and its caller's priority) and hands the engine work to its
+`RequestGuard`:
 
-    return await guard.run(prepared.cost, lambda: completions.complete(prepared, engine), ...)
+    return await guard.run(prepared, lambda: completions.complete(prepared, engine), ...)
 
 The HTTP side lives here: the `x-request-timeout` header, and for streams the response, which
 starts only once the request is admitted (a refusal is still an HTTP status) and ends with a
@@ -17,7 +18,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from sse_starlette import EventSourceResponse
@@ -25,7 +26,7 @@ from sse_starlette import EventSourceResponse
 from service.config import Settings
 from service.errors import InvalidRequestError
 from service.http.deps import GatewayDep
-from service.http.sse import event_stream
+from service.http.sse import NamedEvent, event_stream, named_event_stream
 from service.runtime.admission import Admission, Permit
 from service.runtime.deadlines import admit_and_run, admit_before, deadline_for
 from service.telemetry import context
@@ -33,6 +34,20 @@ from service.telemetry import context
 T = TypeVar("T")
 
 TIMEOUT_HEADER = "x-request-timeout"
+
+
+class Admissible(Protocol):
+    """A prepared request, as admission sees it."""
+
+    @property
+    def cost(self) -> int:
+        """Engine sequences it will run (admission's unit)."""
+        ...
+
+    @property
+    def priority(self) -> int:
+        """Its caller's class, vLLM's convention: lower is admitted first."""
+        ...
 
 
 def _header_timeout(request: Request) -> float | None:
@@ -64,33 +79,52 @@ class RequestGuard:
         )
 
     async def run(
-        self, cost: int, work: Callable[[], Awaitable[T]], requested_timeout: float | None = None
+        self,
+        prepared: Admissible,
+        work: Callable[[], Awaitable[T]],
+        requested_timeout: float | None = None,
     ) -> T:
         """Admit, then run `work()`, all before the deadline."""
         return await admit_and_run(
             self.admission,
-            cost,
+            prepared.cost,
             work,
-            priority=context.current_priority(),
+            priority=prepared.priority,
             deadline=self.deadline(requested_timeout),
         )
 
     async def stream(
         self,
-        cost: int,
+        prepared: Admissible,
         payloads: Callable[[], AsyncIterator[str]],
         requested_timeout: float | None = None,
     ) -> EventSourceResponse:
         """Admit before the response starts (a refusal is still an HTTP status), then stream
         until the deadline."""
+        deadline, permit = await self._admit_stream(prepared, requested_timeout)
+        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+
+    async def stream_named(
+        self,
+        prepared: Admissible,
+        events: Callable[[], AsyncIterator[NamedEvent]],
+        requested_timeout: float | None = None,
+    ) -> EventSourceResponse:
+        """`stream` for a stream of named events (the Responses API's)."""
+        deadline, permit = await self._admit_stream(prepared, requested_timeout)
+        return named_event_stream(events(), self.settings, deadline=deadline, permit=permit)
+
+    async def _admit_stream(
+        self, prepared: Admissible, requested_timeout: float | None
+    ) -> tuple[float, Permit]:
         deadline = self.deadline(requested_timeout)
         permit = await admit_before(
-            self.admission, cost, priority=context.current_priority(), deadline=deadline
+            self.admission, prepared.cost, priority=prepared.priority, deadline=deadline
         )
         ctx = context.current()
         if ctx is not None:  # released when the request ends, even if the stream never starts
             ctx.permits.append(permit)
-        return event_stream(payloads(), self.settings, deadline=deadline, permit=permit)
+        return deadline, permit
 
 
 async def get_guard(request: Request, gateway: GatewayDep) -> RequestGuard:
@@ -115,4 +149,4 @@ async def get_embedding_guard(request: Request, gateway: GatewayDep) -> RequestG
 GuardDep = Annotated[RequestGuard, Depends(get_guard)]
 EmbeddingGuardDep = Annotated[RequestGuard, Depends(get_embedding_guard)]
 
-__all__ = ["EmbeddingGuardDep", "GuardDep", "Permit", "RequestGuard", "get_guard"]
+__all__ = ["Admissible", "EmbeddingGuardDep", "GuardDep", "Permit", "RequestGuard", "get_guard"]

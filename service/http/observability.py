@@ -5,7 +5,7 @@ Pure ASGI rather than `BaseHTTPMiddleware`, which would buffer streams. Per requ
   response and binds it to the request context (`service.telemetry.context`), so logs and
   engine request ids carry it;
 - adds `x-gateway-overhead-ms` to non-streaming responses: the time so far minus the time spent
-  waiting on the engine (`services/generation.py` measures that);
+  waiting on the engine (`services/core/generation.py` measures that);
 - when the request ends, however it ends (answer, error, client gone, cancellation), updates the
   metrics in `finally` and writes one access log line (`service.access`).
 """

@@ -3,8 +3,9 @@
 Per HTTP request, in this order, each refusal answered at once in OpenAI's error shape:
 1. API key (when `api_keys` or `api_key_file` is set): `Authorization: Bearer <key>`, looked up
    in constant time (`service/http/keys.py`); no key or a wrong one: 401 `invalid_api_key` with
-   `WWW-Authenticate: Bearer`. The caller's hashed key id goes on the request context and the
-   access log line (`key_id`, and `key_name` for named keys); the key itself never does.
+   `WWW-Authenticate: Bearer`. The key becomes the request's `Caller` (key id and name, admin,
+   priority), left in the ASGI scope for `CallerDep`; its hashed id and name go on the access
+   log line (`key_id`, `key_name`); the key itself never goes anywhere.
 2. Body size: a `Content-Length` over `max_body_bytes`: 413 before the body is read. A body
    without one (chunked) is counted as it streams in, and answered 413 once it passes the limit.
 3. Rate limits (`service/http/ratelimit.py`), per key, or per client IP when authentication is off:
@@ -23,11 +24,13 @@ With no keys and no limits, only the body limit runs (a header scan per request)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.caller import Caller
 from service.config import Settings
 from service.errors import (
     AuthenticationError,
@@ -47,6 +50,9 @@ from service.telemetry.metrics import GatewayMetrics
 # Reachable without a key, never rate limited: probes, the scrape, and the docs (the schema is
 # the API's public shape; a browser opening /docs cannot send a key for /openapi.json anyway).
 OPEN_PATHS = PROBE_PATHS
+
+# Where the middleware leaves the authenticated caller for `CallerDep` (the ASGI scope's state).
+CALLER_STATE = "gateway.caller"
 
 # Any request header: the OpenAI JS SDK in a browser sends its own x-stainless-* headers.
 CORS_ALLOW_HEADERS = ("*",)
@@ -157,6 +163,66 @@ def _bearer(authorization: bytes) -> bytes | None:
     return token.strip() if scheme.lower() == b"bearer" else None
 
 
+@dataclass(slots=True)
+class _Headers:
+    """The request headers this middleware reads, found in one pass."""
+
+    length: bytes | None = None
+    authorization: bytes | None = None
+    forwarded_for: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, scope: Scope) -> _Headers:
+        found = cls()
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                found.length = value
+            elif name == b"authorization" and found.authorization is None:
+                found.authorization = value
+            elif name == b"x-forwarded-for":
+                found.forwarded_for.append(value)
+        return found
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def client_address(scope: Scope, trusted_proxies: TrustedProxies) -> str:
+    """The client's address: the peer, or the forwarded one behind trusted proxies."""
+    peer = _peer(scope)
+    if not trusted_proxies:
+        return peer
+    forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    return trusted_proxies.client(peer, forwarded)
+
+
+def caller_of(scope: Scope) -> Caller | None:
+    """The caller the middleware authenticated (None: authentication off, or an open path)."""
+    state: dict[str, Any] = scope.get("state") or {}
+    caller: Caller | None = state.get(CALLER_STATE)
+    return caller
+
+
+def _remember(scope: Scope, caller: Caller, ctx: RequestContext | None) -> None:
+    """Hand the caller to the app (`CallerDep`) and its key to the access log."""
+    scope.setdefault("state", {})[CALLER_STATE] = caller
+    if ctx is not None:
+        ctx.log_fields["key_id"] = caller.key_id
+        if caller.key_name is not None:
+            ctx.log_fields["key_name"] = caller.key_name
+
+
+def _rate_limited(refusal: Refusal, limiter: Limiter) -> RateLimitError:
+    message = (
+        f"Rate limit reached for {refusal.limit} per minute (limit "
+        f"{refusal.per_minute} {limiter.scope}). Please try again in "
+        f"{refusal.retry_after}s."
+    )
+    return RateLimitError(message, retry_after=refusal.retry_after, limit=refusal.limit)
+
+
 class SecurityMiddleware:
     def __init__(self, app: ASGIApp, *, policy: SecurityPolicy) -> None:
         self.app = app
@@ -168,48 +234,26 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         policy = self.policy
-        length: bytes | None = None
-        authorization: bytes | None = None
-        forwarded_for: list[bytes] = []
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = value
-            elif name == b"authorization" and authorization is None:
-                authorization = value
-            elif name == b"x-forwarded-for":
-                forwarded_for.append(value)
+        headers = _Headers.of(scope)
         ctx = context.current()
         guarded = self.guarded and not _is_open(scope, policy.open_paths)
         key: ApiKey | None = None
         if guarded and policy.keys is not None:
-            key = await self._authenticate(policy.keys, authorization, send, ctx)
+            key = await self._authenticate(policy.keys, headers.authorization, send, ctx)
             if key is None:
                 return
-        if length is not None:
-            if length.isdigit() and int(length) > policy.max_body_bytes:
+            _remember(scope, self._caller(key, scope, headers), ctx)
+        if headers.length is not None:
+            if headers.length.isdigit() and int(headers.length) > policy.max_body_bytes:
                 await send_error(send, too_large(policy.max_body_bytes), ctx)
                 return
         else:  # chunked, or no body: count what comes in
             body = BodyLimit(receive, send, policy.max_body_bytes, ctx)
             receive, send = body.receive, body.send
-        limiter = policy.limiter
         ticket: Ticket | None = None
-        if guarded and limiter is not None and not _is_open(scope, UNCHARGED_PATHS):
-            try:
-                admitted = await self._admit(policy, limiter, key, scope, forwarded_for)
-            except GatewayError as unchecked:  # the shared limits cannot be checked (closed)
-                await send_error(send, unchecked, ctx)
-                return
-            if isinstance(admitted, Refusal):
-                message = (
-                    f"Rate limit reached for {admitted.limit} per minute (limit "
-                    f"{admitted.per_minute} {limiter.scope}). Please try again in "
-                    f"{admitted.retry_after}s."
-                )
-                error = RateLimitError(
-                    message, retry_after=admitted.retry_after, limit=admitted.limit
-                )
-                await send_error(send, error, ctx)
+        if guarded and policy.limiter is not None and not _is_open(scope, UNCHARGED_PATHS):
+            admitted = await self._charge(policy.limiter, key, scope, headers, send, ctx)
+            if admitted is False:
                 return
             ticket = admitted
         if ticket is None:
@@ -218,8 +262,42 @@ class SecurityMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            used = ctx.prompt_tokens + ctx.completion_tokens if ctx is not None else 0
-            await ticket.finish(used)
+            if ctx is not None and ctx.open_work:  # its tokens are charged when that ends
+                ctx.deferred_charge = ticket.finish
+            else:
+                await ticket.finish(ctx.tokens if ctx is not None else 0)
+
+    def _caller(self, key: ApiKey, scope: Scope, headers: _Headers) -> Caller:
+        peer = _peer(scope)
+        if self.policy.trusted_proxies:
+            peer = self.policy.trusted_proxies.client(peer, headers.forwarded_for)
+        return Caller(
+            key_id=key.key_id,
+            key_name=key.name,
+            admin=key.admin,
+            priority=key.priority,
+            client=peer,
+        )
+
+    async def _charge(
+        self,
+        limiter: Limiter,
+        key: ApiKey | None,
+        scope: Scope,
+        headers: _Headers,
+        send: Send,
+        ctx: RequestContext | None,
+    ) -> Ticket | Literal[False] | None:
+        """The request's rate-limit ticket (None: not limited); False once refused (sent)."""
+        try:
+            admitted = await self._admit(self.policy, limiter, key, scope, headers.forwarded_for)
+        except GatewayError as unchecked:  # the shared limits cannot be checked (closed)
+            await send_error(send, unchecked, ctx)
+            return False
+        if isinstance(admitted, Refusal):
+            await send_error(send, _rate_limited(admitted, limiter), ctx)
+            return False
+        return admitted
 
     @staticmethod
     async def _authenticate(
@@ -236,13 +314,6 @@ class SecurityMiddleware:
                 message = _WRONG_KEY  # never echo any part of what was sent
             await send_error(send, AuthenticationError(message), ctx)
             return None
-        if ctx is not None:
-            ctx.key_id = key.key_id
-            ctx.priority = key.priority
-            ctx.admin = key.admin
-            ctx.log_fields["key_id"] = key.key_id
-            if key.name is not None:
-                ctx.log_fields["key_name"] = key.name
         return key
 
     @staticmethod
@@ -258,8 +329,7 @@ class SecurityMiddleware:
             rpm = key.requests_per_minute or policy.requests_per_minute
             tpm = key.tokens_per_minute or policy.tokens_per_minute
         else:
-            client = scope.get("client")
-            peer = client[0] if client else "unknown"
+            peer = _peer(scope)
             if policy.trusted_proxies:
                 peer = policy.trusted_proxies.client(peer, forwarded_for)
             name = "ip:" + peer

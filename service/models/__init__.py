@@ -1,5 +1,2 @@
-"""Where a model comes from: its offline copy (default model) or whatever the setting names."""
-
-from service.models.resolve import prepared_path, resolve_model
-
-__all__ = ["prepared_path", "resolve_model"]
+"""`python -m service.models`: the first name of `python -m service.weights` (model weights'
+offline preparation), kept because scripts, images and docs call it."""

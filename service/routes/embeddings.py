@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.http.deps import EmbeddingEngineDep, SettingsDep
+from service.http.deps import CallerDep, EmbeddingEngineDep, SettingsDep
 from service.http.guard import EmbeddingGuardDep
 from service.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from service.schemas.rerank import RerankRequest, RerankResponse
-from service.services import embeddings, rerank
+from service.services.pooling import embeddings, rerank
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
@@ -19,12 +19,11 @@ async def create_embeddings(
     engine: EmbeddingEngineDep,
     settings: SettingsDep,
     guard: EmbeddingGuardDep,
+    caller: CallerDep,
 ) -> EmbeddingResponse:
     """OpenAI's embeddings: one vector per input, as floats or base64."""
-    prepared = embeddings.prepare(request, engine, settings)
-    return await guard.run(
-        prepared.cost, lambda: embeddings.embed(prepared, engine), request.timeout
-    )
+    prepared = embeddings.prepare(request, engine, settings, caller)
+    return await guard.run(prepared, lambda: embeddings.embed(prepared, engine), request.timeout)
 
 
 @router.post("/rerank")
@@ -33,7 +32,8 @@ async def rerank_documents(
     engine: EmbeddingEngineDep,
     settings: SettingsDep,
     guard: EmbeddingGuardDep,
+    caller: CallerDep,
 ) -> RerankResponse:
     """The documents by relevance to the query (cosine of their embeddings), best first."""
-    prepared = rerank.prepare(request, engine, settings)
-    return await guard.run(prepared.cost, lambda: rerank.rerank(prepared, engine), request.timeout)
+    prepared = rerank.prepare(request, engine, settings, caller)
+    return await guard.run(prepared, lambda: rerank.rerank(prepared, engine), request.timeout)

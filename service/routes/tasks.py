@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from service.http.deps import EngineDep, SettingsDep
+from service.http.deps import CallerDep, EngineDep, SettingsDep
 from service.http.guard import GuardDep
 from service.schemas.tasks import (
     ChatResponse,
@@ -25,49 +25,57 @@ router = APIRouter(prefix="/v1", tags=["tasks"])
 
 @router.post("/generate", response_model=GenerateResponse)
 async def generate_text(
-    request: GenerateRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
+    request: GenerateRequest,
+    engine: EngineDep,
+    settings: SettingsDep,
+    guard: GuardDep,
+    caller: CallerDep,
 ) -> GenerateResponse | EventSourceResponse:
     """Free text generation with Hugging Face `generate` semantics; streams with `stream`."""
-    prepared = generate.prepare(request, engine, settings)
+    prepared = generate.prepare(request, engine, settings, caller)
     if request.stream:
         return await guard.stream(
-            prepared.cost, lambda: generate.stream(prepared, engine), request.timeout
+            prepared, lambda: generate.stream(prepared, engine), request.timeout
         )
-    return await guard.run(
-        prepared.cost, lambda: generate.generate(prepared, engine), request.timeout
-    )
+    return await guard.run(prepared, lambda: generate.generate(prepared, engine), request.timeout)
 
 
 @router.post("/summarize", response_model=SummarizeResponse)
 async def summarize_text(
-    request: SummarizeRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
+    request: SummarizeRequest,
+    engine: EngineDep,
+    settings: SettingsDep,
+    guard: GuardDep,
+    caller: CallerDep,
 ) -> SummarizeResponse:
     """Summaries of any length of text (map-reduce beyond the context)."""
-    prepared = summarize.prepare(request, engine, settings)
-    return await guard.run(
-        prepared.cost, lambda: summarize.summarize(prepared, engine), request.timeout
-    )
+    prepared = summarize.prepare(request, engine, settings, caller)
+    return await guard.run(prepared, lambda: summarize.summarize(prepared, engine), request.timeout)
 
 
 @router.post("/classify", response_model=ClassifyResponse)
 async def classify_text(
-    request: ClassifyRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
+    request: ClassifyRequest,
+    engine: EngineDep,
+    settings: SettingsDep,
+    guard: GuardDep,
+    caller: CallerDep,
 ) -> ClassifyResponse:
     """One label per text, with a calibrated probability for every label."""
-    prepared = classify.prepare(request, engine, settings, request_id=new_id("classify"))
-    return await guard.run(
-        prepared.cost, lambda: classify.classify(prepared, engine), request.timeout
-    )
+    prepared = classify.prepare(request, engine, settings, caller, request_id=new_id("classify"))
+    return await guard.run(prepared, lambda: classify.classify(prepared, engine), request.timeout)
 
 
 @router.post("/chat", response_model=ChatResponse)
 async def chat_turn(
-    request: TaskChatRequest, engine: EngineDep, settings: SettingsDep, guard: GuardDep
+    request: TaskChatRequest,
+    engine: EngineDep,
+    settings: SettingsDep,
+    guard: GuardDep,
+    caller: CallerDep,
 ) -> ChatResponse | EventSourceResponse:
     """A conversation turn with personas; old history is dropped to fit the context."""
-    prepared = chat.prepare(request, engine, settings)
+    prepared = chat.prepare(request, engine, settings, caller)
     if request.stream:
-        return await guard.stream(
-            prepared.cost, lambda: chat.stream(prepared, engine), request.timeout
-        )
-    return await guard.run(prepared.cost, lambda: chat.reply(prepared, engine), request.timeout)
+        return await guard.stream(prepared, lambda: chat.stream(prepared, engine), request.timeout)
+    return await guard.run(prepared, lambda: chat.reply(prepared, engine), request.timeout)

@@ -14,7 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from service.config import Settings
-from service.engine.base import EmbeddingEngine, Engine, EngineProgress, SamplingOptions
+from service.engine.base import (
+    EmbeddingEngine,
+    Engine,
+    EngineProgress,
+    EngineRequest,
+    SamplingOptions,
+)
 from service.errors import (
     DrainingError,
     EngineDeadError,
@@ -95,13 +101,13 @@ class EngineState:
             for warm_up in self._warm_ups:
                 await warm_up(self.engine)
             if self._embedding_factory is not None:
-                # Only now: the engines read their memory share from the environment at spawn.
+                # Only now: each engine's start sets the environment its engine core spawns with.
                 self.embedding_engine = await asyncio.to_thread(self._embedding_factory)
                 await self.embedding_engine.embed(
                     [self.embedding_engine.tokenizer.encode("Hello")], "warmup"
                 )
         except Exception as err:
-            logger.exception("the engine failed to start")
+            logger.exception("the engine failed to start: %s", err)
             self.failure = err
             if self.on_fatal is not None:
                 self.on_fatal()
@@ -136,9 +142,12 @@ class EngineState:
     @staticmethod
     async def _warm_up(engine: Engine) -> None:
         """One real token through the whole path: /ready means a request will be served."""
-        prompt = engine.tokenizer.encode("Hello")
-        options = SamplingOptions(max_tokens=1, temperature=0.0)
-        async for _ in engine.generate(prompt, options, "warmup", stream=False):
+        request = EngineRequest(
+            prompt_token_ids=engine.tokenizer.encode("Hello"),
+            options=SamplingOptions(max_tokens=1, temperature=0.0),
+            request_id="warmup",
+        )
+        async for _ in engine.generate(request, stream=False):
             pass
 
     def engines(self) -> list[Engine | EmbeddingEngine]:

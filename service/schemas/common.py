@@ -104,6 +104,27 @@ def _bad_text(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
+def _scalar_problem(node: Any) -> str | None:
+    """What is wrong with one string or number, or None."""
+    if isinstance(node, str):
+        return "not valid Unicode (it has an unpaired surrogate)" if _bad_text(node) else None
+    if isinstance(node, float):
+        return None if math.isfinite(node) else "not a finite number"
+    if isinstance(node, int) and not isinstance(node, bool) and not -(2**63) <= node < 2**63:
+        return "an integer beyond 64 bits"
+    return None
+
+
+def _children(path: tuple[str, ...], node: Any) -> tuple[list[tuple[tuple[str, ...], Any]], bool]:
+    """A container's (path, value) children, and whether one of its keys is invalid text."""
+    if isinstance(node, dict):
+        bad_key = any(isinstance(key, str) and _bad_text(key) for key in node)
+        return [((*path, str(key)), value) for key, value in node.items()], bad_key
+    if isinstance(node, list):
+        return [((*path, str(i)), value) for i, value in enumerate(node)], False
+    return [], False
+
+
 def json_problem(data: Any, prefix: tuple[str, ...] = ()) -> tuple[str | None, str] | None:
     """(where, what) of the first thing JSON parses but nothing downstream can handle, or None.
 
@@ -114,28 +135,15 @@ def json_problem(data: Any, prefix: tuple[str, ...] = ()) -> tuple[str | None, s
     stack: list[tuple[tuple[str, ...], Any]] = [(prefix, data)]
     while stack:
         path, node = stack.pop()
-        problem = None
+        problem = _scalar_problem(node)
         if len(path) - len(prefix) > MAX_JSON_DEPTH:
             problem = f"nested more than {MAX_JSON_DEPTH} levels deep"
-        elif isinstance(node, str):
-            if _bad_text(node):
-                problem = "not valid Unicode (it has an unpaired surrogate)"
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                problem = "not a finite number"
-        elif isinstance(node, int) and not isinstance(node, bool):
-            if not -(2**63) <= node < 2**63:
-                problem = "an integer beyond 64 bits"
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if isinstance(key, str) and _bad_text(key):
-                    problem = "a key that is not valid Unicode (an unpaired surrogate)"
-                    break
-                stack.append(((*path, str(key)), value))
-        elif isinstance(node, list):
-            stack.extend(((*path, str(i)), value) for i, value in enumerate(node))
+        children, bad_key = _children(path, node)
+        if problem is None and bad_key:
+            problem = "a key that is not valid Unicode (an unpaired surrogate)"
         if problem is not None:
             return ".".join(path) or None, problem
+        stack.extend(children)
     return None
 
 

@@ -47,6 +47,18 @@ class FunctionCallOutputItem(RequestModel):
     status: str | None = None
 
 
+class ReasoningItem(RequestModel):
+    """Earlier reasoning sent back (an earlier response's output): accepted, and left out of the
+    prompt, as reasoning models' chat templates leave earlier thoughts out."""
+
+    type: Literal["reasoning"]
+    id: str | None = None
+    summary: list[Any] = Field(default_factory=list)
+    content: list[Any] | None = None
+    encrypted_content: str | None = None
+    status: str | None = None
+
+
 def _item_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         kind = value.get("type", "message")  # OpenAI's "easy" message has no type
@@ -57,12 +69,13 @@ def _item_kind(value: Any) -> str | None:
 InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ReasoningItem, Tag("reasoning")],
     Discriminator(
         _item_kind,
         custom_error_type="unsupported_parameter",
-        custom_error_message="Input items may be messages, function_call or "
-        "function_call_output items.",
+        custom_error_message="Input items may be messages, function_call, "
+        "function_call_output or reasoning items.",
     ),
 ]
 
@@ -94,6 +107,10 @@ class TextConfig(RequestModel):
     format: TextFormat | None = None
 
 
+class ConversationRef(RequestModel):
+    id: NonEmptyStr
+
+
 class ResponsesRequest(RequestModel):
     """The fields of `POST /v1/responses` this server implements; the rest are 400s."""
 
@@ -114,9 +131,33 @@ class ResponsesRequest(RequestModel):
     stream: bool = False
     store: bool = True
     previous_response_id: str | None = None
+    conversation: NonEmptyStr | ConversationRef | None = None
+    background: bool = False
     metadata: dict[str, str] | None = None
-    truncation: Literal["disabled"] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
     timeout: Timeout = None
+
+    @property
+    def conversation_id(self) -> str | None:
+        if isinstance(self.conversation, ConversationRef):
+            return self.conversation.id
+        return self.conversation
+
+    @model_validator(mode="after")
+    def _check(self) -> ResponsesRequest:
+        if self.background and not self.store:
+            raise PydanticCustomError(
+                "value_error",
+                "background responses must be stored: background requires store to be true.",
+                {"param": "background"},
+            )
+        if self.conversation is not None and self.previous_response_id is not None:
+            raise PydanticCustomError(
+                "value_error",
+                "conversation and previous_response_id cannot be used together.",
+                {"param": "conversation"},
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -124,7 +165,7 @@ class ResponsesRequest(RequestModel):
         if isinstance(data, dict):
             screen_json(data)
             data = {k: v for k, v in data.items() if k not in cls._ignored}
-            for key in ("conversation", "reasoning", "prompt", "background", "top_logprobs"):
+            for key in ("reasoning", "prompt", "top_logprobs"):
                 if data.get(key) is not None:
                     raise PydanticCustomError(
                         "unsupported_parameter",
@@ -169,6 +210,7 @@ class OutputReasoning(BaseModel):
     id: str
     summary: list[Any] = Field(default_factory=list)
     content: list[ReasoningText]
+    status: Literal["in_progress", "completed", "incomplete"] = "completed"
 
 
 OutputItem = OutputMessage | OutputFunctionCall | OutputReasoning
@@ -194,12 +236,28 @@ class IncompleteDetails(BaseModel):
     reason: Literal["max_output_tokens", "content_filter"]
 
 
+class ResponseError(BaseModel):
+    """Why a response failed (`status: failed`): OpenAI's error code and a message."""
+
+    code: str
+    message: str
+
+
+class ConversationOfResponse(BaseModel):
+    id: str
+
+
+ResponseStatus = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
+
+
 class Response(BaseModel):
     id: str
     object: Literal["response"] = "response"
     created_at: int
-    status: Literal["completed", "incomplete", "in_progress"]
-    error: dict[str, Any] | None = None
+    status: ResponseStatus
+    background: bool = False
+    conversation: ConversationOfResponse | None = None
+    error: ResponseError | None = None
     incomplete_details: IncompleteDetails | None = None
     instructions: str | None = None
     max_output_tokens: int | None = None
@@ -212,7 +270,7 @@ class Response(BaseModel):
     tool_choice: Any = "auto"
     tools: list[dict[str, Any]] = Field(default_factory=list)
     text: dict[str, Any] = Field(default_factory=lambda: {"format": {"type": "text"}})
-    truncation: Literal["disabled"] = "disabled"
+    truncation: Literal["auto", "disabled"] = "disabled"
     store: bool = True
     metadata: dict[str, str] = Field(default_factory=dict)
     usage: ResponseUsage | None = None

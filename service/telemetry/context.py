@@ -1,8 +1,10 @@
 """Request-scoped observability state, reachable from services without FastAPI.
 
 The middleware opens a `RequestContext` for each HTTP request and binds it to a contextvar;
-services that call the engine (`services/generation.py`) add their engine time, token counts
-and token timestamps to it, and log records pick up its request id. Child tasks (a stream's
+services that call the engine (`services/core/generation.py`) add their engine time, token
+counts and token timestamps to it, and log records pick up its request id. It carries telemetry
+only: who is calling (`service/caller.py`), at which priority and on which adapter travel as
+arguments, never through here. Child tasks (a stream's
 producer, the jobs of a batch) inherit the same object, so their updates land in one place.
 
 On the token path only timestamps are taken; the metrics are computed once, when the request
@@ -12,7 +14,7 @@ ends (`service/http/observability.py`).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -60,18 +62,27 @@ class RequestContext:
     permits: list[Releasable] = field(default_factory=list)
     # Free-form fields a service adds to the access log line (bounded values only).
     log_fields: dict[str, Any] = field(default_factory=dict)
-    # The caller's API key, by its public id (sha256 prefix), when authentication is on.
-    key_id: str | None = None
-    # The caller's priority class (`service/http/keys.py`), vLLM's convention: lower runs earlier;
-    # high = -10, normal = 0, low = 10. For the engine and the admission queue.
-    priority: int = 0
-    # Whether the caller may use admin endpoints: True when API keys are off, else the key's
-    # `admin` field (`service/http/keys.py`).
-    admin: bool = True
-    # The LoRA adapter the request's `model` named (None: the base model), for the engine.
-    adapter: str | None = None
     # The served model the request named, once found served: the metrics' `model` label.
     model: str | None = None
+    # Work started by the request that outlives it (a background response) and adds its tokens
+    # here: the rate limiter's token charge waits for the last of it (`work_started`).
+    open_work: int = 0
+    deferred_charge: Callable[[int], Awaitable[None]] | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def work_started(self) -> None:
+        self.open_work += 1
+
+    async def work_ended(self) -> None:
+        """The last work outliving the request ended: its tokens are charged now, when the
+        request has ended already (else the request's end charges them)."""
+        self.open_work -= 1
+        if self.open_work == 0 and self.deferred_charge is not None:
+            charge, self.deferred_charge = self.deferred_charge, None
+            await charge(self.tokens)
 
     def engine_enter(self) -> None:
         if self._engine_waits == 0:
@@ -97,10 +108,11 @@ def current_request_id() -> str | None:
     return ctx.request_id if ctx is not None else None
 
 
-def current_priority() -> int:
-    """The caller's priority class for vLLM's priority scheduling (lower = sooner)."""
+def label_model(name: str) -> None:
+    """The served model the request named: its metrics' `model` label."""
     ctx = _current.get()
-    return ctx.priority if ctx is not None else 0
+    if ctx is not None:
+        ctx.model = name
 
 
 def count_partial_output(tokens: int) -> None:
@@ -114,7 +126,7 @@ def count_partial_output(tokens: int) -> None:
 @contextmanager
 def engine_wait() -> Iterator[None]:
     """Count the block as engine time of the current request (for engine calls made outside
-    `services/generation.py`, such as beam search)."""
+    `services/core/generation.py`, such as beam search)."""
     ctx = _current.get()
     if ctx is None:
         yield

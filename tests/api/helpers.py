@@ -19,8 +19,8 @@ from starlette.types import Scope
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
-from service.engine.fake import FakeEngine
+from service.engine.base import EngineRequest, GenerationChunk
+from service.engine.fake import FakeCall, FakeEngine
 from service.telemetry.logs import JsonFormatter, TextFormatter
 from tests.conftest import FAKE_MODEL, HANG_GUARD
 
@@ -100,6 +100,24 @@ def sse_json(text: str) -> list[dict[str, Any]]:
     return [json.loads(item) for item in data[:-1]]
 
 
+def sse_named(text: str) -> list[dict[str, Any]]:
+    """The JSON payloads of a stream of named events (the Responses API's): each `data:` line
+    follows an `event:` line naming its type, and no [DONE] ends it."""
+    events: list[dict[str, Any]] = []
+    name: str | None = None
+    for line in text.splitlines():
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            payload = json.loads(line[len("data: ") :])
+            kind = payload.get("type", "error" if "error" in payload else None)
+            assert name == kind, (name, payload)
+            events.append(payload)
+            name = None
+    assert events, text
+    return events
+
+
 @asynccontextmanager
 async def serve(
     app: FastAPI, *, wait_started: bool = True, raise_app_exceptions: bool = True
@@ -123,10 +141,10 @@ def make_app(fake_engine: FakeEngine, **settings: Any) -> FastAPI:
     return create_app(Settings(**{**base, **settings}), engine_factory=lambda: fake_engine)
 
 
-def client_requests(engine: FakeEngine) -> list[tuple[list[int], SamplingOptions, str]]:
+def client_requests(engine: FakeEngine) -> list[EngineRequest]:
     """The engine requests made for clients (not the start-up's: its warm-up request and the
     classify presets' priors)."""
-    return [r for r in engine.requests if not r[2].startswith("warmup")]
+    return [r for r in engine.requests if not r.request_id.startswith("warmup")]
 
 
 def engine_calls(engine: FakeEngine) -> int:
@@ -154,31 +172,18 @@ def http_scope(
     }
 
 
-class FailsMidStream(FakeEngine):
-    """Streams two deltas, then raises `error` the way an engine bug would."""
+def fails_mid_stream(error: BaseException) -> FakeEngine:
+    """A fake engine whose streams send two deltas, then raise `error` as an engine bug would."""
 
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
-        self.error = error
-
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
+    async def handler(call: FakeCall) -> AsyncIterator[GenerationChunk]:
         produced = 0
-        async for chunk in super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        ):
-            if stream and produced == 2:
-                raise self.error
+        async for chunk in call.reply():
+            if call.stream and produced == 2:
+                raise error
             produced += 1
             yield chunk
+
+    return FakeEngine(handler=handler)
 
 
 # --- Logs

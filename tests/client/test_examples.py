@@ -44,6 +44,8 @@ def test_responses_example_runs(gateway: FakeGateway) -> None:
     out = run([sys.executable, str(EXAMPLES / "responses.py")], gateway)
     assert "create: " in out and "Paris" in out
     assert 'call: get_weather {"city": "Paris"}' in out and "answer: " in out
+    assert "background: completed The capital of France is Paris." in out
+    assert "items: ['user', 'assistant', 'user', 'assistant']" in out
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")

@@ -165,9 +165,10 @@ def test_language_reaches_the_server(client: Client, gateway: FakeGateway) -> No
     before = len(gateway.engine.requests)
     client.tasks.chat(message="Hi", language="zh", max_tokens=4)
     client.tasks.generate(prompt=PROMPT, language="zh", max_new_tokens=4)
-    for _, options, _ in gateway.engine.requests[before:]:
+    for request in gateway.engine.requests[before:]:
         # Each decoded under the script constraint for Chinese.
-        assert options.structured is not None and options.structured.grammar is not None
+        structured = request.options.structured
+        assert structured is not None and structured.grammar is not None
 
 
 def test_with_options_keeps_tasks(client: Client) -> None:

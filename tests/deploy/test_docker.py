@@ -127,7 +127,7 @@ def test_server_image_signals_reach_the_server(target: str) -> None:
 def test_cpu_image_has_the_default_model_prepared_at_build_time() -> None:
     download_dir = STAGES["cpu"].env()["GATEWAY_DOWNLOAD_DIR"]
     prepares = " ".join(STAGES["cpu-model"].all("RUN"))
-    assert f"python -m service.models prepare --download-dir {download_dir}" in prepares
+    assert f"python -m service.weights prepare --download-dir {download_dir}" in prepares
     copied = [c for c in STAGES["cpu"].all("COPY") if c.startswith("--from=cpu-model")]
     assert copied and copied[0].endswith(f"{download_dir} {download_dir}")
 

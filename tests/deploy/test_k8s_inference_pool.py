@@ -43,7 +43,9 @@ def the_one(kind: str) -> Doc:
 
 
 def epp_container() -> Doc:
-    (epp,) = named("Deployment", "llm-gateway-epp")["spec"]["template"]["spec"]["containers"]
+    pod = named("Deployment", "llm-gateway-epp")["spec"]["template"]["spec"]
+    containers: list[Doc] = pod["containers"]
+    (epp,) = containers
     return epp
 
 

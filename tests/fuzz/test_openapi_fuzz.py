@@ -48,7 +48,9 @@ schema = schemathesis.openapi.from_dict(new_app().openapi(), config=CONFIG)
 @pytest.fixture
 def fuzz_app() -> FastAPI:
     app = new_app()
-    with asgi.get_client(app) as client:  # starts the lifespan; it lives until the teardown
+    # schemathesis types ASGI messages as dict, Starlette as MutableMapping (dicts at runtime).
+    client = asgi.get_client(app)  # type: ignore[arg-type]  # dict vs Starlette's MutableMapping
+    with client:  # starts the lifespan; it lives until the teardown
         deadline = time.monotonic() + 10
         while client.get("/ready").status_code != 200:
             assert time.monotonic() < deadline, "the fake engine did not start"

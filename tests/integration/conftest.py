@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import openai
 import pytest
@@ -62,18 +63,26 @@ class ServerInProcess:
 
     base_url: str
     model: str
+    log: Path | None = None
+    pid: int | None = None
 
 
 @pytest.fixture(scope="session")
 def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInProcess]:
     """Both engines in one process: the generation engine, then the pooling one (the default
-    model again, served as `smol-embed`). Shared by every embedding and rerank test.
+    model again, served as `smol-embed`), both with their KV caches sized `auto`. Shared by
+    every embedding and rerank test.
 
     A process of its own: an engine started in the test process would take over the `vllm:`
     metric families of the shared engine (vLLM's stat logger registers them anew at start)."""
-    flags = (f"--embedding-model={DEFAULT_MODEL}", f"--embedding-served-model-name={EMBEDDER}")
+    flags = (
+        f"--embedding-model={DEFAULT_MODEL}",
+        f"--embedding-served-model-name={EMBEDDER}",
+        "--cpu-kvcache-space=auto",
+    )
     with server_process(tmp_path_factory.mktemp("embedding"), *flags) as server:
-        yield ServerInProcess(server.base_url, Settings(**TEST_PROFILE).model_name)
+        model = Settings(**TEST_PROFILE).model_name
+        yield ServerInProcess(server.base_url, model, server.log, server.pid)
 
 
 @pytest.fixture(scope="session")

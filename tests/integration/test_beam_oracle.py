@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.models.resolve import resolve_model
+from service.weights.resolve import resolve_model
 from tests.integration.conftest import LiveServer
 
 pytestmark = pytest.mark.engine

@@ -6,12 +6,15 @@ import json
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.integration.conftest import LiveServer
 
 pytestmark = pytest.mark.engine
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France?"}
+]
 
 
 def test_greedy_answer_mentions_paris(sync_client: openai.OpenAI, live_server: LiveServer) -> None:

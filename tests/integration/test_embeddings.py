@@ -3,20 +3,30 @@ the official openai SDK and plain HTTP (one server for the session: `embedding_s
 
 from __future__ import annotations
 
+import asyncio
 import math
+import re
+from typing import NotRequired, TypedDict
 
 import httpx
 import numpy as np
 import openai
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from transformers import AutoTokenizer
 
 from service.config import TEST_PROFILE, Settings
-from service.models import resolve_model
+from service.weights import resolve_model
 from tests.integration.conftest import EMBEDDER, ServerInProcess
 
 pytestmark = pytest.mark.engine
+
+
+class EmbeddingsArgs(TypedDict):
+    input: str | list[str]
+    model: NotRequired[str]  # the served embedder when absent
+
 
 # (anchor, paraphrase, unrelated): the paraphrase must be closer to the anchor.
 TRIPLES = [
@@ -111,10 +121,12 @@ def test_token_ids_embed_like_their_text(
     ],
 )
 def test_bad_inputs_are_4xx(
-    embedding_client: openai.OpenAI, payload: dict[str, object], status: int
+    embedding_client: openai.OpenAI, payload: EmbeddingsArgs, status: int
 ) -> None:
     with pytest.raises(openai.APIStatusError) as raised:
-        embedding_client.embeddings.create(**{"model": EMBEDDER, **payload})  # type: ignore[call-overload]
+        embedding_client.embeddings.create(
+            model=payload.get("model", EMBEDDER), input=payload["input"]
+        )
     assert raised.value.status_code == status
     assert isinstance(raised.value.body, dict) and raised.value.body["param"] in ("input", "model")
 
@@ -167,3 +179,48 @@ def test_ready_with_both_engines_serving(embedding_server: ServerInProcess) -> N
     assert httpx.get(f"{embedding_server.base_url}/ready", timeout=30).status_code == 200
     served = httpx.get(f"{embedding_server.base_url}/v1/models", timeout=30).json()["data"]
     assert {m["id"] for m in served} == {embedding_server.model, EMBEDDER}
+
+
+def test_both_auto_sized_engines_hold_a_full_length_request_at_once(
+    embedding_server: ServerInProcess, embedding_client: openai.OpenAI
+) -> None:
+    """`auto` gives the embedding engine room for one input at max_model_len (2048 here) and
+    the generation engine more; both serve such a request at the same time, and the start-up
+    log says what each holds."""
+    context = TEST_PROFILE["max_model_len"]
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(Settings(**TEST_PROFILE)))
+    long_ids = tokenizer.encode("word " * (context - 8))
+    assert context - 16 < len(long_ids) <= context - 4
+
+    async def both() -> tuple[openai.types.CreateEmbeddingResponse, openai.types.Completion]:
+        client = openai.AsyncOpenAI(
+            base_url=f"{embedding_server.base_url}/v1", api_key="unused", max_retries=0
+        )
+        async with client:
+            return await asyncio.gather(
+                client.embeddings.create(model=EMBEDDER, input=[long_ids]),
+                client.completions.create(
+                    model=embedding_server.model, prompt=long_ids, max_tokens=4, temperature=0
+                ),
+            )
+
+    embedded, completed = asyncio.run(both())
+    assert embedded.usage.prompt_tokens == len(long_ids)
+    assert completed.usage is not None and completed.usage.prompt_tokens == len(long_ids)
+    assert embedding_server.log is not None
+    log = embedding_server.log.read_text(errors="replace")
+    assert f"embedding engine KV cache: 0.09 GiB, {context:,} tokens" in log
+    generation = re.search(r"generation engine KV cache: [\d.]+ GiB, ([\d,]+) tokens", log)
+    assert generation is not None and int(generation[1].replace(",", "")) >= context
+    assert "cpu_kvcache_space=auto" in log
+
+
+def test_the_embedding_engine_runs_its_model_without_a_worker_process(
+    embedding_server: ServerInProcess,
+) -> None:
+    """One vLLM worker process in all (the generation engine's): the embedding engine runs its
+    model in its engine core, a process (and its ~0.5 GiB of imports) fewer."""
+    assert embedding_server.pid is not None
+    names = [p.name() for p in psutil.Process(embedding_server.pid).children(recursive=True)]
+    assert sum("EngineCor" in name for name in names) == 2, names
+    assert sum("Worker" in name for name in names) == 1, names

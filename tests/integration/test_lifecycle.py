@@ -2,8 +2,9 @@
 beyond the admission bound, 50 client disconnects, SIGTERM under load, a SIGKILLed engine core.
 
 Two engine starts in all: one server for everything up to SIGTERM (which ends it), and one
-whose engine core is killed. Waits poll the server's state with a generous hang guard; nothing
-here asserts a duration.
+whose engine core is killed; a third server stops before its engine starts (a KV cache too
+small). Waits poll the server's state with a generous hang guard; nothing here asserts a
+duration.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import asyncio
 import collections
 import hashlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +26,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.processes import ServerProcess, server_process
+from tests.processes import ServerProcess, free_port, profile_flags, server_process
 
 pytestmark = pytest.mark.engine
 
@@ -338,3 +342,33 @@ def test_a_killed_engine_core_makes_the_server_unready_and_exit_nonzero(
         assert failed.json()["error"]["code"] == "engine_dead"
         assert after.status_code == 503
         assert server.wait() != 0
+
+
+# ------------------------------------------------------------- a KV cache too small to start
+def test_a_kv_cache_too_small_for_one_request_stops_the_start_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """0.05 GiB holds 1,024 tokens of the default model; the test profile's max_model_len is
+    2048. The server exits non-zero before vLLM's engine core is spawned, and its log says
+    which setting, what it holds and what one request needs."""
+    log = tmp_path / "server.log"
+    flag = "--cpu-kvcache-space=0.05"
+    command = [sys.executable, "-m", "service", "--port", str(free_port()), "--log-format", "text"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, *profile_flags(flag), flag],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        code = process.wait(timeout=HANG_GUARD)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    text = log.read_text(errors="replace")
+    assert code != 0, text
+    assert "the engine failed to start: cpu_kvcache_space=0.05 GiB holds 1,024 tokens" in text
+    assert "fewer than one request at max_model_len 2048 needs (0.09 GiB)" in text
+    assert "Initializing a V1 LLM engine" not in text  # refused before the engine core

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from service.config import TEST_PROFILE, Settings
-from service.models import resolve_model
+from service.weights import resolve_model
 from tests.integration.conftest import ServerInProcess
 from tests.processes import server_process
 

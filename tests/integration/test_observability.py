@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -60,14 +61,24 @@ def stream_events(response: httpx.Response) -> list[dict[str, Any]]:
     return [json.loads(item) for item in data[:-1]]
 
 
-def test_counters_move_by_exactly_the_traffic(
-    http: httpx.Client, live_server: LiveServer, access_log: AccessLog
-) -> None:
-    """A plain chat, a stream, an error and a client abort, counted on both sides."""
-    model = live_server.model
+@dataclass
+class Traffic:
+    """A plain chat, a stream and an error, with the scrapes around them and their access lines."""
+
+    before: Scrape
+    after: Scrape
+    plain: dict[str, Any]
+    events: list[dict[str, Any]]
+    logged: dict[str, dict[str, Any]]
+    ids: tuple[str, str, str]
+
+    def moved(self, sample: str, **labels: str) -> float:
+        return delta(self.before, self.after, sample, **labels)
+
+
+def send_traffic(http: httpx.Client, model: str, access_log: AccessLog) -> Traffic:
     before = scrape(http)
     assert before.value("gateway_requests_in_flight") == 1  # nothing else in flight: the scrape
-
     # ignore_eos: both run to max_tokens, so the engine finishes them with reason "length".
     plain_id, stream_id, error_id = rid("plain"), rid("stream"), rid("error")
     plain = http.post(
@@ -87,43 +98,54 @@ def test_counters_move_by_exactly_the_traffic(
     assert error.status_code == 404
     assert error.headers["x-request-id"] == error_id
     logged = {i: access_log.wait(i) for i in (plain_id, stream_id, error_id)}
-    after = scrape(http)
+    ids = (plain_id, stream_id, error_id)
+    return Traffic(before, scrape(http), plain.json(), events, logged, ids)
 
-    def moved(sample: str, **labels: str) -> float:
-        return delta(before, after, sample, **labels)
 
-    usage_plain, usage_stream = plain.json()["usage"], events[-1]["usage"]
-    token_events = [e for e in events if e["choices"]]
+def test_counters_move_by_exactly_the_traffic(
+    http: httpx.Client, live_server: LiveServer, access_log: AccessLog
+) -> None:
+    """A plain chat, a stream and an error, counted on both sides and in the access log."""
+    traffic = send_traffic(http, live_server.model, access_log)
+    moved = traffic.moved
+    usage_plain, usage_stream = traffic.plain["usage"], traffic.events[-1]["usage"]
+    token_events = [e for e in traffic.events if e["choices"]]
     assert (usage_plain["completion_tokens"], usage_stream["completion_tokens"]) == (5, 4)
+    prompt_tokens = usage_plain["prompt_tokens"] + usage_stream["prompt_tokens"]
     ok = {"method": "POST", "status": "200", "outcome": "success"}
     assert moved("gateway_requests_total", endpoint=CHAT, **ok) == 1
     assert moved("gateway_requests_total", endpoint=COMPLETIONS, **ok) == 1
     assert moved("gateway_requests_total", endpoint=CHAT, status="404", outcome="client_error") == 1
-    assert moved("gateway_prompt_tokens_total") == (
-        usage_plain["prompt_tokens"] + usage_stream["prompt_tokens"]
-    )
+    assert moved("gateway_prompt_tokens_total") == prompt_tokens
     assert moved("gateway_completion_tokens_total", endpoint=CHAT) == 5
     assert moved("gateway_completion_tokens_total", endpoint=COMPLETIONS) == 4
     assert moved("gateway_time_to_first_token_seconds_count", endpoint=COMPLETIONS) == 1
     assert moved("gateway_inter_token_latency_seconds_count") == len(token_events) - 1
     assert moved("gateway_overhead_seconds_count") == 2  # the 404 never reached the engine
-    assert after.value("gateway_requests_in_flight") == 1
+    assert traffic.after.value("gateway_requests_in_flight") == 1
     # The engine's own counters, from vLLM's stat loggers, moved by the same traffic.
     assert moved("vllm:request_success_total", finished_reason="length") == 2
     assert moved("vllm:request_success_total") == 2
-    assert moved("vllm:prompt_tokens_total") == (
-        usage_plain["prompt_tokens"] + usage_stream["prompt_tokens"]
-    )
+    assert moved("vllm:prompt_tokens_total") == prompt_tokens
     assert moved("vllm:generation_tokens_total") == 9
     assert moved("vllm:e2e_request_latency_seconds_count") == 2
     assert moved("vllm:time_to_first_token_seconds_count") == 2
     # The access lines agree, and carry the engine's own timings (vLLM's request stats).
-    assert logged[plain_id]["completion_tokens"] == 5
-    assert logged[plain_id]["engine_queue_ms"] >= 0
-    assert logged[stream_id]["ttft_ms"] > 0
-    assert logged[error_id]["outcome"] == "client_error"
+    plain_id, stream_id, error_id = traffic.ids
+    assert traffic.logged[plain_id]["completion_tokens"] == 5
+    assert traffic.logged[plain_id]["engine_queue_ms"] >= 0
+    assert traffic.logged[stream_id]["ttft_ms"] > 0
+    assert traffic.logged[error_id]["outcome"] == "client_error"
 
-    # A client that leaves mid-stream: counted as aborted, with the tokens it did receive.
+
+def test_a_client_leaving_mid_stream_is_counted_as_aborted(
+    http: httpx.Client, live_server: LiveServer, access_log: AccessLog
+) -> None:
+    """Counted as aborted, with the tokens it did receive."""
+    model = live_server.model
+    plain = http.post(CHAT, json=chat(model, "Name a colour.", max_tokens=1))
+    prompt_tokens = plain.json()["usage"]["prompt_tokens"]
+    after = scrape(http)
     abort_id = rid("abort")
     long = chat(model, "Name a colour.", max_tokens=400, ignore_eos=True, stream=True)
     with http.stream("POST", CHAT, json=long, headers={"x-request-id": abort_id}) as r:
@@ -134,7 +156,7 @@ def test_counters_move_by_exactly_the_traffic(
     final = scrape(http)
     assert (aborted["status"], aborted["outcome"]) == (499, "aborted")
     assert 1 <= aborted["completion_tokens"] < 400
-    assert aborted["prompt_tokens"] == usage_plain["prompt_tokens"]
+    assert aborted["prompt_tokens"] == prompt_tokens
     labels = {"endpoint": CHAT, "method": "POST", "status": "499", "outcome": "aborted"}
     assert delta(after, final, "gateway_requests_total", **labels) == 1
     assert delta(after, final, "gateway_requests_total", endpoint=CHAT) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
-from service.engine.base import Engine, GenerationChunk, SamplingOptions
+from service.engine.base import Engine, EngineRequest, GenerationChunk
 from tests.integration.conftest import LiveServer
 from tests.redis_server import RedisServer
 from tests.servers import serve_on
@@ -33,14 +34,9 @@ class Borrowed:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
-    def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        **kwargs: Any,
-    ) -> AsyncIterator[GenerationChunk]:
-        return self.engine.generate(prompt_token_ids, options, f"{id(self)}-{request_id}", **kwargs)
+    def generate(self, request: EngineRequest, *, stream: bool) -> AsyncIterator[GenerationChunk]:
+        unique = replace(request, request_id=f"{id(self)}-{request.request_id}")
+        return self.engine.generate(unique, stream=stream)
 
     def shutdown(self) -> None:
         return None  # the session's engine outlives this app

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from service.schemas.tasks import ClassifyRequest
+from service.services.core.generation import Dispatch
 from service.services.tasks.classify.calibration import cache_for, prior_key
 from service.services.tasks.classify.prompts import label_ids, label_spec, prompt_ids
 from service.services.tasks.classify.scoring import Scored, label_logprobs
@@ -157,8 +158,13 @@ def test_token_scoring_reads_shared_blocks_and_gives_the_prefill_scores(
     async def both() -> tuple[Scored, Scored]:
         async with engine.token_scoring() as available:
             assert available
-            tokens = await label_logprobs(engine, prompts, labels, "t", method="tokens")
-        return tokens, await label_logprobs(engine, prompts, labels, "p", method="prefill")
+            tokens = await label_logprobs(
+                engine, prompts, labels, "t", dispatch=Dispatch(), method="tokens"
+            )
+        prefill = await label_logprobs(
+            engine, prompts, labels, "p", dispatch=Dispatch(), method="prefill"
+        )
+        return tokens, prefill
 
     tokens, prefill = asyncio.run_coroutine_threadsafe(both(), live_server.loop).result(600)
     # One 1-token request per trie node: the root, "technical" and "general".

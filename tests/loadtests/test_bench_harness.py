@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from loadtests.bench import engine_metrics
 from loadtests.bench.config import from_args
 from loadtests.bench.driver import Level, LevelRun, Result, build_levels
 from loadtests.bench.run import workload_digest
@@ -73,8 +75,36 @@ def test_every_level_completed_without_errors(report: dict[str, Any]) -> None:
             assert figures["ttft_p50_ms"] > 0
             assert figures["ttft_p50_ms"] <= figures["e2e_p99_ms"]
             assert figures["api_cpu_s"] >= 0 and figures["engine_cpu_s"] >= 0
+            assert figures["tokens_per_chunk"] >= 1
+            # the fake engine has no vLLM histograms; the gateway's own TTFT one is there
+            assert figures["engine_ttft_mean_ms"] is None
+            assert figures["output_tokens_per_step"] is None
+            assert figures["server_ttft_mean_ms"] > 0
+            assert figures["preemptions"] is None  # the fake engine has no vLLM metrics
             if levels[key]["ignore_eos"]:  # fixed output: usage counts every requested token
                 assert figures["output_tokens"] == figures["completed"] * 32
+
+
+def test_each_run_records_the_servers_summed_memory(report: dict[str, Any]) -> None:
+    for run in report["runs"]:
+        for moment in ("memory_after_warmup", "memory_after_run"):
+            figures = run[moment]
+            # A gateway on the fake engine is one Python process of some tens of MiB.
+            assert 0.01 < figures["api_gib"] == figures["total_gib"] < 2, figures
+            assert figures["engine_gib"] == 0
+    summary = (Path(report["_out"]) / "summary.md").read_text()
+    assert "| A: fake-a |" in summary and "summed PSS after warm-up" in summary
+
+
+def test_the_kv_cache_size_is_the_same_bytes_for_both_servers() -> None:
+    whole = from_args(["--cpu-kvcache-gib", "2"]).engine
+    assert whole.environment() == {"VLLM_CPU_KVCACHE_SPACE": "2"}
+    assert "--kv-cache-memory-bytes" not in whole.vllm_args()
+    assert "--cpu-kvcache-space 2 " in whole.gateway_args() + " "
+    part = from_args(["--cpu-kvcache-gib", "0.5"]).engine
+    assert part.environment() == {}  # the variable takes whole GiB, and would override the flag
+    assert f"--kv-cache-memory-bytes {2**29}" in part.vllm_args()
+    assert "--cpu-kvcache-space 0.5" in part.gateway_args()
 
 
 def test_ratios_and_noise_floor_are_computed(report: dict[str, Any]) -> None:
@@ -86,6 +116,7 @@ def test_ratios_and_noise_floor_are_computed(report: dict[str, Any]) -> None:
             assert figures["ratio"]["median"] > 0
             assert figures["noise_floor"] >= 0
         assert metrics["errors"] == {"a": 0, "b": 0}
+        assert metrics["preemptions"] == {"a": None, "b": None}
     assert set(report["verdict"]["throughput_ge_0.99"]) == {"c=1", "c=4"}
     assert isinstance(report["verdict"]["all_met"], bool)
 
@@ -122,8 +153,8 @@ def test_percentile_matches_linear_interpolation() -> None:
 
 
 def test_summary_counts_goodput_against_the_slo() -> None:
-    fast = Result(ok=True, start=0.0, end=1.0, ttft=0.1, itl=[0.1] * 9, output_tokens=10)
-    slow = Result(ok=True, start=0.0, end=5.0, ttft=3.0, itl=[0.2] * 9, output_tokens=10)
+    fast = Result(ok=True, start=0.0, end=1.0, ttft=0.1, itl=[0.1] * 9, chunks=10, output_tokens=10)
+    slow = Result(ok=True, start=0.0, end=5.0, ttft=3.0, itl=[0.2] * 4, chunks=5, output_tokens=10)
     failed = Result(error="HTTP 500")
     figures = summarize(
         LevelRun([fast, slow, failed], duration_s=2.0), slo_ttft_ms=2000, slo_tpot_ms=150
@@ -131,6 +162,7 @@ def test_summary_counts_goodput_against_the_slo() -> None:
     assert (figures["completed"], figures["errors"]) == (2, 1)
     assert figures["goodput"] == 0.5
     assert figures["output_throughput"] == 10.0
+    assert figures["tokens_per_chunk"] == pytest.approx(20 / 15, abs=1e-3)
 
 
 def test_compare_gives_b_over_a_and_the_a_vs_a_spread() -> None:
@@ -148,3 +180,54 @@ def test_compare_gives_b_over_a_and_the_a_vs_a_spread() -> None:
 def test_level_keys() -> None:
     assert Level("closed", 16, ()).key == "c=16"
     assert Level("poisson", 0.5, ()).key == "rate=0.5/s"
+
+
+VLLM_METRICS = """\
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="m"} 12.0
+vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 12.0
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 3.0
+# HELP vllm:request_queue_time_seconds Histogram of time spent in WAITING phase for request.
+# TYPE vllm:request_queue_time_seconds histogram
+vllm:request_queue_time_seconds_bucket{engine="0",le="+Inf",model_name="m"} 12.0
+vllm:request_queue_time_seconds_count{engine="0",model_name="m"} 12.0
+vllm:request_queue_time_seconds_sum{engine="0",model_name="m"} 0.6
+# HELP vllm:iteration_tokens_total Histogram of number of tokens per engine_step.
+# TYPE vllm:iteration_tokens_total histogram
+vllm:iteration_tokens_total_bucket{engine="0",le="+Inf",model_name="m"} 40.0
+vllm:iteration_tokens_total_count{engine="0",model_name="m"} 40.0
+vllm:iteration_tokens_total_sum{engine="0",model_name="m"} 400.0
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="m"} 3.0
+"""
+
+
+async def test_engine_histograms_give_a_levels_ttft_split() -> None:
+    def metrics(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/metrics"
+        return httpx.Response(200, text=VLLM_METRICS)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(metrics)) as client:
+        after = await engine_metrics.scrape(client, "http://server")
+    assert after == {
+        "vllm:time_to_first_token_seconds": (3.0, 12.0),
+        "vllm:request_queue_time_seconds": (0.6, 12.0),
+        "vllm:iteration_tokens_total": (400.0, 40.0),
+    }
+    before = {  # e.g. the warm-up's requests
+        "vllm:time_to_first_token_seconds": (1.0, 2.0),
+        "vllm:iteration_tokens_total": (16.0, 8.0),
+    }
+    figures = engine_metrics.level_figures(
+        before, after, client_ttft_mean_ms=500.0, output_tokens=320
+    )
+    assert figures["engine_ttft_mean_ms"] == 200.0  # (3.0 - 1.0) s over 10 requests
+    assert figures["engine_queue_mean_ms"] == 50.0
+    assert figures["ttft_outside_engine_mean_ms"] == 300.0
+    assert figures["engine_prefill_mean_ms"] is None and figures["server_ttft_mean_ms"] is None
+    assert (figures["engine_steps"], figures["output_tokens_per_step"]) == (32, 10.0)
+    absent = engine_metrics.level_figures(None, after, client_ttft_mean_ms=500.0, output_tokens=1)
+    assert absent["engine_ttft_mean_ms"] is None and absent["ttft_outside_engine_mean_ms"] is None
+    assert absent["output_tokens_per_step"] is None

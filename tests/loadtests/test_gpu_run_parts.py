@@ -4,6 +4,8 @@ logs, the flashinfer switch, the test step's JUnit totals and the run's checks."
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -140,7 +142,7 @@ def test_the_flashinfer_sampler_is_turned_off_only_where_it_is_missing_on_cuda(
     if preset is None:
         monkeypatch.delenv("VLLM_USE_FLASHINFER_SAMPLER")
     assert describe.prepare_environment(platform) == chosen
-    assert describe.os.environ.get("VLLM_USE_FLASHINFER_SAMPLER") == (
+    assert os.environ.get("VLLM_USE_FLASHINFER_SAMPLER") == (
         preset or chosen.get("VLLM_USE_FLASHINFER_SAMPLER")
     )
 
@@ -189,9 +191,9 @@ def test_without_a_gpu_the_run_refuses_and_points_at_the_dry_run(
 def test_missing_packages_are_named_before_anything_starts(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = describe.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        describe.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name: None if name in ("schemathesis", "asgi_lifespan") else real(name),
     )

@@ -1,6 +1,6 @@
 """The playground in a real headless Chromium, against a real uvicorn on the fake engine.
 
-The engine can hold a stream after its first tokens (`HeldStreamEngine`), so that a test sees
+The engine can hold a stream after its first tokens (`HeldStreams`), so that a test sees
 the page render part of an answer before the rest exists: incremental, not timed.
 """
 
@@ -15,42 +15,30 @@ from playwright.sync_api import Browser, Page
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import GenerationChunk, SamplingOptions
-from service.engine.fake import FakeEngine
+from service.engine.base import GenerationChunk
+from service.engine.fake import FakeCall, FakeEngine
 from tests.browser import Console, chromium, watch_console
 from tests.servers import serve_in_thread
 
 API_KEY = "sk-playground-browser"
 
 
-class HeldStreamEngine(FakeEngine):
-    """A fake engine whose streams stop after `hold_after` chunks until `release()`."""
+class HeldStreams:
+    """The handler of the playground's fake engine: streams stop after `hold_after` chunks
+    until `release()`."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.hold_after: int | None = None
         self._held: asyncio.Event | None = None
         self._held_loop: asyncio.AbstractEventLoop | None = None
 
-    async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
-    ) -> AsyncIterator[GenerationChunk]:
-        hold = self.hold_after if stream and request_id != "warmup" else None
+    async def __call__(self, call: FakeCall) -> AsyncIterator[GenerationChunk]:
+        hold = self.hold_after if call.stream and call.request.request_id != "warmup" else None
         held = asyncio.Event()
         if hold is not None:
             self._held, self._held_loop = held, asyncio.get_running_loop()
         sent = 0
-        chunks = super().generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        )
-        async for chunk in chunks:
+        async for chunk in call.reply():
             yield chunk
             sent += 1
             if sent == hold:
@@ -66,28 +54,30 @@ class HeldStreamEngine(FakeEngine):
 @dataclass(frozen=True)
 class Gateway:
     base_url: str
-    engine: HeldStreamEngine
+    engine: FakeEngine
+    streams: HeldStreams
 
     @property
     def playground(self) -> str:
         return f"{self.base_url}/playground"
 
 
-def _serve(**settings: object) -> Iterator[Gateway]:
-    engine = HeldStreamEngine()
-    app = create_app(Settings(engine="fake", **settings), engine_factory=lambda: engine)
+def _serve(settings: Settings) -> Iterator[Gateway]:
+    streams = HeldStreams()
+    engine = FakeEngine(handler=streams)
+    app = create_app(settings, engine_factory=lambda: engine)
     with serve_in_thread(app) as base_url:
-        yield Gateway(base_url, engine)
+        yield Gateway(base_url, engine, streams)
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    yield from _serve()
+    yield from _serve(Settings(engine="fake"))
 
 
 @pytest.fixture(scope="module")
 def keyed_gateway() -> Iterator[Gateway]:
-    yield from _serve(api_keys=[API_KEY], playground=True)
+    yield from _serve(Settings(engine="fake", api_keys=[API_KEY], playground=True))
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,13 @@ def open_tab(page: Page, gateway: Gateway, name: str) -> Locator:
 def test_chat_streams_the_reply_as_it_comes(page: Page, gateway: Gateway) -> None:
     panel = open_tab(page, gateway, "Chat")
     reply = page.locator(".turn.assistant .text").last
-    gateway.engine.hold_after = 3  # the engine stops after three tokens until released
+    gateway.streams.hold_after = 3  # the engine stops after three tokens until released
     try:
         panel.get_by_role("button", name="Send").click()
         expect(reply).to_have_text("The capital of")
         expect(panel.get_by_role("button", name="Send")).to_be_disabled()  # still streaming
     finally:
-        gateway.engine.release()
+        gateway.streams.release()
     expect(reply).to_have_text(DEFAULT_REPLY)
     meta = page.locator("#chat-meta")
     expect(meta).to_contain_text(REQUEST_ID)
@@ -46,7 +46,7 @@ def test_chat_streams_the_reply_as_it_comes(page: Page, gateway: Gateway) -> Non
     panel.get_by_role("button", name="Send").click()
     expect(page.locator(".turn.assistant .text")).to_have_count(2)
     expect(page.locator(".turn.assistant .text").last).to_have_text(DEFAULT_REPLY)
-    prompt_ids, _, _ = gateway.engine.requests[-1]
+    prompt_ids = gateway.engine.requests[-1].prompt_token_ids
     prompt = gateway.engine.tokenizer.decode(prompt_ids)
     assert "Where is my order?" in prompt and "And of Italy?" in prompt
 
@@ -59,7 +59,7 @@ def test_generate_sends_the_hugging_face_parameters(page: Page, gateway: Gateway
     panel.get_by_label("Stream").uncheck()
     panel.get_by_role("button", name="Generate", exact=True).click()
     expect(page.locator(".generation")).to_have_text("The capital of France")
-    _, options, _ = gateway.engine.requests[-1]
+    options = gateway.engine.requests[-1].options
     assert (options.max_tokens, options.repetition_penalty, options.seed) == (4, 1.2, 7)
     expect(page.locator("#generate-meta")).to_contain_text(REQUEST_ID)
 

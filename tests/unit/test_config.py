@@ -15,10 +15,12 @@ from service.config import DEFAULT_MODEL, TEST_PROFILE, Settings
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The machine's own GATEWAY_* variables must not leak into these tests."""
+    """The machine's own GATEWAY_* variables (and the data folder's XDG base) must not leak
+    into these tests."""
     for name in list(os.environ):
         if name.upper().startswith("GATEWAY_"):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
 
 
 def test_defaults() -> None:
@@ -31,6 +33,13 @@ def test_defaults() -> None:
     assert settings.max_logprobs == 20
     assert settings.distributed_executor_backend is None
     assert settings.download_dir == Path.home() / ".cache" / "llm-gateway" / "models"
+    assert settings.data_dir == Path.home() / ".local" / "share" / "llm-gateway"
+    assert settings.database_url is None
+
+
+def test_the_data_dir_follows_xdg_data_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/data")
+    assert Settings().data_dir == Path("/srv/data/llm-gateway")
 
 
 def test_environment_variables_use_the_gateway_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,6 +101,9 @@ def test_a_blank_served_model_name_from_the_environment_is_unset(
         pytest.param("trusted_proxies", ["10.0.0.0/8", "router"], id="trusted_proxies-name"),
         pytest.param("redis_failure", "maybe", id="redis_failure-unknown"),
         pytest.param("redis_url", "localhost:6379", id="redis_url-no-scheme"),
+        pytest.param("database_url", "mysql://db/gateway", id="database_url-not-postgres"),
+        pytest.param("database_url", "sqlite:///gateway.db", id="database_url-sqlite"),
+        pytest.param("database_timeout_seconds", 0, id="database_timeout-0"),
         pytest.param("max_queue_wait_seconds", 0, id="max_queue_wait-0"),
     ],
 )

@@ -14,6 +14,7 @@ from service.errors import (
     GatewayError,
     InvalidRequestError,
     ModelNotFoundError,
+    StoreUnavailableError,
     UnsupportedParameterError,
     error_body,
 )
@@ -59,6 +60,13 @@ def error(
             "service_unavailable",
             "engine_unavailable",
             id="unavailable",
+        ),
+        pytest.param(
+            StoreUnavailableError,
+            503,
+            "service_unavailable",
+            "store_unavailable",
+            id="store-unavailable",
         ),
         pytest.param(EngineFailureError, 500, "server_error", "engine_error", id="failure"),
     ],

@@ -1,4 +1,4 @@
-"""service.services.sampling: token budgets and OpenAI fields -> engine SamplingOptions."""
+"""service.services.core.sampling: token budgets and OpenAI fields -> engine SamplingOptions."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from service.engine.fake import FakeEngine
 from service.errors import ContextLengthError, InvalidRequestError, ModelNotFoundError
 from service.schemas.chat import ChatCompletionRequest
 from service.schemas.completions import CompletionRequest
-from service.services.models import select_model
-from service.services.sampling import sampling_options, token_budget
+from service.services.core.sampling import sampling_options, token_budget
+from service.services.registry import ModelChoice, select_model
 
 SETTINGS = Settings(model="m", served_model_name=None, max_logprobs=5)
 
@@ -88,13 +88,13 @@ def test_token_budget_over_the_context_names_max_tokens_and_the_numbers() -> Non
 
 def test_select_model() -> None:
     engine = FakeEngine()
-    assert select_model("m", SETTINGS, engine) == "m"
+    assert select_model("m", SETTINGS, engine) == ModelChoice("m", adapter=None)
     with pytest.raises(ModelNotFoundError) as caught:
         select_model("gpt-4o", SETTINGS, engine)
     assert caught.value.param == "model"
     assert "gpt-4o" in caught.value.message
     alias = Settings(model="org/m", served_model_name="alias")
-    assert select_model("alias", alias, engine) == "alias"
+    assert select_model("alias", alias, engine) == ModelChoice("alias", adapter=None)
     with pytest.raises(ModelNotFoundError):
         select_model("org/m", alias, engine)
 

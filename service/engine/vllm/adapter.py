@@ -14,12 +14,18 @@ from typing import Any
 from service.config import Settings
 from service.engine.base import (
     EngineProgress,
+    EngineRequest,
     GenerationChunk,
     SamplingOptions,
     no_repeat_ngram_off,
 )
 from service.engine.vllm import compat, convert
-from service.engine.vllm.args import engine_environment, engine_kwargs, no_repeat_ngram_enabled
+from service.engine.vllm.args import (
+    engine_environment,
+    engine_kwargs,
+    kv_cache_sizer,
+    no_repeat_ngram_enabled,
+)
 from service.engine.vllm.logits import LOGITS_PROCESSORS
 from service.engine.vllm.logprob_modes import LogprobModes
 from service.engine.vllm.parsers import (
@@ -32,6 +38,7 @@ from service.errors import (
     EngineDeadError,
     EngineFailureError,
     EngineUnavailableError,
+    GatewayError,
     InvalidRequestError,
     ModelNotFoundError,
     UnsupportedParameterError,
@@ -153,8 +160,10 @@ class VLLMEngine:
             kwargs["structured_outputs_config"] = compat.structured_outputs_config(
                 kwargs["structured_outputs_config"]
             )
-        engine = compat.AsyncLLM.from_engine_args(
-            compat.AsyncEngineArgs(**kwargs), usage_context=compat.USAGE_CONTEXT
+        engine = compat.start_engine(
+            kwargs,
+            usage_context=compat.USAGE_CONTEXT,
+            kv_cache_bytes=kv_cache_sizer(settings, "generation") if cpu else None,
         )
         ngram = no_repeat_ngram_enabled(settings, on_cpu=cpu)
         logger.info(
@@ -208,19 +217,11 @@ class VLLMEngine:
         )
 
     async def generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
+        self, request: EngineRequest, *, stream: bool
     ) -> AsyncIterator[GenerationChunk]:
-        chunks = self._generate(
-            prompt_token_ids, options, request_id, stream=stream, priority=priority, adapter=adapter
-        )
+        chunks = self._generate(request, stream=stream)
         # Top-k logprobs: never in a step with token-id scoring (logprob_modes.py).
+        options = request.options
         top_k = options.logprobs and not options.logprob_token_ids
         gate = self._logprob_modes.top_k() if top_k else nullcontext()
         async with gate, aclosing(chunks):
@@ -237,59 +238,54 @@ class VLLMEngine:
         return self._logprob_modes.scoring()
 
     async def _generate(
-        self,
-        prompt_token_ids: list[int],
-        options: SamplingOptions,
-        request_id: str,
-        *,
-        stream: bool,
-        priority: int = 0,
-        adapter: str | None = None,
+        self, request: EngineRequest, *, stream: bool
     ) -> AsyncGenerator[GenerationChunk, None]:
-        if self._engine.errored:
-            raise EngineDeadError("The engine is not running.")
-        if options.no_repeat_ngram_size and not self._no_repeat_ngram:
-            # vLLM would ignore the request's extra_args without the processor: never silently.
-            raise no_repeat_ngram_off()
+        self._check_runnable(request.options)
         outputs = None
         finished = False
         self._active += 1
         try:
-            params = convert.sampling_params(options, stream=stream)
-            extra: dict[str, Any] = {}
-            if self._priority_scheduling:
-                extra["priority"] = priority
-            if adapter is not None:
-                extra["lora_request"] = self._adapter_request(adapter)
+            params = convert.sampling_params(request.options, stream=stream)
             outputs = self._engine.generate(
-                {"prompt_token_ids": prompt_token_ids}, params, request_id, **extra
+                {"prompt_token_ids": request.prompt_token_ids},
+                params,
+                request.request_id,
+                **self._placement(request),
             )
             # vLLM aborts the request itself when this generator is closed or cancelled.
             async for output in outputs:
                 self._outputs += 1
                 finished = output.finished
-                yield convert.chunk(output, options)
-        except compat.EngineDeadError as err:
-            raise EngineDeadError("The engine has stopped.") from err
-        except compat.GracefulHTTPError as err:
-            raise EngineUnavailableError(str(err)) from err
-        except compat.CLIENT_ERRORS as err:
-            raise InvalidRequestError(str(err)) from err
+                yield convert.chunk(output, request.options)
+        except GatewayError:
+            raise
         except Exception as err:
-            if isinstance(err.__cause__, compat.CLIENT_ERRORS):
-                raise InvalidRequestError(str(err.__cause__)) from err
-            logger.exception("engine request %s failed", request_id)
-            raise EngineFailureError("The engine failed to process the request.") from err
+            raise _gateway_error(err, request.request_id) from err
         finally:
             self._active -= 1
             if not stream and not finished and outputs is not None:
                 # Aborted before its only output: count what it generated (metrics, limits).
-                context.count_partial_output(compat.generated_so_far(self._engine, request_id))
+                context.count_partial_output(
+                    compat.generated_so_far(self._engine, request.request_id)
+                )
             if outputs is not None:
-                try:
-                    await outputs.aclose()
-                except Exception:  # aborting on a dead engine fails too; the cause is raised
-                    logger.warning("closing engine request %s failed", request_id, exc_info=True)
+                await _close(outputs, request.request_id)
+
+    def _check_runnable(self, options: SamplingOptions) -> None:
+        if self._engine.errored:
+            raise EngineDeadError("The engine is not running.")
+        if options.no_repeat_ngram_size and not self._no_repeat_ngram:
+            # vLLM would ignore the request's extra_args without the processor: never silently.
+            raise no_repeat_ngram_off()
+
+    def _placement(self, request: EngineRequest) -> dict[str, Any]:
+        """vLLM's keyword arguments for the request's priority and adapter."""
+        extra: dict[str, Any] = {}
+        if self._priority_scheduling:
+            extra["priority"] = request.priority
+        if request.adapter is not None:
+            extra["lora_request"] = self._adapter_request(request.adapter)
+        return extra
 
     def _adapter_request(self, name: str) -> Any:
         request = self._adapters.get(name)
@@ -350,3 +346,25 @@ class VLLMEngine:
 @asynccontextmanager
 async def _refused() -> AsyncIterator[bool]:
     yield False
+
+
+def _gateway_error(err: Exception, request_id: str) -> GatewayError:
+    """An engine failure as the gateway's error."""
+    if isinstance(err, compat.EngineDeadError):
+        return EngineDeadError("The engine has stopped.")
+    if isinstance(err, compat.GracefulHTTPError):
+        return EngineUnavailableError(str(err))
+    if isinstance(err, compat.CLIENT_ERRORS):
+        return InvalidRequestError(str(err))
+    if isinstance(err.__cause__, compat.CLIENT_ERRORS):
+        return InvalidRequestError(str(err.__cause__))
+    logger.error("engine request %s failed", request_id, exc_info=err)
+    return EngineFailureError("The engine failed to process the request.")
+
+
+async def _close(outputs: Any, request_id: str) -> None:
+    """Close vLLM's output stream now (aborting the request if it still runs)."""
+    try:
+        await outputs.aclose()
+    except Exception:  # aborting on a dead engine fails too; the cause is raised
+        logger.warning("closing engine request %s failed", request_id, exc_info=True)

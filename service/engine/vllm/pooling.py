@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from service.config import Settings
 from service.engine.base import EngineProgress
 from service.engine.vllm import compat
 from service.engine.vllm.adapter import StoppedEngine, VLLMTokenizer
-from service.engine.vllm.args import pooling_cpu_environment, pooling_engine_kwargs
+from service.engine.vllm.args import (
+    embedding_worker_in_process,
+    kv_cache_sizer,
+    pooling_engine_kwargs,
+)
 from service.errors import (
     EngineDeadError,
     EngineFailureError,
@@ -36,15 +39,24 @@ class VLLMEmbeddingEngine:
     @classmethod
     def start(cls, settings: Settings, *, model_path: str) -> VLLMEmbeddingEngine:
         """Build the engine (blocking, ~15 s on CPU): run it off the event loop, after the
-        generation engine has spawned (each reads its KV-cache share from the environment)."""
+        generation engine (its engine core inherits the environment as it stands)."""
         cpu = compat.on_cpu()
-        if cpu:
-            os.environ.update(pooling_cpu_environment(settings))
         kwargs = pooling_engine_kwargs(
             settings, model_path=model_path, on_cpu=cpu, accepted=compat.engine_arg_names()
         )
-        logger.info("starting vLLM %s embedding engine: %s", compat.VERSION, kwargs)
-        return cls(compat.AsyncLLM.from_engine_args(compat.AsyncEngineArgs(**kwargs)))
+        in_process = embedding_worker_in_process(settings, on_cpu=cpu)
+        logger.info(
+            "starting vLLM %s embedding engine: %s%s",
+            compat.VERSION,
+            kwargs,
+            ", the model in its engine-core process" if in_process else "",
+        )
+        engine = compat.start_engine(
+            kwargs,
+            kv_cache_bytes=kv_cache_sizer(settings, "embedding") if cpu else None,
+            worker_in_process=in_process,
+        )
+        return cls(engine)
 
     @property
     def max_model_len(self) -> int:

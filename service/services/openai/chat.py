@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
+from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, GenerationChunk, TokenLogprob, ToolCallFragment
+from service.engine.base import (
+    Engine,
+    EngineRequest,
+    FinishReason,
+    GenerationChunk,
+    ParsedDelta,
+    SequenceDelta,
+)
 from service.errors import InvalidRequestError
 from service.schemas.chat import (
     AssistantMessage,
@@ -20,38 +28,42 @@ from service.schemas.chat import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatMessage,
-    ChoiceLogprobs,
     DeltaMessage,
     Message,
-    TokenLogprobEntry,
     ToolMessage,
-    TopLogprob,
+)
+from service.schemas.chat import (
+    FinishReason as ChatFinishReason,
 )
 from service.schemas.common import Usage
-from service.schemas.tools import DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall
-from service.services import costs
-from service.services.generation import (
-    EngineJob,
+from service.schemas.tools import FunctionCall, ToolCall
+from service.services.core import costs
+from service.services.core.chunk_json import TextSlot
+from service.services.core.generation import (
+    Dispatch,
     SequenceResult,
     run_to_completion,
     stream_deltas,
 )
-from service.services.limits import check_count, check_text
-from service.services.models import select_model
-from service.services.openai.tool_output import (
-    StreamShaper,
+from service.services.core.limits import check_count, check_text
+from service.services.core.sampling import sampling_options, token_budget
+from service.services.openai.chat_pieces import (
     call_id,
-    count_calls,
-    finish_reason,
-    shape_output,
+    choice_logprobs,
+    delta_message,
+    event_json,
+    tool_deltas,
 )
-from service.services.openai.tools import (
+from service.services.registry import select_model
+from service.services.tools import (
+    NO_TOOLS,
+    Outcome,
+    OutputReader,
     ToolPlan,
     chat_template,
     check_tool_results,
     plan_tools,
 )
-from service.services.sampling import sampling_options, token_budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +71,27 @@ class PreparedChat:
     id: str
     created: int
     model: str
-    job: EngineJob
+    engine_request: EngineRequest
     n: int
     logprobs: bool
     include_usage: bool
-    tools: ToolPlan | None = None
-    reasoning: bool = False
+    tools: ToolPlan = NO_TOOLS
+    reasoning: bool = False  # split reasoning off with the engine's reasoning parser
+    include_reasoning: bool = True  # vLLM's: False leaves the reasoning out of the answer
 
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
-        return costs.of_jobs([self.job])
+        return costs.of_requests([self.engine_request])
+
+    @property
+    def priority(self) -> int:
+        return self.engine_request.priority
 
 
-def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) -> PreparedChat:
+def prepare(
+    request: ChatCompletionRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedChat:
     model = select_model(request.model, settings, engine)
     check_count(len(request.messages), settings.max_messages, what="messages", param="messages")
     for i, message in enumerate(request.messages):
@@ -108,19 +127,19 @@ def prepare(request: ChatCompletionRequest, engine: Engine, settings: Settings) 
         settings=settings,
         logprobs_param="top_logprobs",
     )
-    constraint = plan.constraint() if plan is not None else None
-    if constraint is not None:  # the tools' schema replaces any response_format
-        options = replace(options, structured=constraint)
+    if plan.constraint is not None:  # the tools' schema replaces any response_format
+        options = replace(options, structured=plan.constraint)
     return PreparedChat(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
-        model=model,
-        job=EngineJob(ids, options),
+        model=model.name,
+        engine_request=Dispatch.of(caller, model.adapter).request(ids, options),
         n=request.n,
         logprobs=request.logprobs,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         tools=plan,
         reasoning=settings.reasoning_parser is not None,
+        include_reasoning=request.include_reasoning,
     )
 
 
@@ -141,13 +160,13 @@ def render_prompt(
     engine: Engine,
     settings: Settings,
     messages: list[dict[str, Any]],
-    plan: ToolPlan | None,
+    plan: ToolPlan,
     *,
     add_generation_prompt: bool = True,
     continue_final_message: bool = False,
 ) -> str:
     """The prompt text: the template chosen for these messages and tools, applied."""
-    tools = plan.tools if plan is not None and plan.mode != "none" else None
+    tools = plan.template_tools
     with_tools = bool(tools) or any(m["role"] == "tool" or "tool_calls" in m for m in messages)
     template = chat_template(settings, engine.tokenizer, with_tools=with_tools)
     try:
@@ -164,48 +183,43 @@ def render_prompt(
         ) from err
 
 
-def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
-    return ChoiceLogprobs(
-        content=[
-            TokenLogprobEntry(
-                token=e.token,
-                logprob=e.logprob,
-                bytes=list(e.token.encode()),
-                top_logprobs=[
-                    TopLogprob(token=text, logprob=lp, bytes=list(text.encode()))
-                    for _, text, lp in e.top
-                ],
-            )
-            for e in entries
-        ]
-    )
+def finish_reason(outcome: Outcome, engine_reason: FinishReason | None) -> ChatFinishReason | None:
+    """OpenAI's: `tool_calls` when the model chose to call (auto, required) and stopped; a named
+    choice keeps `stop`, as OpenAI's forced function calls do; a cut stays `length`."""
+    if outcome.calls and not outcome.named and engine_reason == "stop":
+        return "tool_calls"
+    return engine_reason
 
 
 def _message(prepared: PreparedChat, engine: Engine, seq: SequenceResult) -> ChatChoice:
-    shaped = shape_output(engine, prepared.tools, seq.text, reasoning=prepared.reasoning)
-    count_calls(prepared.tools, shaped.calls)
+    reader = prepared.tools.reader(engine, reasoning=prepared.reasoning)
+    outcome = reader.read_whole(seq.text, seq.token_ids, seq.finish_reason)
     calls = [
         ToolCall(id=call_id(), function=FunctionCall(name=c.name, arguments=c.arguments))
-        for c in shaped.calls
+        for c in outcome.calls
     ]
     return ChatChoice(
         index=0,
-        message=ChatMessage(content=shaped.content, reasoning=shaped.reasoning, tool_calls=calls),
-        logprobs=_logprobs(seq.logprobs) if prepared.logprobs else None,
-        finish_reason=finish_reason(prepared.tools, seq.finish_reason, bool(calls)),
+        message=ChatMessage(
+            content=outcome.text,
+            reasoning=outcome.reasoning if prepared.include_reasoning else None,
+            tool_calls=calls,
+        ),
+        logprobs=choice_logprobs(seq.logprobs) if prepared.logprobs else None,
+        finish_reason=finish_reason(outcome, seq.finish_reason),
         stop_reason=seq.stop_reason,
     )
 
 
 def _name_the_tools(prepared: PreparedChat, err: InvalidRequestError) -> None:
     """The engine refused the tools' constraint (a schema its grammar compiler cannot take)."""
-    if err.param is None and prepared.tools is not None and prepared.tools.constraint():
+    if err.param is None and prepared.tools.constraint is not None:
         err.param = "tools"
 
 
 async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResponse:
     try:
-        (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+        (result,) = await run_to_completion(engine, [prepared.engine_request], prepared.id)
     except InvalidRequestError as err:
         _name_the_tools(prepared, err)
         raise
@@ -221,42 +235,25 @@ async def complete(prepared: PreparedChat, engine: Engine) -> ChatCompletionResp
     )
 
 
-def _chunk(prepared: PreparedChat, choices: list[ChatChunkChoice]) -> str:
-    return ChatCompletionChunk(
-        id=prepared.id, created=prepared.created, model=prepared.model, choices=choices
-    ).model_dump_json(exclude={"usage"})
-
-
 async def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
-    """JSON payloads of the SSE events, without the final [DONE]."""
-    async with aclosing(chunks(prepared, engine)) as stream_chunks:
-        async for chunk in stream_chunks:
-            if chunk.usage is None:
-                yield chunk.model_dump_json(exclude={"usage"})
-            else:
-                yield chunk.model_dump_json()
-
-
-def _tool_deltas(shaper: StreamShaper, pieces: tuple[ToolCallFragment, ...]) -> list[DeltaToolCall]:
-    """OpenAI's pieces: a call's first carries id, type and name; the rest only arguments."""
-    out = []
-    for piece in pieces:
-        first = piece.name is not None
-        out.append(
-            DeltaToolCall(
-                index=piece.index,
-                id=shaper.ids[piece.index] if first else None,
-                type="function" if first else None,
-                function=DeltaFunctionCall(name=piece.name, arguments=piece.arguments),
-            )
-        )
-    return out
+    """JSON payloads of the SSE events, without the final [DONE]: the chunks of `chunks`, those
+    of the steps that only add text to a one-choice stream written through a `TextSlot`."""
+    maker = _ChunkMaker(prepared, engine, text_slot=True)
+    for opening in maker.openings():
+        yield event_json(opening)
+    async with aclosing(_engine_chunks(prepared, engine)) as engine_chunks:
+        async for engine_chunk in engine_chunks:
+            payload = maker.payload(engine_chunk)
+            if payload is not None:
+                yield payload
+    if prepared.include_usage:
+        yield event_json(maker.usage())
 
 
 async def _engine_chunks(
     prepared: PreparedChat, engine: Engine
 ) -> AsyncGenerator[GenerationChunk, None]:
-    deltas = stream_deltas(engine, [prepared.job], prepared.id)
+    deltas = stream_deltas(engine, [prepared.engine_request], prepared.id)
     try:
         async for _, engine_chunk in deltas:
             yield engine_chunk
@@ -269,76 +266,130 @@ async def _engine_chunks(
             await close()  # now, not when collected: closing aborts the engine request
 
 
+class _ChunkMaker:
+    """One stream's chunks: a reader per choice, and the tokens generated so far."""
+
+    def __init__(self, prepared: PreparedChat, engine: Engine, *, text_slot: bool = False) -> None:
+        self.prepared = prepared
+        self.readers: list[OutputReader] = [
+            prepared.tools.reader(engine, reasoning=prepared.reasoning) for _ in range(prepared.n)
+        ]
+        self.completion_tokens = 0
+        # A one-choice stream without logprobs: a step that only adds text is this chunk's
+        # JSON around it, cut from the chunk `_choice` makes for such a step.
+        self.text_slot: TextSlot | None = None
+        if text_slot and prepared.n == 1 and not prepared.logprobs:
+            self.text_slot = TextSlot(
+                lambda text: event_json(
+                    self.chunk([self._choice(SequenceDelta(0, text, ()), ParsedDelta(text))])
+                )
+            )
+
+    def chunk(
+        self, choices: list[ChatChunkChoice], usage: Usage | None = None
+    ) -> ChatCompletionChunk:
+        prepared = self.prepared
+        return ChatCompletionChunk(
+            id=prepared.id,
+            created=prepared.created,
+            model=prepared.model,
+            choices=choices,
+            usage=usage,
+        )
+
+    def openings(self) -> Iterator[ChatCompletionChunk]:
+        """OpenAI opens every choice with the role before any content; a named choice's call
+        (its name) follows at once."""
+        yield self.chunk(
+            [
+                ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(self.prepared.n)
+            ]
+        )
+        for i, reader in enumerate(self.readers):
+            opening = tool_deltas(reader.opening().tool_calls)
+            if opening:
+                yield self.chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=opening))])
+
+    def of(self, engine_chunk: GenerationChunk) -> ChatCompletionChunk | None:
+        """The chunk one engine step gives (None: nothing to send)."""
+        choices = []
+        for delta in engine_chunk.sequences:
+            parsed = self._read(delta)
+            if parsed is not None:
+                choices.append(self._choice(delta, parsed))
+        return self.chunk(choices) if choices else None
+
+    def payload(self, engine_chunk: GenerationChunk) -> str | None:
+        """The JSON of `of(engine_chunk)`; through the text slot when the step only adds text."""
+        slot = self.text_slot
+        if slot is None or len(engine_chunk.sequences) != 1:
+            chunk = self.of(engine_chunk)
+            return None if chunk is None else event_json(chunk)
+        delta = engine_chunk.sequences[0]
+        parsed = self._read(delta)
+        if parsed is None:
+            return None
+        if (
+            parsed.content is None
+            or parsed.reasoning is not None
+            or parsed.tool_calls
+            or delta.finish_reason is not None
+            or delta.stop_reason is not None
+        ):
+            return event_json(self.chunk([self._choice(delta, parsed)]))
+        return slot(parsed.content)
+
+    def _read(self, delta: SequenceDelta) -> ParsedDelta | None:
+        """What the step adds to its choice (None: nothing to send)."""
+        self.completion_tokens += len(delta.token_ids)
+        ended = delta.finish_reason is not None
+        if not delta.text and not ended:
+            return None
+        reader = self.readers[delta.index]
+        if reader.plain:  # nothing to read: the text as it is (plain chat's hot path)
+            return ParsedDelta(delta.text)
+        parsed = self._shown(reader.feed(delta.text, delta.token_ids, last=ended))
+        if not ended and not (parsed.content or parsed.reasoning or parsed.tool_calls):
+            return None  # the reader holds this step back
+        return parsed
+
+    def _choice(self, delta: SequenceDelta, parsed: ParsedDelta) -> ChatChunkChoice:
+        finish = None
+        if delta.finish_reason is not None:  # the reader's outcome: the calls are counted
+            outcome = self.readers[delta.index].finish(delta.finish_reason)
+            finish = finish_reason(outcome, delta.finish_reason)
+        return ChatChunkChoice(
+            index=delta.index,
+            delta=delta_message(parsed),
+            logprobs=choice_logprobs(delta.logprobs or []) if self.prepared.logprobs else None,
+            finish_reason=finish,
+            stop_reason=delta.stop_reason,
+        )
+
+    def _shown(self, parsed: ParsedDelta) -> ParsedDelta:
+        """What of a step is sent: its reasoning only when the request includes it."""
+        if parsed.reasoning is None or self.prepared.include_reasoning:
+            return parsed
+        return replace(parsed, reasoning=None)
+
+    def usage(self) -> ChatCompletionChunk:
+        prompt = len(self.prepared.engine_request.prompt_token_ids)
+        return self.chunk([], Usage.of(prompt, self.completion_tokens))
+
+
 async def chunks(
     prepared: PreparedChat, engine: Engine
 ) -> AsyncGenerator[ChatCompletionChunk, None]:
     """The stream's chunks, the usage chunk last when asked for."""
-
-    def chunk(choices: list[ChatChunkChoice]) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
-            id=prepared.id, created=prepared.created, model=prepared.model, choices=choices
-        )
-
-    # OpenAI opens every choice with the role before any content.
-    yield chunk(
-        [
-            ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
-            for i in range(prepared.n)
-        ]
-    )
-    shaped = prepared.tools is not None or prepared.reasoning
-    shapers: dict[int, StreamShaper] = {}
-    if shaped:
-        for i in range(prepared.n):
-            shapers[i] = StreamShaper(engine, prepared.tools, reasoning=prepared.reasoning)
-            opening = shapers[i].opening()
-            if opening:
-                tool_calls = _tool_deltas(shapers[i], tuple(opening))
-                yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(tool_calls=tool_calls))])
-    completion_tokens = 0
+    maker = _ChunkMaker(prepared, engine)
+    for opening in maker.openings():
+        yield opening
     engine_chunks = _engine_chunks(prepared, engine)
     async with aclosing(engine_chunks):  # leaving early closes (aborts) the engine request now
         async for engine_chunk in engine_chunks:
-            choices = []
-            for delta in engine_chunk.sequences:
-                completion_tokens += len(delta.token_ids)
-                if not delta.text and delta.finish_reason is None:
-                    continue
-                finish: str | None = delta.finish_reason
-                if shaped:
-                    shaper = shapers[delta.index]
-                    parsed = shaper.step(
-                        delta.text, delta.token_ids, last=delta.finish_reason is not None
-                    )
-                    message = DeltaMessage(
-                        content=parsed.content,
-                        reasoning=parsed.reasoning,
-                        tool_calls=_tool_deltas(shaper, parsed.tool_calls) or None,
-                    )
-                    if finish is not None:
-                        finish = finish_reason(prepared.tools, finish, shaper.called)
-                        count_calls(prepared.tools, shaper.calls())
-                    elif not (message.content or message.reasoning or message.tool_calls):
-                        continue
-                else:
-                    message = DeltaMessage(content=delta.text)
-                choices.append(
-                    ChatChunkChoice(
-                        index=delta.index,
-                        delta=message,
-                        logprobs=_logprobs(delta.logprobs or []) if prepared.logprobs else None,
-                        finish_reason=finish,
-                        stop_reason=delta.stop_reason,
-                    )
-                )
-            if choices:
-                yield chunk(choices)
+            chunk = maker.of(engine_chunk)
+            if chunk is not None:
+                yield chunk
     if prepared.include_usage:
-        prompt = len(prepared.job.prompt_token_ids)
-        yield ChatCompletionChunk(
-            id=prepared.id,
-            created=prepared.created,
-            model=prepared.model,
-            choices=[],
-            usage=Usage.of(prompt, completion_tokens),
-        )
+        yield maker.usage()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, SamplingOptions, StructuredOutput
+from service.engine.base import Engine, EngineRequest, SamplingOptions, StructuredOutput
 from service.schemas.chat import ChatCompletionRequest
 from service.schemas.completions import CompletionRequest
 from service.schemas.render import RenderedPrompt, RenderedSamplingParams
-from service.services.generation import EngineJob
 from service.services.openai import chat, completions
 
 
@@ -53,31 +53,33 @@ def _structured_outputs(structured: StructuredOutput) -> dict[str, Any]:
     return fields
 
 
-def _rendered(job: EngineJob, *, request_id: str, model: str, stream: bool) -> RenderedPrompt:
+def _rendered(
+    engine_request: EngineRequest, *, request_id: str, model: str, stream: bool
+) -> RenderedPrompt:
     return RenderedPrompt(
         request_id=request_id,
-        token_ids=list(job.prompt_token_ids),
-        sampling_params=_sampling_params(job.options),
+        token_ids=list(engine_request.prompt_token_ids),
+        sampling_params=_sampling_params(engine_request.options),
         model=model,
         stream=stream,
     )
 
 
 def render_chat(
-    request: ChatCompletionRequest, engine: Engine, settings: Settings
+    request: ChatCompletionRequest, engine: Engine, settings: Settings, caller: Caller
 ) -> RenderedPrompt:
-    prepared = chat.prepare(request, engine, settings)
+    prepared = chat.prepare(request, engine, settings, caller)
     return _rendered(
-        prepared.job, request_id=prepared.id, model=prepared.model, stream=request.stream
+        prepared.engine_request, request_id=prepared.id, model=prepared.model, stream=request.stream
     )
 
 
 def render_completion(
-    request: CompletionRequest, engine: Engine, settings: Settings
+    request: CompletionRequest, engine: Engine, settings: Settings, caller: Caller
 ) -> list[RenderedPrompt]:
     """One entry per prompt, as vLLM answers."""
-    prepared = completions.prepare(request, engine, settings)
+    prepared = completions.prepare(request, engine, settings, caller)
     return [
-        _rendered(job, request_id=prepared.id, model=prepared.model, stream=request.stream)
-        for job in prepared.jobs
+        _rendered(r, request_id=prepared.id, model=prepared.model, stream=request.stream)
+        for r in prepared.requests
     ]

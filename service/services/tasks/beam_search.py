@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from service.engine.base import STEP_LOGPROBS_LIMIT, Engine, SamplingOptions
+from service.engine.base import STEP_LOGPROBS_LIMIT, Engine, EngineRequest, SamplingOptions
 from service.errors import EngineFailureError
-from service.services.generation import gather_or_cancel
+from service.services.core.generation import gather_or_cancel
 
 EarlyStopping = bool | Literal["never"]
 
@@ -167,18 +167,23 @@ async def _allowed(
     return [(token, logprob) for token, logprob in await found if token not in banned]
 
 
-def engine_step(engine: Engine, request_id: str, *, priority: int = 0) -> StepFn:
-    """A `StepFn` on the engine: one greedy token with the k best raw log-probabilities."""
+def engine_step(engine: Engine, request_id: str, *, priority: int) -> StepFn:
+    """A `StepFn` on the engine: one greedy token with the k best raw log-probabilities.
+    Beam search runs on the base model (no adapter), at the caller's priority."""
     counter = 0
 
     async def step(token_ids: list[int], k: int) -> list[tuple[int, float]]:
         nonlocal counter
         counter += 1
         options = SamplingOptions(max_tokens=1, temperature=0.0, logprobs=k, ignore_eos=True)
+        request = EngineRequest(
+            prompt_token_ids=token_ids,
+            options=options,
+            request_id=f"{request_id}-{counter}",
+            priority=priority,
+        )
         top: dict[int, float] = {}
-        async for chunk in engine.generate(
-            token_ids, options, f"{request_id}-{counter}", stream=False, priority=priority
-        ):
+        async for chunk in engine.generate(request, stream=False):
             for delta in chunk.sequences:
                 for position in delta.logprobs or ():
                     for token, _, logprob in position.top:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, SamplingOptions
+from service.engine.base import Engine, EngineRequest, SamplingOptions
 from service.errors import ContextLengthError, InvalidRequestError
 from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
@@ -21,9 +22,9 @@ from service.schemas.tasks import (
     ChatTurn,
     TaskChatRequest,
 )
-from service.services import costs
-from service.services.generation import EngineJob, run_to_completion
-from service.services.limits import check_count, check_text
+from service.services.core import costs
+from service.services.core.generation import Dispatch, run_to_completion
+from service.services.core.limits import check_count, check_text
 from service.services.tasks.common import (
     envelope,
     finish_reason,
@@ -40,13 +41,17 @@ from service.services.tasks.script_grammar import script_constraint
 class PreparedChat:
     id: str
     model: str
-    job: EngineJob
+    engine_request: EngineRequest
     truncated_turns: int
 
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
-        return costs.of_jobs([self.job])
+        return costs.of_requests([self.engine_request])
+
+    @property
+    def priority(self) -> int:
+        return self.engine_request.priority
 
 
 def _conversation(
@@ -94,7 +99,9 @@ def _check_limits(req: TaskChatRequest, settings: Settings) -> None:
         check_text(req.system, settings, param="system")
 
 
-def prepare(req: TaskChatRequest, engine: Engine, settings: Settings) -> PreparedChat:
+def prepare(
+    req: TaskChatRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedChat:
     model = served_model(req.model, settings, engine)
     _check_limits(req, settings)
     language = requested_language(req.language)
@@ -135,11 +142,12 @@ def prepare(req: TaskChatRequest, engine: Engine, settings: Settings) -> Prepare
         # constrained from its first token.
         structured=script_constraint(None if language is None else language.script, complete=False),
     )
-    return PreparedChat(new_id("chat"), model, EngineJob(ids, options), dropped)
+    engine_request = Dispatch.of(caller, model.adapter).request(ids, options)
+    return PreparedChat(new_id("chat"), model.name, engine_request, dropped)
 
 
 async def reply(prepared: PreparedChat, engine: Engine) -> ChatResponse:
-    (result,) = await run_to_completion(engine, [prepared.job], prepared.id)
+    (result,) = await run_to_completion(engine, [prepared.engine_request], prepared.id)
     seq = result.sequences[0]
     answer = ChatResult(
         reply=seq.text,
@@ -157,4 +165,4 @@ async def reply(prepared: PreparedChat, engine: Engine) -> ChatResponse:
 
 def stream(prepared: PreparedChat, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events (TaskChunk), without the final [DONE]."""
-    return stream_task("chat.chunk", prepared.id, prepared.model, [prepared.job], engine)
+    return stream_task("chat.chunk", prepared.id, prepared.model, [prepared.engine_request], engine)

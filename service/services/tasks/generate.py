@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, SamplingOptions, no_repeat_ngram_off
+from service.engine.base import Engine, EngineRequest, SamplingOptions, no_repeat_ngram_off
 from service.errors import ContextLengthError, InvalidRequestError, UnsupportedParameterError
 from service.schemas.common import Usage, stop_sequences
 from service.schemas.tasks import (
@@ -22,9 +23,9 @@ from service.schemas.tasks import (
     GenerateResult,
     Generation,
 )
-from service.services import costs
-from service.services.generation import (
-    EngineJob,
+from service.services.core import costs
+from service.services.core.generation import (
+    Dispatch,
     engine_request_ids,
     gather_or_cancel,
     run_to_completion,
@@ -56,16 +57,17 @@ NOT_WITH_BEAMS: dict[str, tuple[object, ...]] = {
 class PreparedGenerate:
     id: str
     model: str
-    jobs: list[EngineJob]
-    beams: BeamConfig | None  # per-prompt lengths are in the job's options
+    requests: list[EngineRequest]
+    beams: BeamConfig | None  # per-prompt lengths are in each request's options
     num_return_sequences: int
+    priority: int
 
     @property
     def cost(self) -> int:
         """Engine sequences, for admission control."""
         if self.beams is not None:
-            return costs.of_beams(len(self.jobs), self.beams.num_beams)
-        return costs.of_jobs(self.jobs)
+            return costs.of_beams(len(self.requests), self.beams.num_beams)
+        return costs.of_requests(self.requests)
 
 
 def _conflict(message: str, param: str) -> InvalidRequestError:
@@ -73,40 +75,46 @@ def _conflict(message: str, param: str) -> InvalidRequestError:
 
 
 def _check_combinations(req: GenerateRequest) -> None:
+    """Knobs that would have no effect together are a 400 naming one of them."""
     given = req.model_fields_set
     for a, b in (("max_new_tokens", "max_length"), ("min_new_tokens", "min_length")):
         if a in given and b in given:
             raise _conflict(f"Give {a} or {b}, not both.", b)
     if not req.do_sample:
-        for name in SAMPLING_ONLY:
-            if name in given:
-                raise _conflict(f"{name} has no effect unless do_sample is true.", name)
-        if req.num_beams == 1 and req.num_return_sequences > 1:
-            raise _conflict(
-                "Greedy search returns one sequence: set do_sample or num_beams for "
-                "num_return_sequences > 1.",
-                "num_return_sequences",
-            )
+        _check_greedy(req, given)
     elif req.temperature == 0.0:
         raise _conflict("temperature must be positive when do_sample is true.", "temperature")
     if req.num_beams > 1:
-        if req.do_sample:
-            raise _conflict(
-                "Beam sampling is not supported: num_beams > 1 is beam search, "
-                "which does not sample.",
-                "do_sample",
-            )
-        for name, inert in NOT_WITH_BEAMS.items():
-            if name in given and getattr(req, name) not in inert:
-                raise _conflict(f"{name} is not supported with beam search (num_beams > 1).", name)
-        if req.num_return_sequences > req.num_beams:
-            raise _conflict(
-                "num_return_sequences must not exceed num_beams.", "num_return_sequences"
-            )
+        _check_beams(req, given)
     else:
         for name in ("length_penalty", "early_stopping"):
             if name in given:
                 raise _conflict(f"{name} only applies to beam search (num_beams > 1).", name)
+
+
+def _check_greedy(req: GenerateRequest, given: set[str]) -> None:
+    for name in SAMPLING_ONLY:
+        if name in given:
+            raise _conflict(f"{name} has no effect unless do_sample is true.", name)
+    if req.num_beams == 1 and req.num_return_sequences > 1:
+        raise _conflict(
+            "Greedy search returns one sequence: set do_sample or num_beams for "
+            "num_return_sequences > 1.",
+            "num_return_sequences",
+        )
+
+
+def _check_beams(req: GenerateRequest, given: set[str]) -> None:
+    if req.do_sample:
+        raise _conflict(
+            "Beam sampling is not supported: num_beams > 1 is beam search, which does not sample.",
+            "do_sample",
+        )
+    for name, inert in NOT_WITH_BEAMS.items():
+        if name in given and getattr(req, name) not in inert:
+            raise _conflict(f"{name} is not supported with beam search (num_beams > 1).", name)
+    if req.num_return_sequences > req.num_beams:
+        raise _conflict("num_return_sequences must not exceed num_beams.", "num_return_sequences")
 
 
 def _lengths(
@@ -145,8 +153,11 @@ def _lengths(
     return max_new, min_new
 
 
-def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> PreparedGenerate:
+def prepare(
+    req: GenerateRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedGenerate:
     model = served_model(req.model, settings, engine)
+    dispatch = Dispatch.of(caller, model.adapter)
     _check_combinations(req)
     # Beam search bans repeated n-grams in the gateway's own loop; sampling needs the engine's
     # logits processor.
@@ -155,7 +166,7 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
     if req.num_beams > 1 and req.language is not None:
         # Each beam step is a request of its own: a constraint would restart at every one.
         raise _conflict("language is not supported with beam search (num_beams > 1).", "language")
-    if req.num_beams > 1 and model != settings.model_name:
+    if req.num_beams > 1 and model.adapter is not None:
         raise UnsupportedParameterError(
             "Beam search runs on the base model only; leave num_beams at 1 with an adapter.",
             param="num_beams",
@@ -166,7 +177,7 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
     structured = script_constraint(
         None if language is None else language.script, complete=False, continuation=True
     )
-    jobs = []
+    requests = []
     param = "prompt" if req.prompt is not None else "prompts"
     for text in inputs(req.prompt, req.prompts, param=param, settings=settings):
         ids = engine.tokenizer.encode(text)
@@ -184,7 +195,7 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
             seed=req.seed,
             structured=structured,
         )
-        jobs.append(EngineJob(ids, options))
+        requests.append(dispatch.request(ids, options))
     beams = None
     if req.num_beams > 1:
         eos = engine.tokenizer.eos_token_id
@@ -196,13 +207,15 @@ def prepare(req: GenerateRequest, engine: Engine, settings: Settings) -> Prepare
             early_stopping=req.early_stopping,
             no_repeat_ngram_size=req.no_repeat_ngram_size,
         )
-    return PreparedGenerate(new_id("generate"), model, jobs, beams, req.num_return_sequences)
+    return PreparedGenerate(
+        new_id("generate"), model.name, requests, beams, req.num_return_sequences, dispatch.priority
+    )
 
 
 async def generate(prepared: PreparedGenerate, engine: Engine) -> GenerateResponse:
     if prepared.beams is not None:
         return await _beam_search(prepared, engine)
-    results = await run_to_completion(engine, prepared.jobs, prepared.id)
+    results = await run_to_completion(engine, prepared.requests, prepared.id)
     out = [
         GenerateResult(
             index=i,
@@ -223,25 +236,25 @@ async def generate(prepared: PreparedGenerate, engine: Engine) -> GenerateRespon
 
 async def _beam_search(prepared: PreparedGenerate, engine: Engine) -> GenerateResponse:
     assert prepared.beams is not None
-    request_ids = engine_request_ids(prepared.id, len(prepared.jobs))
+    request_ids = engine_request_ids(prepared.id, len(prepared.requests))
     searches = [
         search(
-            job.prompt_token_ids,
+            request.prompt_token_ids,
             replace(
                 prepared.beams,
-                max_new_tokens=job.options.max_tokens,
-                min_new_tokens=job.options.min_tokens,
+                max_new_tokens=request.options.max_tokens,
+                min_new_tokens=request.options.min_tokens,
             ),
-            engine_step(engine, request_id),
+            engine_step(engine, request_id, priority=prepared.priority),
         )
-        for job, request_id in zip(prepared.jobs, request_ids, strict=True)
+        for request, request_id in zip(prepared.requests, request_ids, strict=True)
     ]
     with engine_wait():  # engine time, not gateway overhead
         found = await gather_or_cancel(searches)
     out = [
         GenerateResult(
             index=i,
-            prompt_tokens=len(prepared.jobs[i].prompt_token_ids),
+            prompt_tokens=len(prepared.requests[i].prompt_token_ids),
             generations=[
                 _generation(h, engine) for h in hypotheses[: prepared.num_return_sequences]
             ],
@@ -277,4 +290,4 @@ def _response(prepared: PreparedGenerate, results: list[GenerateResult]) -> Gene
 
 def stream(prepared: PreparedGenerate, engine: Engine) -> AsyncIterator[str]:
     """JSON payloads of the SSE events (TaskChunk), without the final [DONE]."""
-    return stream_task("generate.chunk", prepared.id, prepared.model, prepared.jobs, engine)
+    return stream_task("generate.chunk", prepared.id, prepared.model, prepared.requests, engine)

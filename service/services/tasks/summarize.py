@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import Engine, SamplingOptions, StructuredOutput
 from service.errors import InvalidRequestError
 from service.schemas.common import Usage
 from service.schemas.tasks import SummarizeRequest, SummarizeResponse, SummarizeResult
-from service.services import costs
-from service.services.generation import (
-    EngineJob,
+from service.services.core import costs
+from service.services.core.generation import (
+    Dispatch,
     PromptResult,
     SequenceResult,
     gather_or_cancel,
@@ -66,10 +67,13 @@ class _Target:
 
 
 class _Summarizer:
-    def __init__(self, req: SummarizeRequest, engine: Engine, request_id: str) -> None:
+    def __init__(
+        self, req: SummarizeRequest, engine: Engine, request_id: str, dispatch: Dispatch
+    ) -> None:
         self.req = req
         self.engine = engine
         self.request_id = request_id
+        self.dispatch = dispatch
         self.max_tokens = req.max_length or DEFAULT_MAX_TOKENS[req.style]
         self.min_tokens = req.min_length or 0
 
@@ -180,15 +184,15 @@ class _Summarizer:
         found: list[SequenceResult] = []
         pending = list(range(len(texts)))
         for attempt, (insist, constraint) in enumerate(attempts):
-            jobs = [
-                EngineJob(
+            requests = [
+                self.dispatch.request(
                     self._prompt(texts[i], final=final, language=target.language, insist=insist),
                     replace(options, structured=constraint),
                 )
                 for i in pending
             ]
             suffix = f"-retry{attempt}" if attempt else ""
-            results = await run_to_completion(self.engine, jobs, f"{engine_id}{suffix}")
+            results = await run_to_completion(self.engine, requests, f"{engine_id}{suffix}")
             for i, result in zip(pending, results, strict=True):
                 count.add(result)
                 if attempt:
@@ -227,20 +231,28 @@ class PreparedSummary:
     request: SummarizeRequest
     texts: list[str]
     cost: int  # engine sequences, estimated (admission control)
+    dispatch: Dispatch
+
+    @property
+    def priority(self) -> int:
+        return self.dispatch.priority
 
 
-def prepare(req: SummarizeRequest, engine: Engine, settings: Settings) -> PreparedSummary:
+def prepare(
+    req: SummarizeRequest, engine: Engine, settings: Settings, caller: Caller
+) -> PreparedSummary:
     """Validate (no engine work): every 4xx but a too-long text is raised here."""
     model = served_model(req.model, settings, engine)
     param = "text" if req.text is not None else "texts"
     texts = inputs(req.text, req.texts, param=param, settings=settings)
     _check(req, engine)
     cost = costs.of_summary(texts, engine.max_model_len)
-    return PreparedSummary(new_id("summarize"), model, req, texts, cost)
+    dispatch = Dispatch.of(caller, model.adapter)
+    return PreparedSummary(new_id("summarize"), model.name, req, texts, cost, dispatch)
 
 
 async def summarize(prepared: PreparedSummary, engine: Engine) -> SummarizeResponse:
-    summarizer = _Summarizer(prepared.request, engine, prepared.id)
+    summarizer = _Summarizer(prepared.request, engine, prepared.id, prepared.dispatch)
     done = await gather_or_cancel([summarizer.run(i, t) for i, t in enumerate(prepared.texts)])
     prompt = sum(c.prompt for _, c in done)
     completion = sum(c.completion for _, c in done)

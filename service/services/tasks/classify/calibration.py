@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from service.engine.base import Engine
+from service.services.core.generation import Dispatch
 from service.services.tasks.classify.prompts import LabelSpec, prompt_ids
 from service.services.tasks.classify.scoring import Method, label_logprobs, log_softmax
 
@@ -133,11 +134,14 @@ async def priors(
     labels: Sequence[list[int]],
     request_id: str,
     *,
+    dispatch: Dispatch,
     method: Method = "prefill",
 ) -> Priors:
     """The mean content-free score per label for this prompt (uncached), normalised."""
     prompts = [prompt_ids(engine.tokenizer, spec, text) for text in CONTENT_FREE[spec.language]]
-    scored = await label_logprobs(engine, prompts, labels, request_id, method=method)
+    scored = await label_logprobs(
+        engine, prompts, labels, request_id, dispatch=dispatch, method=method
+    )
     normalised = [log_softmax(row) for row in scored.logprobs]
     mean = tuple(sum(column) / len(column) for column in zip(*normalised, strict=True))
     return Priors(mean, scored.prompt_tokens, scored.completion_tokens)

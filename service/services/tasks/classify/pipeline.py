@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from service.caller import Caller
 from service.config import Settings
 from service.engine.base import Engine
 from service.schemas.common import Usage
 from service.schemas.tasks import ClassifyRequest, ClassifyResponse, ClassifyResult
-from service.services import costs
-from service.services.generation import first_failure_cancels
+from service.services.core import costs
+from service.services.core.generation import Dispatch, first_failure_cancels
 from service.services.tasks import common
 from service.services.tasks.classify.calibration import (
     Priors,
@@ -65,7 +66,12 @@ class PreparedClassify:
     model: str
     labels: list[list[int]]  # token ids per label
     groups: list[LanguageGroup]
+    dispatch: Dispatch
     scoring: str = "auto"  # the `classify_scoring` setting
+
+    @property
+    def priority(self) -> int:
+        return self.dispatch.priority
 
     @property
     def prompts(self) -> list[list[int]]:
@@ -83,7 +89,12 @@ class PreparedClassify:
 
 
 def prepare(
-    request: ClassifyRequest, engine: Engine, settings: Settings, *, request_id: str
+    request: ClassifyRequest,
+    engine: Engine,
+    settings: Settings,
+    caller: Caller,
+    *,
+    request_id: str,
 ) -> PreparedClassify:
     """Validate and tokenize (no engine work): every 4xx is raised here."""
     model = common.served_model(request.model, settings, engine)
@@ -104,11 +115,14 @@ def prepare(
         params = [param] if request.text is not None else [f"texts.{i}" for i in indices]
         check_context(prompts, labels, limit=engine.max_model_len, params=params)
         groups.append(LanguageGroup(group_spec, indices, prompts))
-    return PreparedClassify(request_id, model, labels, groups, settings.classify_scoring)
+    dispatch = Dispatch.of(caller, model.adapter)
+    return PreparedClassify(
+        request_id, model.name, labels, groups, dispatch, settings.classify_scoring
+    )
 
 
 async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyResponse:
-    request_id, labels = prepared.id, prepared.labels
+    request_id, labels, dispatch = prepared.id, prepared.labels, prepared.dispatch
     cache = cache_for(engine)
     tasks = []
     # Every group's texts and (on a cache miss) priors are scored in the same engine batch.
@@ -120,10 +134,12 @@ async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyRespon
             ids = f"{request_id}-{group.spec.language}" if k else request_id
 
             async def compute_priors(spec: LabelSpec = group.spec, ids: str = ids) -> Priors:
-                return await priors(engine, spec, labels, f"{ids}-prior", method=method)
+                return await priors(
+                    engine, spec, labels, f"{ids}-prior", dispatch=dispatch, method=method
+                )
 
             scoring = group_tasks.create_task(
-                label_logprobs(engine, group.prompts, labels, ids, method=method)
+                label_logprobs(engine, group.prompts, labels, ids, dispatch=dispatch, method=method)
             )
             key = prior_key(prepared.model, group.spec)
             cached = group_tasks.create_task(cache.get(key, compute_priors))

@@ -15,7 +15,7 @@ from service.config import Settings
 from service.engine.base import Tokenizer
 from service.errors import ContextLengthError, InvalidRequestError
 from service.schemas.tasks import ClassifyRequest
-from service.services.limits import check_count, check_text
+from service.services.core.limits import check_count, check_text
 from service.services.tasks import languages
 from service.services.tasks.classify.labels import CUSTOM_ANSWER, PRESETS
 from service.services.tasks.languages import script

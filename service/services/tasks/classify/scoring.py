@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from service.engine.base import Engine, SamplingOptions
+from service.engine.base import Engine, EngineRequest, SamplingOptions
 from service.errors import EngineFailureError
-from service.services.generation import EngineJob, PromptResult, run_to_completion
+from service.services.core.generation import Dispatch, PromptResult, run_to_completion
 
 # One prompt pass, no sampling: the one generated token is discarded.
 SCORE_OPTIONS = SamplingOptions(max_tokens=1, temperature=0.0, prompt_logprobs=0)
@@ -35,6 +35,7 @@ async def label_logprobs(
     labels: Sequence[list[int]],
     request_id: str,
     *,
+    dispatch: Dispatch,
     method: Method = "prefill",
 ) -> Scored:
     """log P(label | prompt) for every prompt and label, all in one concurrent batch.
@@ -46,11 +47,13 @@ async def label_logprobs(
     and evals/README.md on the real engine).
     """
     if method == "stepwise":
-        return await stepwise_label_logprobs(engine, prompts, labels, request_id)
+        return await stepwise_label_logprobs(engine, prompts, labels, request_id, dispatch)
     if method == "tokens":
-        return await token_label_logprobs(engine, prompts, labels, request_id)
-    jobs = [EngineJob([*prompt, *label], SCORE_OPTIONS) for prompt in prompts for label in labels]
-    results = await run_to_completion(engine, jobs, request_id)
+        return await token_label_logprobs(engine, prompts, labels, request_id, dispatch)
+    requests = [
+        dispatch.request([*prompt, *label], SCORE_OPTIONS) for prompt in prompts for label in labels
+    ]
+    results = await run_to_completion(engine, requests, request_id)
     scores: list[list[float]] = []
     for p, prompt in enumerate(prompts):
         row = results[p * len(labels) : (p + 1) * len(labels)]
@@ -68,6 +71,7 @@ async def stepwise_label_logprobs(
     prompts: Sequence[list[int]],
     labels: Sequence[list[int]],
     request_id: str,
+    dispatch: Dispatch,
 ) -> Scored:
     """log P(label | prompt) from next-token log-probabilities along the labels' token trie.
 
@@ -79,12 +83,12 @@ async def stepwise_label_logprobs(
     """
     edges = sorted({(tuple(label[:j]), label[j]) for label in labels for j in range(len(label))})
 
-    def job(prompt: list[int], edge: tuple[tuple[int, ...], int]) -> EngineJob:
+    def job(prompt: list[int], edge: tuple[tuple[int, ...], int]) -> EngineRequest:
         prefix, token = edge
         options = SamplingOptions(
             max_tokens=1, temperature=0.0, logprobs=0, logit_bias={token: 100.0}
         )
-        return EngineJob([*prompt, *prefix], options)
+        return dispatch.request([*prompt, *prefix], options)
 
     first = await run_to_completion(engine, [job(p, edges[0]) for p in prompts], request_id)
     rest: list[PromptResult] = []
@@ -189,6 +193,7 @@ async def token_label_logprobs(
     prompts: Sequence[list[int]],
     labels: Sequence[list[int]],
     request_id: str,
+    dispatch: Dispatch,
 ) -> Scored:
     """log P(label | prompt) from the logprobs of chosen token ids (`logprob_token_ids`).
 
@@ -209,7 +214,8 @@ async def token_label_logprobs(
         for i, prompt in enumerate(prompts)
         for ask in (per_node if block is not None and len(prompt) >= block else paired)
     ]
-    results = await run_to_completion(engine, [_job(prompts[i], a) for i, a in batch], request_id)
+    requests = [_request(prompts[i], a, dispatch) for i, a in batch]
+    results = await run_to_completion(engine, requests, request_id)
     values: list[dict[tuple[Prefix, int], float]] = [{} for _ in prompts]
     for (i, ask), result in zip(batch, results, strict=True):
         for node, found in _positions(result, ask):
@@ -230,14 +236,14 @@ def _scored(scores: list[list[float]], results: Sequence[PromptResult]) -> Score
     )
 
 
-def _job(prompt: list[int], ask: _Ask) -> EngineJob:
+def _request(prompt: list[int], ask: _Ask, dispatch: Dispatch) -> EngineRequest:
     options = SamplingOptions(
         max_tokens=1 if ask.forced is None else 2,
         temperature=0.0,
         logprob_token_ids=ask.ids,
         logit_bias=None if ask.forced is None else {ask.forced: 100.0},
     )
-    return EngineJob([*prompt, *ask.prefix], options)
+    return dispatch.request([*prompt, *ask.prefix], options)
 
 
 def _positions(result: PromptResult, ask: _Ask) -> list[tuple[Prefix, dict[int, float]]]:

@@ -16,7 +16,7 @@ from service.config import Settings
 from service.engine.base import Engine
 from service.errors import ContextLengthError
 from service.schemas.tasks import ClassifyRequest
-from service.services.generation import gather_or_cancel
+from service.services.core.generation import Dispatch, gather_or_cancel
 from service.services.tasks.classify.calibration import (
     CONTENT_FREE,
     cache_for,
@@ -65,7 +65,7 @@ async def warm_up_priors(engine: Engine, settings: Settings) -> None:
 
     async def pin(spec: LabelSpec, request_id: str, method: Method) -> None:
         labels = label_ids(engine.tokenizer, spec.labels)
-        found = await priors(engine, spec, labels, request_id, method=method)
+        found = await priors(engine, spec, labels, request_id, dispatch=Dispatch(), method=method)
         cache.pin(prior_key(settings.model_name, spec), found)
 
     async with scoring_method(engine, settings.classify_scoring) as method:
