@@ -1,16 +1,18 @@
 """/v1/classify scoring by token-id logprobs (classify_scoring auto, the default) gives the
-prefill scoring's results, on the fake engine of classify_engine.py answering both ways."""
+prefill scoring's results, on the fake engine of classify_engine.py answering both ways; an
+engine that gives no label logprobs still starts (the presets' priors wait for first use)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import SamplingOptions
-from service.engine.fake import FakeEngine
+from service.engine.base import GenerationChunk, SamplingOptions, SequenceDelta
+from service.engine.fake import FakeCall, FakeEngine
 from tests.api.helpers import serve
 from tests.api.tasks.classify_engine import classify, scoring_engine
 from tests.conftest import FAKE_MODEL
@@ -65,3 +67,19 @@ async def test_multi_token_labels_cost_one_request_per_trie_node_at_once() -> No
     assert len(scoring) == 2 * 3
     assert {(o.max_tokens, o.logit_bias) for o in scoring} == {(1, None)}
     assert sorted(len(o.logprob_token_ids) for o in scoring) == [1, 1, 1, 1, 5, 5]
+
+
+async def test_an_engine_without_label_logprobs_still_starts_and_serves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def plain(call: FakeCall) -> AsyncIterator[GenerationChunk]:
+        """One token, no logprobs, whatever is asked: as a scripted engine answers."""
+        whole = SequenceDelta(0, " ok", [1], None, "length")
+        yield GenerationChunk([whole], len(call.request.prompt_token_ids), True)
+
+    app = create_app(Settings(model=FAKE_MODEL), engine_factory=lambda: FakeEngine(handler=plain))
+    async with serve(app) as client:
+        assert (await client.get("/ready")).status_code == 200
+        reply = await client.post("/v1/generate", json={"prompt": "hi", "max_new_tokens": 1})
+        assert reply.status_code == 200, reply.text
+    assert "classify priors not computed at start-up" in caplog.text
