@@ -16,6 +16,7 @@ from service.http.encode import install_error_handlers
 from service.http.observability import install_observability
 from service.http.security import install_security
 from service.routes import (
+    anthropic,
     conversations,
     embeddings,
     health,
@@ -139,13 +140,17 @@ def create_app(
     background = BackgroundResponses(store, settings)
     gateway = GatewayState(settings, state, admission, observability, security, background, store)
     app.state.gateway = gateway
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(openai.router)
-    app.include_router(responses.router)
-    app.include_router(conversations.router)
-    app.include_router(tasks.router)
-    app.include_router(embeddings.router)
+    for surface in (
+        health,
+        metrics,
+        openai,
+        responses,
+        conversations,
+        anthropic,
+        tasks,
+        embeddings,
+    ):
+        app.include_router(surface.router)
     if settings.enable_lora_runtime_updates:  # else these paths are 404s, as on `vllm serve`
         app.include_router(lora.router)
     if settings.playground_enabled:

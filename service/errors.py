@@ -31,6 +31,11 @@ setting.
 Routes and services raise these; `service/http/encode.py` is the one place that turns them
 into a response (a JSON body, a raw ASGI answer, or an in-band SSE event). This module imports
 nothing from the package: every layer may raise these errors.
+
+The Messages API's routes (`/v1/messages...`) answer the same errors in Anthropic's shape,
+`{"type": "error", "error": {"type", "message"}, "request_id"}`: `ANTHROPIC_ERROR_TYPES` gives
+the type by status, the field a message is about leads it (Anthropic has no `param`), and our
+overload is Anthropic's 529 `overloaded_error` (the other 503s stay 503, `overloaded_error`).
 """
 
 from __future__ import annotations
@@ -85,6 +90,22 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
 _OUTCOME_BY_CODE: dict[str | None, Outcome] = {row.code: row.outcome for row in ERROR_TABLE}
 
 
+# Anthropic's error type by status, for the Messages API's routes; 529 is its "overloaded".
+ANTHROPIC_OVERLOADED = 529
+ANTHROPIC_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    ANTHROPIC_OVERLOADED: "overloaded_error",
+}
+
+
 def outcome_for(status: int, code: str | None = None) -> Outcome:
     """The metrics outcome of a request answered with `status` (and error `code`, if known)."""
     if status < 400:
@@ -111,6 +132,7 @@ class GatewayError(Exception):
     error_type = "server_error"
     code: str | None = None
     retry_after: int | None = None  # seconds, sent as Retry-After
+    anthropic_status: int | None = None  # another status on Anthropic's surface (None: the same)
 
     def __init__(
         self,
@@ -133,6 +155,15 @@ class GatewayError(Exception):
 
     def headers(self) -> dict[str, str] | None:
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+
+    @property
+    def anthropic_status_code(self) -> int:
+        return self.anthropic_status or self.status_code
+
+    def anthropic_body(self, request_id: str | None = None) -> dict[str, Any]:
+        return anthropic_error_body(
+            self.message, self.anthropic_status_code, param=self.param, request_id=request_id
+        )
 
 
 class InvalidRequestError(GatewayError):
@@ -217,6 +248,7 @@ class EngineDeadError(EngineUnavailableError):
 class OverloadedError(ServiceUnavailableError):
     code = "overloaded"
     retry_after = 1
+    anthropic_status = ANTHROPIC_OVERLOADED
 
 
 class RateLimitUnavailableError(ServiceUnavailableError):
@@ -260,3 +292,18 @@ def error_body(
     message: str, error_type: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def anthropic_error_body(
+    message: str, status: int, *, param: str | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    """Anthropic's error body for `status`; the field the error is about leads the message."""
+    error_type = ANTHROPIC_ERROR_TYPES.get(status)
+    if error_type is None:
+        error_type = "invalid_request_error" if status < 500 else "api_error"
+    if param and param not in message:
+        message = f"{param}: {message}"
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body

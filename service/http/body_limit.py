@@ -6,7 +6,7 @@ this wrapper counts what streams in and answers 413 once the limit is passed.
 
 from __future__ import annotations
 
-from starlette.types import Message, Receive, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLargeError
 from service.http.disconnect import DISCONNECT
@@ -22,9 +22,12 @@ class BodyLimit:
     """`receive` that answers 413 once more than `limit` bytes came in, then tells the app the
     client left; `send` that drops what the app still sends after that 413."""
 
-    __slots__ = ("_receive", "_send", "ctx", "limit", "replaced", "seen", "started")
+    __slots__ = ("_receive", "_send", "ctx", "limit", "replaced", "scope", "seen", "started")
 
-    def __init__(self, receive: Receive, send: Send, limit: int, ctx: RequestContext | None):
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, ctx: RequestContext | None
+    ):
+        self.scope = scope  # its path says the error's shape
         self._receive = receive
         self._send = send
         self.limit = limit
@@ -41,7 +44,7 @@ class BodyLimit:
             self.seen += len(message.get("body", b""))
             if self.seen > self.limit and not self.started:
                 self.replaced = True
-                await send_error(self._send, too_large(self.limit), self.ctx)
+                await send_error(self._send, too_large(self.limit), self.ctx, self.scope)
                 return DISCONNECT
         return message
 

@@ -26,7 +26,13 @@ from sse_starlette import EventSourceResponse
 from service.config import Settings
 from service.errors import InvalidRequestError
 from service.http.deps import GatewayDep
-from service.http.sse import NamedEvent, event_stream, named_event_stream
+from service.http.sse import (
+    RESPONSES,
+    NamedEvent,
+    NamedFraming,
+    event_stream,
+    named_event_stream,
+)
 from service.runtime.admission import Admission, Permit
 from service.runtime.deadlines import admit_and_run, admit_before, deadline_for
 from service.telemetry import context
@@ -109,10 +115,15 @@ class RequestGuard:
         prepared: Admissible,
         events: Callable[[], AsyncIterator[NamedEvent]],
         requested_timeout: float | None = None,
+        *,
+        framing: NamedFraming = RESPONSES,
     ) -> EventSourceResponse:
-        """`stream` for a stream of named events (the Responses API's)."""
+        """`stream` for a stream of named events (the Responses API's; Anthropic's with the
+        `ANTHROPIC` framing)."""
         deadline, permit = await self._admit_stream(prepared, requested_timeout)
-        return named_event_stream(events(), self.settings, deadline=deadline, permit=permit)
+        return named_event_stream(
+            events(), self.settings, deadline=deadline, permit=permit, framing=framing
+        )
 
     async def _admit_stream(
         self, prepared: Admissible, requested_timeout: float | None

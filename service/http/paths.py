@@ -12,3 +12,7 @@ PROBE_PATHS = frozenset({"/health", "/ready", "/metrics", "/get_load"})
 # completion request on each replica before forwarding it, so charging them would make one routed
 # request cost 1 + replicas requests.
 UNCHARGED_PATHS = frozenset({"/v1/chat/completions/render", "/v1/completions/render"})
+
+# The Messages API (Anthropic's): its routes, and every other path under it, answer errors in
+# Anthropic's shape with a `request-id` header (`service/http/encode.py`).
+MESSAGES_PATH = "/v1/messages"

@@ -1,8 +1,10 @@
 """Pure ASGI middleware: API keys, per-caller rate limits, the body size limit; and CORS.
 
-Per HTTP request, in this order, each refusal answered at once in OpenAI's error shape:
-1. API key (when `api_keys` or `api_key_file` is set): `Authorization: Bearer <key>`, looked up
-   in constant time (`service/http/keys.py`); no key or a wrong one: 401 `invalid_api_key` with
+Per HTTP request, in this order, each refusal answered at once in OpenAI's error shape (in
+Anthropic's under `/v1/messages`, `service/http/encode.py`):
+1. API key (when `api_keys` or `api_key_file` is set): `Authorization: Bearer <key>`, or
+   `x-api-key: <key>` (what Anthropic's SDK sends; it wins when both are sent), looked up in
+   constant time (`service/http/keys.py`); no key or a wrong one: 401 `invalid_api_key` with
    `WWW-Authenticate: Bearer`. The key becomes the request's `Caller` (key id and name, admin,
    priority), left in the ASGI scope for `CallerDep`; its hashed id and name go on the access
    log line (`key_id`, `key_name`); the key itself never goes anywhere.
@@ -56,11 +58,11 @@ CALLER_STATE = "gateway.caller"
 
 # Any request header: the OpenAI JS SDK in a browser sends its own x-stainless-* headers.
 CORS_ALLOW_HEADERS = ("*",)
-CORS_EXPOSE_HEADERS = ("x-request-id", "Retry-After")
+CORS_EXPOSE_HEADERS = ("x-request-id", "request-id", "Retry-After")
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
-    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or in an x-api-key header."
 )
 _NOT_BEARER = "The Authorization header must use Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 _WRONG_KEY = "Incorrect API key provided."
@@ -169,6 +171,7 @@ class _Headers:
 
     length: bytes | None = None
     authorization: bytes | None = None
+    api_key: bytes | None = None  # x-api-key
     forwarded_for: list[bytes] = field(default_factory=list)
 
     @classmethod
@@ -179,6 +182,8 @@ class _Headers:
                 found.length = value
             elif name == b"authorization" and found.authorization is None:
                 found.authorization = value
+            elif name == b"x-api-key" and found.api_key is None:
+                found.api_key = value
             elif name == b"x-forwarded-for":
                 found.forwarded_for.append(value)
         return found
@@ -239,16 +244,16 @@ class SecurityMiddleware:
         guarded = self.guarded and not _is_open(scope, policy.open_paths)
         key: ApiKey | None = None
         if guarded and policy.keys is not None:
-            key = await self._authenticate(policy.keys, headers.authorization, send, ctx)
+            key = await self._authenticate(policy.keys, headers, scope, send, ctx)
             if key is None:
                 return
             _remember(scope, self._caller(key, scope, headers), ctx)
         if headers.length is not None:
             if headers.length.isdigit() and int(headers.length) > policy.max_body_bytes:
-                await send_error(send, too_large(policy.max_body_bytes), ctx)
+                await send_error(send, too_large(policy.max_body_bytes), ctx, scope)
                 return
         else:  # chunked, or no body: count what comes in
-            body = BodyLimit(receive, send, policy.max_body_bytes, ctx)
+            body = BodyLimit(scope, receive, send, policy.max_body_bytes, ctx)
             receive, send = body.receive, body.send
         ticket: Ticket | None = None
         if guarded and policy.limiter is not None and not _is_open(scope, UNCHARGED_PATHS):
@@ -292,27 +297,31 @@ class SecurityMiddleware:
         try:
             admitted = await self._admit(self.policy, limiter, key, scope, headers.forwarded_for)
         except GatewayError as unchecked:  # the shared limits cannot be checked (closed)
-            await send_error(send, unchecked, ctx)
+            await send_error(send, unchecked, ctx, scope)
             return False
         if isinstance(admitted, Refusal):
-            await send_error(send, _rate_limited(admitted, limiter), ctx)
+            await send_error(send, _rate_limited(admitted, limiter), ctx, scope)
             return False
         return admitted
 
     @staticmethod
     async def _authenticate(
-        keys: KeyStore, authorization: bytes | None, send: Send, ctx: RequestContext | None
+        keys: KeyStore, headers: _Headers, scope: Scope, send: Send, ctx: RequestContext | None
     ) -> ApiKey | None:
-        presented = _bearer(authorization) if authorization is not None else None
+        authorization = headers.authorization
+        if headers.api_key is not None:
+            presented: bytes | None = headers.api_key.strip()
+        else:
+            presented = _bearer(authorization) if authorization is not None else None
         key = keys.find(presented) if presented else None
         if key is None:
-            if authorization is None:
+            if authorization is None and headers.api_key is None:
                 message = _NO_KEY
             elif presented is None:
                 message = _NOT_BEARER
             else:
                 message = _WRONG_KEY  # never echo any part of what was sent
-            await send_error(send, AuthenticationError(message), ctx)
+            await send_error(send, AuthenticationError(message), ctx, scope)
             return None
         return key
 

@@ -1,10 +1,11 @@
-"""Streaming answers: server-sent events in OpenAI's framings.
+"""Streaming answers: server-sent events in OpenAI's framings, and Anthropic's.
 
 Chat and completions: `data: {json}` ... `data: [DONE]`. The Responses API: named events, an
 `event: <type>` line before each `data:` line, ending with the last event (no [DONE]), as OpenAI
-and vLLM send them. `event_stream` and `named_event_stream` are the ways a route answers with a
-stream (sse-starlette, with keep-alive pings and no proxy buffering); `openai_events` is the
-framing around the payloads.
+and vLLM send them. Anthropic's Messages API: named events too, with its own error body and
+`event: ping` keep-alives (`NamedFraming`). `event_stream` and `named_event_stream` are the ways
+a route answers with a stream (sse-starlette, with keep-alive pings and no proxy buffering);
+`openai_events` is the framing around the payloads.
 
 Per event, the frame is written here (`data_frame`, the bytes sse-starlette's `ServerSentEvent`
 would write) and sent without anyio's cancel scope, which sse-starlette opens around each send
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -24,7 +26,7 @@ from starlette.types import Message, Send
 
 from service.config import Settings
 from service.errors import DeadlineExceededError, EngineFailureError, GatewayError
-from service.http.encode import sse_event
+from service.http.encode import anthropic_sse_event, sse_event
 from service.runtime.admission import Permit
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,23 @@ class NamedEvent(Protocol):
     def data(self) -> str: ...
 
 
+def _anthropic_ping() -> ServerSentEvent:
+    return ServerSentEvent('{"type": "ping"}', event="ping")
+
+
+@dataclass(frozen=True, slots=True)
+class NamedFraming:
+    """What a named stream's surface decides: the JSON of its `error` event, and its keep-alive
+    (None: sse-starlette's `: ping` comment)."""
+
+    error_data: Callable[[GatewayError], str]
+    ping: Callable[[], ServerSentEvent] | None = None
+
+
+RESPONSES = NamedFraming(sse_event)
+ANTHROPIC = NamedFraming(anthropic_sse_event, _anthropic_ping)
+
+
 def event_stream(
     payloads: AsyncIterator[str],
     settings: Settings,
@@ -69,11 +88,13 @@ def named_event_stream(
     *,
     deadline: float | None = None,
     permit: Permit | None = None,
+    framing: NamedFraming = RESPONSES,
 ) -> EventSourceResponse:
-    """A stream of named events (the Responses API's)."""
+    """A stream of named events (the Responses API's, or Anthropic's with `ANTHROPIC`)."""
     return _EventStream(
-        _frames(openai_events(_named(events), deadline=deadline, permit=permit, named=True)),
+        _frames(openai_events(_named(events), deadline=deadline, permit=permit, named=framing)),
         ping=settings.sse_keepalive_seconds,
+        ping_message_factory=framing.ping,
         sep=SEPARATOR,
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
     )
@@ -89,9 +110,10 @@ async def _named(events: AsyncIterator[NamedEvent]) -> AsyncIterator[ServerSentE
             await close()  # now, not when collected: closing aborts the engine request
 
 
-def _error_event(error: GatewayError, named: bool) -> Item:
-    data = sse_event(error)
-    return ServerSentEvent(data, event="error") if named else data
+def _error_event(error: GatewayError, named: NamedFraming | None) -> Item:
+    if named is None:
+        return sse_event(error)
+    return ServerSentEvent(named.error_data(error), event="error")
 
 
 class _EventStream(EventSourceResponse):
@@ -127,7 +149,7 @@ async def openai_events(
     *,
     deadline: float | None = None,
     permit: Permit | None = None,
-    named: bool = False,
+    named: NamedFraming | None = None,
 ) -> AsyncIterator[Item]:
     """Pass payloads through, then [DONE]; an error after the stream started becomes an event.
 
@@ -151,7 +173,7 @@ async def openai_events(
         yield _error_event(EngineFailureError("The server had an error while streaming."), named)
     finally:
         await _end(payloads, permit, bounded)
-    if not named:
+    if named is None:
         yield DONE
 
 

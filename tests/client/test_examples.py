@@ -48,6 +48,14 @@ def test_responses_example_runs(gateway: FakeGateway) -> None:
     assert "items: ['user', 'assistant', 'user', 'assistant']" in out
 
 
+def test_anthropic_example_runs(gateway: FakeGateway) -> None:
+    out = run([sys.executable, str(EXAMPLES / "anthropic_sdk.py")], gateway)
+    assert "create: The capital of France is Paris. (end_turn, request " in out
+    assert "stream: The capital of France is Paris. (end_turn)" in out
+    assert 'call: get_weather {"city": "Paris"} tool_use' in out
+    assert "answer: " in out and "input tokens: " in out
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_curl_example_runs(gateway: FakeGateway) -> None:
     out = run(["bash", str(EXAMPLES / "curl.sh")], gateway)

@@ -19,23 +19,56 @@ def _content_type(response: Any) -> str:
     return str(value[0] if isinstance(value, list) else value)
 
 
+# Anthropic's Messages API answers its errors in Anthropic's shape.
+MESSAGES_PATH = "/v1/messages"
+TIMEOUT_HEADER = "x-request-timeout"
+
+
+def on_messages_surface(case: Any) -> bool:
+    return str(case.operation.path).startswith(MESSAGES_PATH)
+
+
+def set_deadline(case: Any, seconds: float) -> None:
+    """A deadline for a generating case: the body's `timeout`, or (Messages API, whose body has
+    no such field) the `x-request-timeout` header."""
+    if on_messages_surface(case):
+        case.headers = {**(case.headers or {}), TIMEOUT_HEADER: str(seconds)}
+    elif isinstance(case.body, dict) and case.body.get("timeout") is None:
+        case.body["timeout"] = seconds
+
+
 def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
     """No 5xx, except the 504 of a request that set its own (fuzzed, tiny) `timeout`."""
     if response.status_code < 500:
         return True
     body = case.body if isinstance(case.body, dict) else {}
-    if response.status_code == 504 and body.get("timeout") is not None:
+    deadline = body.get("timeout") is not None or TIMEOUT_HEADER in (case.headers or {})
+    if response.status_code == 504 and deadline:
         return True
     raise AssertionError(f"server error {response.status_code}: {response.text[:500]}")
 
 
-def openai_error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Every 4xx is OpenAI's error body: {"error": {message, type, param, code}}."""
+def _anthropic_error_shape(body: Any) -> bool:
+    """{"type": "error", "error": {type, message}, "request_id"}."""
+    assert isinstance(body, dict) and body.get("type") == "error", body
+    assert set(body) <= {"type", "error", "request_id"}, body
+    error = body["error"]
+    assert set(error) == {"type", "message"}, error
+    assert isinstance(error["type"], str) and error["type"], error
+    assert isinstance(error["message"], str) and error["message"].strip(), error
+    return True
+
+
+def error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every 4xx is the surface's error body: OpenAI's {"error": {message, type, param, code}},
+    or Anthropic's under /v1/messages."""
     if not 400 <= response.status_code < 500:
         return None
     content_type = _content_type(response)
     assert content_type.startswith("application/json"), f"4xx content-type {content_type!r}"
     body = json.loads(response.content)
+    if on_messages_surface(case):
+        return _anthropic_error_shape(body)
     assert isinstance(body, dict), body
     assert set(body) == {"error"}, body
     error = body["error"]
@@ -56,7 +89,7 @@ def json_schema_conformance(ctx: Any, response: Any, case: Any) -> bool | None:
     return response_schema_conformance(ctx, response, case)
 
 
-CHECKS = [no_server_error, openai_error_shape, json_schema_conformance]
+CHECKS = [no_server_error, error_shape, json_schema_conformance]
 
 
 def use_served_model(case: Any, model: str) -> None:

@@ -6,15 +6,17 @@ Tests reach it over HTTP with the official `openai` client, sync and async, as u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
 from service.app import create_app
 from service.config import DEFAULT_MODEL, TEST_PROFILE, Settings
+from service.engine.base import Engine, EngineRequest, GenerationChunk
 from service.runtime.engine_lifecycle import EngineState
 from tests.processes import server_process
 from tests.servers import loop_in_thread, serve_on
@@ -32,6 +34,24 @@ class LiveServer:
     @property
     def model(self) -> str:
         return self.settings.model_name
+
+
+class Borrowed:
+    """The session's engine, lent to another app: everything but `shutdown` goes through, and
+    engine request ids get a prefix (the other app's warm-up is also "warmup")."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def generate(self, request: EngineRequest, *, stream: bool) -> AsyncIterator[GenerationChunk]:
+        unique = replace(request, request_id=f"{id(self)}-{request.request_id}")
+        return self.engine.generate(unique, stream=stream)
+
+    def shutdown(self) -> None:
+        return None  # the session's engine outlives this app
 
 
 @pytest.fixture(scope="session")

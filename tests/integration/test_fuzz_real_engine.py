@@ -3,7 +3,8 @@
 The fast suite (tests/fuzz) covers every operation at length on the fake engine; this sample
 checks that what passes the gateway's validation does not make vLLM or torch fail (huge
 integers, odd sampling values, structured-output specs...). Each generating body gets a
-`timeout` when it has none, so a fuzzed max_tokens cannot hold the session for minutes.
+`timeout` when it has none (the Messages API's an `x-request-timeout` header), so a fuzzed
+max_tokens cannot hold the session for minutes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from schemathesis.config import SchemathesisConfig
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
 from service.schemas.common import MAX_INT32
-from tests.fuzz.checks import CHECKS, Tally, use_served_model
+from tests.fuzz.checks import CHECKS, Tally, set_deadline, use_served_model
 from tests.integration.conftest import LiveServer
 
 pytestmark = pytest.mark.engine
@@ -47,8 +48,7 @@ schema = schemathesis.openapi.from_dict(
 )
 def test_no_server_errors_on_the_real_engine(case: Any, live_server: LiveServer) -> None:
     use_served_model(case, live_server.model)
-    if isinstance(case.body, dict) and case.body.get("timeout") is None:
-        case.body["timeout"] = CASE_TIMEOUT
+    set_deadline(case, CASE_TIMEOUT)
     response = case.call_and_validate(
         base_url=live_server.base_url, checks=CHECKS, timeout=CASE_TIMEOUT * 4
     )
@@ -57,6 +57,7 @@ def test_no_server_errors_on_the_real_engine(case: Any, live_server: LiveServer)
 
 # The schemas' bounds, at the bound: what passes validation must not fail inside vLLM or torch.
 CHAT, COMPLETIONS, GENERATE = "/v1/chat/completions", "/v1/completions", "/v1/generate"
+MESSAGES = "/v1/messages"
 AT_THE_BOUNDS = [
     pytest.param(CHAT, {"top_k": MAX_INT32, "temperature": 1}, id="top_k-int32"),
     pytest.param(CHAT, {"seed": -(2**63), "temperature": 1}, id="seed-min-int64"),
@@ -67,6 +68,8 @@ AT_THE_BOUNDS = [
     pytest.param(CHAT, {"n": 8, "temperature": 1}, id="n-8"),
     pytest.param(CHAT, {"structured_outputs": {"choice": ["a", "b"]}}, id="choice"),
     pytest.param(CHAT, {"structured_outputs": {"regex": "[0-9]{2}"}}, id="regex"),
+    pytest.param(MESSAGES, {"top_k": MAX_INT32, "temperature": 1}, id="messages-top_k-int32"),
+    pytest.param(MESSAGES, {"temperature": 1.0, "top_p": 1e-9}, id="messages-extreme-sampling"),
     pytest.param(COMPLETIONS, {"prompt": [MAX_INT32]}, id="prompt-token-id-int32"),
     pytest.param(COMPLETIONS, {"prompt": [1, 2], "echo": True, "logprobs": 20}, id="echo-logprobs"),
     pytest.param(
@@ -86,16 +89,23 @@ def test_values_at_the_schema_bounds_are_served_or_refused_cleanly(
     live_server: LiveServer, path: str, fields: dict[str, Any]
 ) -> None:
     base: dict[str, Any] = {"model": live_server.model, "max_tokens": 4, "timeout": CASE_TIMEOUT}
-    if path == CHAT:
+    headers = {}
+    if path in (CHAT, MESSAGES):
         base["messages"] = [{"role": "user", "content": "Count to three."}]
     elif path == COMPLETIONS:
         base["prompt"] = "1, 2,"
     else:
         base = {"prompt": "1, 2,", "timeout": CASE_TIMEOUT}
-    response = httpx.post(f"{live_server.base_url}{path}", json={**base, **fields}, timeout=120)
+    if path == MESSAGES:  # no timeout field in Anthropic's body: the header instead
+        headers["x-request-timeout"] = str(base.pop("timeout"))
+    response = httpx.post(
+        f"{live_server.base_url}{path}", json={**base, **fields}, headers=headers, timeout=120
+    )
     # Served, or a 400 in OpenAI's shape (vLLM's own check of a token id against the vocabulary).
     assert response.status_code in (200, 400), response.text
-    if response.status_code == 400:
+    if response.status_code == 400 and path == MESSAGES:
+        assert response.json()["error"]["type"] == "invalid_request_error", response.text
+    elif response.status_code == 400:
         error = response.json()["error"]
         assert error["message"] and error["type"] == "invalid_request_error", error
 

@@ -4,42 +4,21 @@ used, on one replica, and refuses on the other."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import replace
-from typing import Any
 
 import httpx
 import pytest
 
 from service.app import create_app
 from service.config import TEST_PROFILE, Settings
-from service.engine.base import Engine, EngineRequest, GenerationChunk
-from tests.integration.conftest import LiveServer
+from tests.integration.conftest import Borrowed, LiveServer
 from tests.redis_server import RedisServer
 from tests.servers import serve_on
 
 KEY = "sk-real-engine-shared-limit"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TOKENS_PER_MINUTE = 20  # less than one chat request's prompt and reply
-
-
-class Borrowed:
-    """The session's engine, lent to another app: everything but `shutdown` goes through, and
-    engine request ids get a prefix (the other app's warm-up is also "warmup")."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-    def generate(self, request: EngineRequest, *, stream: bool) -> AsyncIterator[GenerationChunk]:
-        unique = replace(request, request_id=f"{id(self)}-{request.request_id}")
-        return self.engine.generate(unique, stream=stream)
-
-    def shutdown(self) -> None:
-        return None  # the session's engine outlives this app
 
 
 @pytest.fixture
