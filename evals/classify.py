@@ -40,7 +40,7 @@ from service.services.core.generation import Dispatch, run_to_completion
 from service.services.tasks import classify as service
 from service.services.tasks.classify import prompts as classify_prompts
 from service.services.tasks.classify import scoring
-from service.services.tasks.classify.calibration import cache_for
+from service.services.tasks.classify.calibration import cache_for, prior_key
 
 DATA = Path(__file__).parent / "data"
 METHODS: tuple[str, ...] = ("raw", "chat", "service", "choice")
@@ -131,7 +131,7 @@ class InProcess:
                 request_id=f"eval-{start}",
             )
             response = await service.classify(prepared, self.engine)
-            prior = cache_for(self.engine).peek(spec.cache_key)
+            prior = cache_for(self.engine).peek(prior_key(prepared.model, spec))
             assert prior is not None
             for r in response.results:
                 out["service"].append(r.label)
@@ -266,8 +266,10 @@ async def run_in_process(sets: Sequence[EvalSet], *, folder: Path, cost: bool) -
         if sets:
             await evaluate(InProcess(engine, settings), sets, folder=folder)
         if cost:
-            from evals.classify_cost import measure, measure_against_completion
+            from evals.classify_cost import measure, measure_against_completion, measure_warm_up
 
+            print()
+            await measure_warm_up(engine, settings)
             print()
             await measure(engine)
             print()

@@ -29,7 +29,7 @@ from service.config import Settings
 from service.engine.base import Engine, SamplingOptions
 from service.schemas.tasks import ClassifyRequest, LabelledExample
 from service.services.core.generation import Dispatch, run_to_completion
-from service.services.tasks.classify import calibration, pipeline, scoring
+from service.services.tasks.classify import calibration, pipeline, scoring, warm_up_priors
 from service.services.tasks.classify import prompts as classify_prompts
 
 TEXTS = (
@@ -79,6 +79,8 @@ async def measure(engine: Engine) -> None:
             labels = classify_prompts.label_ids(tok, spec.labels)
             pairs = len(prompts) * len(labels)
             tokens = sum(map(len, prompts)) // len(prompts)
+            block = engine.kv_block_size
+            shared = block is not None and min(map(len, prompts)) >= block
             found: dict[str, list[list[float]]] = {}
             for method in ("prefill", "stepwise", "tokens"):
                 requests = (
@@ -86,7 +88,7 @@ async def measure(engine: Engine) -> None:
                     * {
                         "prefill": len(labels),
                         "stepwise": _edges(labels),
-                        "tokens": len(scoring.plan_requests(labels)),
+                        "tokens": len(scoring.plan_requests(labels, shared=shared)),
                     }[method]
                 )
                 began = time.perf_counter()
@@ -159,20 +161,36 @@ LABEL_SETS = {"mixed": INTENTS, "single-token": SINGLE_TOKEN}
 RUNS = 20
 
 
-async def _median_seconds(runs: int, call: Callable[[int], Awaitable[object]]) -> float:
-    times = []
+async def _median_seconds(
+    runs: int, first: Callable[[int], Awaitable[object]], second: Callable[[int], Awaitable[object]]
+) -> tuple[float, float]:
+    """The median seconds of each of two calls, run in turn (on a shared machine, the load
+    then weighs on both alike)."""
+    times: tuple[list[float], list[float]] = ([], [])
     for i in range(runs):
-        began = time.perf_counter()
-        await call(i)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+        for call, found in zip((first, second), times, strict=True):
+            began = time.perf_counter()
+            await call(i)
+            found.append(time.perf_counter() - began)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+async def measure_warm_up(engine: Engine, settings: Settings) -> None:
+    """What computing the presets' priors adds to start-up (the engine's own warm-up aside)."""
+    calibration.forget_priors(engine)
+    began = time.perf_counter()
+    await warm_up_priors(engine, settings)
+    seconds = time.perf_counter() - began
+    count = len(calibration.cache_for(engine))
+    print(f"presets' priors at start-up: {count} priors in {seconds:.2f} s")
 
 
 async def measure_against_completion(
     engine: Engine, settings: Settings, methods: Sequence[str] = ("auto",)
 ) -> None:
     """/v1/classify's service call with N labels against a max_tokens=1 completion of the same
-    rendered prompt, concurrency 1, median of 20; every run a fresh text (no cached prompt).
+    rendered prompt, concurrency 1, median of 20 run in turn with the completions; every run a
+    fresh text (no cached text, only the shared instruction's KV blocks, for both).
     cached-prior: the label set's content-free prior is cached (the usual case); cold: it is
     computed in the same call. `auto` is token scoring on an idle engine."""
     print(f"classify with N labels / a max_tokens=1 completion, median of {RUNS} (ms)")
@@ -189,8 +207,7 @@ async def measure_against_completion(
                     run.labels, run.cold = list(names[:n]), case == "cold"
                     if not run.cold:
                         await run.classify(RUNS)  # fills the prior cache
-                    classify_s = await _median_seconds(RUNS, run.classify)
-                    complete_s = await _median_seconds(RUNS, run.complete)
+                    classify_s, complete_s = await _median_seconds(RUNS, run.classify, run.complete)
                     print(
                         f"{kind:<13} {n:>3} {method:<9} {case:<13} {1e3 * classify_s:>9.0f} "
                         f"{1e3 * complete_s:>9.0f} {classify_s / complete_s:>6.2f}",

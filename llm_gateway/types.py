@@ -158,6 +158,7 @@ class GenerateParams(CallOptions, total=False):
     num_return_sequences: int
     stop: str | Sequence[str] | None
     seed: int | None
+    language: str | None
 
 
 class SummarizeParams(CallOptions, total=False):
@@ -202,6 +203,7 @@ class ChatParams(CallOptions, total=False):
     repetition_penalty: float
     stop: str | Sequence[str] | None
     seed: int | None
+    language: str | None
 
 
 class RerankParams(CallOptions, total=False):

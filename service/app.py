@@ -36,6 +36,7 @@ from service.routes import (
 from service.runtime.admission import Admission
 from service.runtime.engine_lifecycle import EngineState
 from service.services.openai.responses import BackgroundResponses
+from service.services.tasks.classify import warm_up_priors
 from service.store import Store
 from service.telemetry.metrics import serve_metrics_port
 
@@ -123,6 +124,7 @@ def create_app(
         admission,
         embedding_factory=embedding_factory,
         embedding_admission=embedding_admission,
+        warm_ups=[partial(warm_up_priors, settings=settings)],
     )
 
     @asynccontextmanager

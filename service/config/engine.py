@@ -88,9 +88,10 @@ class EngineSettings(BaseSettings):
     block_size: int | None = Field(
         None,
         ge=1,
-        description="KV-cache block size in tokens; None = vLLM's default (128 on CPU). The "
-        "prefix cache reuses whole blocks only, so beam search and step-wise classify, which "
-        "resend a prompt many times, recompute up to one block per request.",
+        description="KV-cache block size in tokens; None = 32 on CPU (the smallest its "
+        "attention backend takes; vLLM's own CPU default is 128), vLLM's default elsewhere "
+        "(16 on GPU). The prefix cache reuses whole blocks only, so beam search and classify, "
+        "which send one prompt several times, recompute up to one block per request.",
     )
     disable_log_stats: bool = Field(
         False, description="Turn off vLLM's periodic stats log and metrics."

@@ -314,10 +314,11 @@ class FakeEngine:
         queued = time.monotonic()
         self.active += 1
         try:
-            warmup = request.request_id == "warmup"  # start-up is never held nor slowed
-            if self.gate is not None and not warmup:
+            # Start-up (its warm-up request, classify's preset priors) is never held nor slowed.
+            startup = request.request_id.startswith("warmup")
+            if self.gate is not None and not startup:
                 await self.gate.wait()
-            if self.delay and not warmup:
+            if self.delay and not startup:
                 await asyncio.sleep(self.delay)
             if self.fail_with is not None:
                 raise self.fail_with

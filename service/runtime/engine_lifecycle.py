@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from service.config import Settings
 from service.engine.base import (
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[], Engine]
 EmbeddingEngineFactory = Callable[[], EmbeddingEngine]
+# Work a service does on the started engine before it is ready (classify's preset priors).
+WarmUp = Callable[[Engine], Awaitable[None]]
 
 
 class EngineState:
@@ -50,8 +52,10 @@ class EngineState:
         *,
         embedding_factory: EmbeddingEngineFactory | None = None,
         embedding_admission: Admission | None = None,
+        warm_ups: Sequence[WarmUp] = (),
     ) -> None:
         self._factory = factory
+        self._warm_ups = tuple(warm_ups)
         self._settings = settings
         self.admission = admission
         self._embedding_factory = embedding_factory
@@ -94,6 +98,8 @@ class EngineState:
             for name, path in self._settings.lora_adapters.items():  # a bad one fails the start
                 await self.engine.load_adapter(name, path)
             await self._warm_up(self.engine)
+            for warm_up in self._warm_ups:
+                await warm_up(self.engine)
             if self._embedding_factory is not None:
                 # Only now: each engine's start sets the environment its engine core spawns with.
                 self.embedding_engine = await asyncio.to_thread(self._embedding_factory)

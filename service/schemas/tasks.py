@@ -95,6 +95,13 @@ class GenerateRequest(TaskRequest):
     num_return_sequences: int = Field(1, ge=1, le=16)
     stop: StopField = None
     seed: Int64 | None = None
+    language: str | None = Field(
+        None,
+        max_length=64,
+        description="Keep the generated text in this language's writing system (a code such as "
+        "zh, or a name): decoded under a structured-output constraint that allows only that "
+        "script, digits, punctuation and Latin runs of at most 3 words. Not with num_beams > 1.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -158,7 +165,8 @@ class SummarizeResult(BaseModel):
     language_mismatch: bool = Field(
         False,
         description="The summary is in another script than the language asked for (or the "
-        "text's), even after one retry with a stronger instruction.",
+        "text's), even after a retry with a stronger instruction and one under a constraint "
+        "that allows only that script.",
     )
 
 
@@ -253,6 +261,13 @@ class TaskChatRequest(TaskRequest):
     repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
     stop: StopField = None
     seed: Int64 | None = None
+    language: str | None = Field(
+        None,
+        max_length=64,
+        description="Answer in this language (a code such as zh, or a name): the system prompt "
+        "asks for it and the reply is decoded under a structured-output constraint that allows "
+        "only its writing system, digits, punctuation and Latin runs of at most 3 words.",
+    )
 
     @model_validator(mode="before")
     @classmethod

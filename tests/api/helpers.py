@@ -19,7 +19,7 @@ from starlette.types import Scope
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.base import GenerationChunk
+from service.engine.base import EngineRequest, GenerationChunk
 from service.engine.fake import FakeCall, FakeEngine
 from service.telemetry.logs import JsonFormatter, TextFormatter
 from tests.conftest import FAKE_MODEL, HANG_GUARD
@@ -141,9 +141,15 @@ def make_app(fake_engine: FakeEngine, **settings: Any) -> FastAPI:
     return create_app(Settings(**{**base, **settings}), engine_factory=lambda: fake_engine)
 
 
+def client_requests(engine: FakeEngine) -> list[EngineRequest]:
+    """The engine requests made for clients (not the start-up's: its warm-up request and the
+    classify presets' priors)."""
+    return [r for r in engine.requests if not r.request_id.startswith("warmup")]
+
+
 def engine_calls(engine: FakeEngine) -> int:
-    """Generations the engine ran for clients (its start-up warm-up aside)."""
-    return sum(1 for r in engine.requests if r.request_id != "warmup")
+    """Generations the engine ran for clients (its start-up aside)."""
+    return len(client_requests(engine))
 
 
 def http_scope(

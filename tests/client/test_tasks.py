@@ -19,6 +19,7 @@ from llm_gateway.types import (
 )
 from service.engine.fake import DEFAULT_REPLY
 from service.schemas import tasks as schemas
+from tests.client.conftest import FakeGateway
 from tests.conftest import FAKE_MODEL
 
 PROMPT = "Once upon a time"
@@ -158,6 +159,16 @@ def test_chat_stream(client: Client) -> None:
     assert stream.request_id == REQUEST_ID
     assert_stream_shape(chunks, "chat.chunk", REQUEST_ID)
     assert joined(chunks) == DEFAULT_REPLY
+
+
+def test_language_reaches_the_server(client: Client, gateway: FakeGateway) -> None:
+    before = len(gateway.engine.requests)
+    client.tasks.chat(message="Hi", language="zh", max_tokens=4)
+    client.tasks.generate(prompt=PROMPT, language="zh", max_new_tokens=4)
+    for request in gateway.engine.requests[before:]:
+        # Each decoded under the script constraint for Chinese.
+        structured = request.options.structured
+        assert structured is not None and structured.grammar is not None
 
 
 def test_with_options_keeps_tasks(client: Client) -> None:

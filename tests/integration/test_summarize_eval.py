@@ -33,10 +33,11 @@ async def test_summaries_on_the_eval_subset(
 
     # No summary stops mid-sentence unless it says it was cut (`truncated`).
     assert [s for s in scored if s.mid_sentence] == []
-    # A Chinese text's summary is Chinese, or says it is not.
+    # A Chinese text's summary is Chinese: asked for, insisted on, at last decoded under the
+    # script constraint (service/services/tasks/script_grammar.py).
     chinese = [s for s in scored if s.language == "zh"]
     assert len(chinese) == 3 * SUBSET
-    assert [s for s in chinese if not (s.in_language or s.language_mismatch)] == []
+    assert [s for s in chinese if not s.in_language or s.language_mismatch] == []
     # Quality: every English style, and Chinese over all styles, above its floor.
     english = {r.style: r.rouge_l for r in rows if r.language == "en"}
     assert {s: english[s] >= floor for s, floor in ENGLISH_FLOORS.items()} == dict.fromkeys(

@@ -33,7 +33,11 @@ class HeldStreams:
         self._held_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, call: FakeCall) -> AsyncIterator[GenerationChunk]:
-        hold = self.hold_after if call.stream and call.request.request_id != "warmup" else None
+        hold = (
+            self.hold_after
+            if call.stream and not call.request.request_id.startswith("warmup")
+            else None
+        )
         held = asyncio.Event()
         if hold is not None:
             self._held, self._held_loop = held, asyncio.get_running_loop()

@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 
 # vLLM's switch between its model runners (read in the engine core and in the frontend).
 MODEL_RUNNER_V2_ENV = "VLLM_USE_V2_MODEL_RUNNER"
+# The KV-cache block on CPU: the smallest the CPU attention backend takes (a multiple of 32;
+# vLLM's own CPU default is 128). The prefix cache shares whole blocks only, so at 128 a
+# classify prompt of ~125 tokens shares none between its label requests (evals/README.md).
+CPU_BLOCK_SIZE = 32
 
 
 def no_repeat_ngram_enabled(settings: Settings, *, on_cpu: bool) -> bool:
@@ -43,7 +47,8 @@ def engine_kwargs(
     """Keyword arguments for `AsyncEngineArgs`, keeping only fields this vLLM version knows.
 
     `auto` choices resolve here: float32 and eager mode on CPU, where bfloat16 gives wrong
-    tokens without AVX512-BF16 and graph capture costs minutes at start-up. The gateway's
+    tokens without AVX512-BF16 and graph capture costs minutes at start-up, and 32-token KV
+    blocks there (`CPU_BLOCK_SIZE`). The gateway's
     `logits_processors` are registered only when `no_repeat_ngram` resolves to on.
     """
     dtype = settings.dtype
@@ -54,6 +59,9 @@ def engine_kwargs(
         enforce_eager = on_cpu
     if not no_repeat_ngram_enabled(settings, on_cpu=on_cpu):
         logits_processors = None
+    block_size = settings.block_size
+    if block_size is None and on_cpu:
+        block_size = CPU_BLOCK_SIZE
     wanted: dict[str, Any] = {
         "model": model_path,
         "served_model_name": [settings.model_name],
@@ -67,7 +75,7 @@ def engine_kwargs(
         "enforce_eager": enforce_eager,
         "seed": settings.seed,
         "enable_prefix_caching": settings.enable_prefix_caching,
-        "block_size": settings.block_size,
+        "block_size": block_size,
         "download_dir": str(settings.download_dir),
         "disable_log_stats": settings.disable_log_stats,
         # Beam search asks for more per step than users may (`max_logprobs` limits those).

@@ -1,7 +1,9 @@
 """/v1/chat: a conversation turn for apps, with personas and history that always fits.
 
 When the conversation exceeds the context, the oldest history turns are dropped (never the
-system prompt, never the last user turn) and the response says how many.
+system prompt, never the last user turn) and the response says how many. With `language`, the
+system prompt asks for that language and the reply is decoded under a constraint that allows
+only its script (script_grammar.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from service.services.tasks.common import (
     served_model,
     stream_task,
 )
+from service.services.tasks.languages import Language, requested_language
 from service.services.tasks.prompts import CHAT_PRESETS
+from service.services.tasks.script_grammar import script_constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +54,11 @@ class PreparedChat:
         return self.engine_request.priority
 
 
-def _conversation(req: TaskChatRequest) -> tuple[str | None, list[ChatTurn]]:
-    """(system prompt, turns), from `messages` or from `history` + `message`."""
+def _conversation(
+    req: TaskChatRequest, language: Language | None
+) -> tuple[str | None, list[ChatTurn]]:
+    """(system prompt, turns), from `messages` or from `history` + `message`; the system
+    prompt ends asking for `language` when one is given."""
     turns = list(req.messages) if req.messages is not None else [*(req.history or [])]
     if req.message is not None:
         turns.append(ChatTurn(role="user", content=req.message))
@@ -69,6 +76,9 @@ def _conversation(req: TaskChatRequest) -> tuple[str | None, list[ChatTurn]]:
             "The conversation already has a system message; drop system/preset.", param="system"
         )
     system = given if given is not None else ("\n\n".join(t.content for t in systems) or None)
+    if language is not None:
+        ask = f"Answer in {language.name}."
+        system = f"{system} {ask}" if system else ask
     if not turns or turns[-1].role != "user":
         param = "message" if req.message is not None else "messages"
         raise InvalidRequestError("The conversation must end with a user turn.", param=param)
@@ -94,7 +104,8 @@ def prepare(
 ) -> PreparedChat:
     model = served_model(req.model, settings, engine)
     _check_limits(req, settings)
-    system, turns = _conversation(req)
+    language = requested_language(req.language)
+    system, turns = _conversation(req, language)
     context = engine.max_model_len
     reserve = req.max_tokens or min(settings.default_max_tokens, context // 4)
     tok = engine.tokenizer
@@ -127,6 +138,9 @@ def prepare(
         repetition_penalty=req.repetition_penalty,
         stop=stop,
         seed=req.seed,
+        # A stream cannot be taken back, so no check-and-retry as in summarize: the reply is
+        # constrained from its first token.
+        structured=script_constraint(None if language is None else language.script, complete=False),
     )
     engine_request = Dispatch.of(caller, model.adapter).request(ids, options)
     return PreparedChat(new_id("chat"), model.name, engine_request, dropped)

@@ -3,6 +3,8 @@
 Knobs keep HF's names and meanings (lengths in tokens; `max_length`/`min_length` count the
 prompt). Sampling knobs that would have no effect (e.g. `temperature` without `do_sample`) are
 rejected rather than ignored, so a request never silently does something other than it says.
+`language` keeps the text in that language's script by a structured-output constraint
+(script_grammar.py): a raw prompt has no instruction to carry it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from service.services.tasks.common import (
     served_model,
     stream_task,
 )
+from service.services.tasks.languages import requested_language
+from service.services.tasks.script_grammar import script_constraint
 from service.telemetry.context import engine_wait
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")
@@ -159,12 +163,20 @@ def prepare(
     # logits processor.
     if req.no_repeat_ngram_size and req.num_beams == 1 and not engine.supports_no_repeat_ngram:
         raise no_repeat_ngram_off()
+    if req.num_beams > 1 and req.language is not None:
+        # Each beam step is a request of its own: a constraint would restart at every one.
+        raise _conflict("language is not supported with beam search (num_beams > 1).", "language")
     if req.num_beams > 1 and model.adapter is not None:
         raise UnsupportedParameterError(
             "Beam search runs on the base model only; leave num_beams at 1 with an adapter.",
             param="num_beams",
         )
     stop = stop_sequences(req.stop)
+    language = requested_language(req.language)
+    # The text goes on from the prompt: its first sentence is already begun.
+    structured = script_constraint(
+        None if language is None else language.script, complete=False, continuation=True
+    )
     requests = []
     param = "prompt" if req.prompt is not None else "prompts"
     for text in inputs(req.prompt, req.prompts, param=param, settings=settings):
@@ -181,6 +193,7 @@ def prepare(
             no_repeat_ngram_size=req.no_repeat_ngram_size,
             stop=stop,
             seed=req.seed,
+            structured=structured,
         )
         requests.append(dispatch.request(ids, options))
     beams = None

@@ -1,13 +1,17 @@
 """Which writing system a text is in, and the language names and codes that go with each.
 
-Summaries are asked for in the text's language and checked against its script; classify picks
-the calibration inputs of the text's language. Pure string work, once per text.
+Summaries are asked for in the text's language and checked against its script (chat and generate
+when the caller names a language); classify picks the calibration inputs of the text's language.
+Pure string work, once per text.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass
+
+from service.errors import InvalidRequestError
 
 # Script -> the language a summary is asked in when the text is in it. Latin script is left to
 # "the language of the text": telling English from French needs more than the script.
@@ -58,6 +62,64 @@ LANGUAGE_SCRIPT = {
     "hi": "devanagari",
     "th": "thai",
 }
+
+
+# Codes and other spellings -> the English name an instruction uses ("Write it in Chinese.").
+_NAMES = {
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "sv": "Swedish",
+    "pl": "Polish",
+    "tr": "Turkish",
+    "zh": "Chinese",
+    "zh-cn": "Chinese",
+    "zh-tw": "Chinese",
+    "mandarin": "Chinese",
+    "中文": "Chinese",
+    "汉语": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ru": "Russian",
+    "ar": "Arabic",
+    "el": "Greek",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "th": "Thai",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    name: str  # what an instruction calls it: "Chinese"
+    script: str  # what its text is written in: "han"
+
+
+def known_language(value: str) -> Language | None:
+    """A `language` field's value (a code such as zh, or a name) if this table knows it."""
+    key = value.strip().lower()
+    found = LANGUAGE_SCRIPT.get(key)
+    if found is None:
+        return None
+    return Language(_NAMES.get(key, key.title()), found)
+
+
+def requested_language(value: str | None, *, param: str = "language") -> Language | None:
+    """The request's `language` field: None when not given, a 400 when not known."""
+    if value is None:
+        return None
+    found = known_language(value)
+    if found is None:
+        raise InvalidRequestError(
+            f"Unknown language '{value}': give a code such as en or zh, or a language's "
+            "English name.",
+            param=param,
+        )
+    return found
 
 
 _SYLLABIC = frozenset({"han", "kana", "hangul"})

@@ -4,21 +4,26 @@ Map-reduce: split on paragraph/sentence boundaries by token count, summarize the
 concurrently (continuous batching runs them together), join the partial summaries and repeat
 until the result fits one final, styled summary. Length bounds are engine-enforced: the maximum
 with max_tokens, the minimum with min_tokens.
+
+Every step, map and reduce, asks for the text's language; a summary in another script is asked
+again insisting on it, and then decoded under a constraint that allows only the target script
+(script_grammar.py). Only a summary still off-script after that is flagged `language_mismatch`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.caller import Caller
 from service.config import Settings
-from service.engine.base import Engine, SamplingOptions
+from service.engine.base import Engine, SamplingOptions, StructuredOutput
 from service.errors import InvalidRequestError
 from service.schemas.common import Usage
 from service.schemas.tasks import SummarizeRequest, SummarizeResponse, SummarizeResult
 from service.services.core import costs
 from service.services.core.generation import (
     Dispatch,
+    PromptResult,
     SequenceResult,
     gather_or_cancel,
     run_to_completion,
@@ -33,6 +38,7 @@ from service.services.tasks.common import (
 )
 from service.services.tasks.languages import script
 from service.services.tasks.prompts import summarize_messages
+from service.services.tasks.script_grammar import script_constraint
 from service.services.tasks.summary_text import language_for, trim_to_sentence
 from service.telemetry.metrics import record_summary
 
@@ -46,6 +52,18 @@ _MARGIN = 16  # tokens kept free for template and tokenization drift
 class _Count:
     prompt: int = 0
     completion: int = 0
+
+    def add(self, result: PromptResult) -> None:
+        self.prompt += result.num_prompt_tokens
+        self.completion += len(result.sequences[0].token_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The language a text's summaries are asked in, and the script they are checked against."""
+
+    language: str | None
+    script: str | None
 
 
 class _Summarizer:
@@ -76,12 +94,12 @@ class _Summarizer:
         count = _Count()
         context = self.engine.max_model_len
         chunks, depth = 1, 0
-        language, expected_script = language_for(text, self.req.language)
-        ids = self._prompt(text, final=True, language=language)
+        target = _Target(*language_for(text, self.req.language))
+        ids = self._prompt(text, final=True, language=target.language)
         while len(ids) + self.max_tokens > context:
             if depth == MAX_DEPTH:
                 raise InvalidRequestError("The text is too long to summarize.", param="text")
-            overhead = len(self._prompt("", final=False, language=language))
+            overhead = len(self._prompt("", final=False, language=target.language))
             # A partial summary must stay well under its chunk, or the levels do not shrink.
             partial = min(PARTIAL_SUMMARY_TOKENS, (context - overhead - _MARGIN) // 4)
             if partial < 1:
@@ -94,26 +112,31 @@ class _Summarizer:
             if depth == 0:
                 chunks = len(parts)
             options = SamplingOptions(max_tokens=partial, temperature=0.0, repetition_penalty=1.1)
-            requests = [
-                self.dispatch.request(self._prompt(p, final=False, language=language), options)
-                for p in parts
-            ]
-            results = await run_to_completion(
-                self.engine, requests, f"{self.request_id}-{index}-map{depth}"
+            partials = await self._in_script(
+                parts,
+                target,
+                final=False,
+                options=options,
+                count=count,
+                engine_id=f"{self.request_id}-{index}-map{depth}",
             )
-            for r in results:
-                count.prompt += r.num_prompt_tokens
-                count.completion += len(r.sequences[0].token_ids)
-            text = "\n\n".join(r.sequences[0].text.strip() for r in results)
-            ids = self._prompt(text, final=True, language=language)
+            text = "\n\n".join(seq.text.strip() for seq, _ in partials)
+            ids = self._prompt(text, final=True, language=target.language)
             depth += 1
-        seq = await self._final(ids, f"{self.request_id}-{index}", count)
-        mismatch = _off_script(seq.text, expected_script)
-        if mismatch and language is not None:
-            # One retry, insisting on the language; its answer stands either way.
-            ids = self._prompt(text, final=True, language=language, insist=True)
-            seq = await self._final(ids, f"{self.request_id}-{index}-retry", count)
-            mismatch = _off_script(seq.text, expected_script)
+        options = SamplingOptions(
+            max_tokens=self.max_tokens,
+            min_tokens=self.min_tokens,
+            temperature=0.0,
+            repetition_penalty=1.1,
+        )
+        ((seq, mismatch),) = await self._in_script(
+            [text],
+            target,
+            final=True,
+            options=options,
+            count=count,
+            engine_id=f"{self.request_id}-{index}",
+        )
         summary_text = seq.text.strip()
         truncated = seq.finish_reason == "length"
         if truncated:
@@ -133,18 +156,53 @@ class _Summarizer:
         record_summary(chunks=chunks, depth=depth)
         return summary, count
 
-    async def _final(self, ids: list[int], engine_id: str, count: _Count) -> SequenceResult:
-        options = SamplingOptions(
-            max_tokens=self.max_tokens,
-            min_tokens=self.min_tokens,
-            temperature=0.0,
-            repetition_penalty=1.1,
-        )
-        request = self.dispatch.request(ids, options)
-        (result,) = await run_to_completion(self.engine, [request], engine_id)
-        count.prompt += result.num_prompt_tokens
-        count.completion += len(result.sequences[0].token_ids)
-        return result.sequences[0]
+    async def _in_script(
+        self,
+        texts: list[str],
+        target: _Target,
+        *,
+        final: bool,
+        options: SamplingOptions,
+        count: _Count,
+        engine_id: str,
+    ) -> list[tuple[SequenceResult, bool]]:
+        """One map or reduce step: a summary of each text, and whether it is still in another
+        script than the target's after every way of asking.
+
+        Asked plainly first (in the target language); a summary in another script is asked
+        again insisting on the language, and one still off once more under the script's
+        structured-output constraint (script_grammar.py), whose answer stands."""
+        # A final paragraph and the map steps' partial summaries are sentences: under the
+        # constraint they may end only at a sentence's end. Bullets and headlines need not.
+        complete = not final or self.req.style == "paragraph"
+        structured = script_constraint(target.script, complete=complete)
+        attempts: list[tuple[bool, StructuredOutput | None]] = [(False, None)]
+        if target.language is not None:
+            attempts.append((True, None))
+        if structured is not None:
+            attempts.append((target.language is not None, structured))
+        found: list[SequenceResult] = []
+        pending = list(range(len(texts)))
+        for attempt, (insist, constraint) in enumerate(attempts):
+            requests = [
+                self.dispatch.request(
+                    self._prompt(texts[i], final=final, language=target.language, insist=insist),
+                    replace(options, structured=constraint),
+                )
+                for i in pending
+            ]
+            suffix = f"-retry{attempt}" if attempt else ""
+            results = await run_to_completion(self.engine, requests, f"{engine_id}{suffix}")
+            for i, result in zip(pending, results, strict=True):
+                count.add(result)
+                if attempt:
+                    found[i] = result.sequences[0]
+                else:
+                    found.append(result.sequences[0])
+            pending = [i for i in pending if _off_script(found[i].text, target.script)]
+            if not pending:
+                break
+        return [(seq, i in pending) for i, seq in enumerate(found)]
 
 
 def _off_script(summary: str, expected: str | None) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from service.services.tasks.languages import LANGUAGE_SCRIPT, SCRIPT_LANGUAGE, script
+from service.services.tasks.languages import SCRIPT_LANGUAGE, known_language, script
 
 # A sentence ends at one of these, optionally followed by closing quotes or brackets, and then
 # whitespace or the end (Latin, CJK, Arabic, Devanagari stops). CJK full stops need no space.
@@ -22,11 +22,13 @@ _LIST_NUMBER = re.compile(r"\s*\d+\.")  # a line that is only "1.": a list begun
 def language_for(text: str, requested: str | None) -> tuple[str | None, str | None]:
     """(language to ask for, script to expect) for a summary of `text`.
 
-    A `language` field wins; otherwise the text's script decides, and a Latin-script text is
-    summarized "in the language of the text" with only the script checked.
+    A `language` field wins (a code is asked for by its name; a language this table does not
+    know is asked for as given, and not checked); otherwise the text's script decides, and a
+    Latin-script text is summarized "in the language of the text" with only the script checked.
     """
     if requested:
-        return requested, LANGUAGE_SCRIPT.get(requested.strip().lower())
+        known = known_language(requested)
+        return (known.name, known.script) if known else (requested, None)
     found = script(text)
     return (SCRIPT_LANGUAGE.get(found) if found else None), found
 

@@ -29,7 +29,7 @@ from tests.api.batches.helpers import (
     sdk,
     submit,
 )
-from tests.api.helpers import KEY, OTHER_KEY, engine_calls, serve, until
+from tests.api.helpers import KEY, OTHER_KEY, client_requests, engine_calls, serve, until
 from tests.conftest import FAKE_MODEL
 from tests.observability import Scrape
 
@@ -210,7 +210,7 @@ async def test_lines_run_at_the_batch_class(fake_engine: FakeEngine, tmp_path: P
         client = sdk(http)
         done = await finished(client, (await submit(client, [chat_line("a")])).id)
     assert done.status == "completed"
-    priorities = {r.priority for r in fake_engine.requests if r.request_id != "warmup"}
+    priorities = {r.priority for r in client_requests(fake_engine)}
     assert priorities == {BATCH_PRIORITY}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from service.engine.base import SamplingOptions
 from service.engine.fake import DEFAULT_REPLY, FakeEngine
-from tests.api.helpers import COMPLETIONS, completion_body
+from tests.api.helpers import COMPLETIONS, client_requests, completion_body
 from tests.conftest import FAKE_MODEL
 
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
@@ -67,9 +67,7 @@ async def test_a_list_of_prompts_with_n_indexes_choices_prompt_major(
         "f",
         "f",
     ]
-    prompts = [
-        request.prompt_token_ids for request in fake_engine.requests[1:]
-    ]  # [0] is the warm-up
+    prompts = [request.prompt_token_ids for request in client_requests(fake_engine)]
     assert sorted(len(p) for p in prompts) == [1, 2, 3]
     assert body["usage"]["prompt_tokens"] == 2 + 3 + 1
     assert body["usage"]["completion_tokens"] == 6 * REPLY_TOKENS
@@ -81,7 +79,9 @@ async def test_a_list_of_token_id_prompts(
     first, second = fake_engine.tokenizer.encode("x y"), fake_engine.tokenizer.encode("z")
     body = await complete(client, prompt=[first, second])
     assert len(body["choices"]) == 2
-    assert sorted(r.prompt_token_ids for r in fake_engine.requests[1:]) == sorted([first, second])
+    assert sorted(r.prompt_token_ids for r in client_requests(fake_engine)) == sorted(
+        [first, second]
+    )
     assert body["usage"]["prompt_tokens"] == 3
 
 

@@ -21,6 +21,8 @@ from tests.api.helpers import (
     CHAT,
     assert_openai_error,
     chat_body,
+    client_requests,
+    engine_calls,
     make_app,
     serve,
     sse_json,
@@ -82,10 +84,10 @@ async def test_a_deadline_covers_the_wait_for_admission(gated: FakeEngine) -> No
     app = make_app(gated, max_inflight_sequences=1, max_queued_sequences=4)
     async with serve(app) as client:
         first = asyncio.create_task(client.post(CHAT, json=chat_body()))
-        await until(lambda: len(gated.requests) == 2, "the first request reached the engine")
+        await until(lambda: engine_calls(gated) == 1, "the first request reached the engine")
         waiting = await client.post(CHAT, json=chat_body(timeout=0.2))
         assert_openai_error(waiting, 504, code="timeout")
-        assert len(gated.requests) == 2  # warm-up + the first: the queued one never ran
+        assert engine_calls(gated) == 1  # the first: the queued one never ran
         assert app.state.gateway.admission.queued == 0
         gated.open_gate()
         assert (await first).status_code == 200
@@ -109,7 +111,7 @@ async def test_beyond_the_queue_requests_get_503_at_once_without_engine_work(
         refused = await client.post(CHAT, json=chat_body())
         assert_openai_error(refused, 503, code="overloaded")
         assert refused.headers["retry-after"] == "1"
-        assert len(gated.requests) == 2  # warm-up + the first request only
+        assert engine_calls(gated) == 1  # the first request only
         gated.open_gate()
         assert (await first).status_code == 200
         assert (await second).status_code == 200
@@ -217,10 +219,11 @@ async def test_a_client_disconnect_aborts_the_engine_request(
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as http:
             request = asyncio.create_task(http.post(CHAT, json=chat_body(stream=stream)))
-            await until(lambda: len(gated.requests) == 2, "the request reached the engine")
+            await until(lambda: engine_calls(gated) == 1, "the request reached the engine")
             request.cancel()  # closes the connection mid-request
             await asyncio.gather(request, return_exceptions=True)
-        engine_id = gated.requests[1].request_id
+        (engine_request,) = client_requests(gated)
+        engine_id = engine_request.request_id
         await until(lambda: engine_id in gated.aborted, "the engine request was aborted")
         await until(lambda: app.state.gateway.admission.in_flight == 0, "the permit was released")
         metrics = app.state.gateway.metrics.render().decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,8 @@ from tests.api.helpers import assert_openai_error, serve
 from tests.api.tasks.classify_engine import CLASSIFY, classify, scoring_engine
 from tests.conftest import FAKE_MODEL
 
+SENTIMENT = ["positive", "negative", "neutral"]  # a custom label set (no preset's priors)
+
 
 @pytest.fixture
 def fake_engine() -> FakeEngine:
@@ -28,8 +31,13 @@ def fake_engine() -> FakeEngine:
 
 
 def scoring(engine: FakeEngine) -> list[EngineRequest]:
-    """The engine requests classify made (the app's warm-up request is not one)."""
-    return [r for r in engine.requests if r.options.prompt_logprobs is not None]
+    """The engine requests classify calls made (not the app's start-up: its warm-up request
+    and the presets' priors)."""
+    return [
+        r
+        for r in engine.requests
+        if r.options.prompt_logprobs is not None and not r.request_id.startswith("warmup")
+    ]
 
 
 def assert_distribution(result: dict[str, Any], labels: Sequence[str]) -> None:
@@ -157,8 +165,8 @@ async def test_a_batch_of_many_texts(client: httpx.AsyncClient, fake_engine: Fak
     assert [r["label"] for r in results] == ["positive", "negative"] * 20
     for r in results:
         assert_distribution(r, PRESETS["sentiment"].labels)
-    # One request per (text, label), plus the content-free priors of this prompt.
-    assert len(scoring(fake_engine)) == (40 + len(CONTENT_FREE["en"])) * 3
+    # One request per (text, label): the preset's priors were computed at start-up.
+    assert len(scoring(fake_engine)) == 40 * 3
 
 
 # --------------------------------------------------------------------------- calibration
@@ -176,9 +184,9 @@ async def test_calibration_removes_the_prompts_own_bias() -> None:
 async def test_priors_are_cached_per_prompt(
     client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
-    first = await classify(client, text="I love it", labels="sentiment")
+    first = await classify(client, text="I love it", labels=SENTIMENT)
     assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3
-    second = await classify(client, text="I love it", labels="sentiment")
+    second = await classify(client, text="I love it", labels=SENTIMENT)
     assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3 + 3
     assert second["results"][0]["scores"] == first["results"][0]["scores"]
     # The request that computed the priors paid for them.
@@ -188,10 +196,37 @@ async def test_priors_are_cached_per_prompt(
     await classify(
         client,
         text="I love it",
-        labels="sentiment",
+        labels=SENTIMENT,
         examples=[{"text": "I hate rain", "label": "negative"}],
     )
     assert len(scoring(fake_engine)) == (1 + len(CONTENT_FREE["en"])) * 3 * 2 + 3
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+@pytest.mark.parametrize("text", ["I love it", "我 love 它"], ids=["en", "zh"])
+@pytest.mark.parametrize("preset", list(PRESETS))
+async def test_a_presets_priors_are_ready_before_its_first_call(
+    client: httpx.AsyncClient,
+    fake_engine: FakeEngine,
+    preset: LabelPreset,
+    text: str,
+    multi_label: bool,
+) -> None:
+    body = await classify(client, text=text, labels=preset, multi_label=multi_label)
+    labels = PRESETS[preset].labels
+    assert len(scoring(fake_engine)) == len(labels)  # the text's requests only
+    made = sum(len(r.prompt_token_ids) for r in scoring(fake_engine))
+    assert body["usage"]["prompt_tokens"] == made
+
+
+async def test_custom_priors_are_kept_per_model_and_adapter(tmp_path: Path) -> None:
+    engine = scoring_engine()
+    settings = Settings(model=FAKE_MODEL, lora_modules=[f"tuned={tmp_path}"])
+    async with serve(create_app(settings, engine_factory=lambda: engine)) as client:
+        for model in (FAKE_MODEL, "tuned", FAKE_MODEL, "tuned"):
+            await classify(client, text="I love it", labels=SENTIMENT, model=model)
+    # Each model computed its own priors once: 2 x 3 content-free prompts, 4 texts.
+    assert len(scoring(engine)) == (2 * len(CONTENT_FREE["en"]) + 4) * len(SENTIMENT)
 
 
 async def test_examples_become_turns(client: httpx.AsyncClient, fake_engine: FakeEngine) -> None:

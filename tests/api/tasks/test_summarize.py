@@ -314,9 +314,10 @@ async def test_a_summary_in_another_script_is_retried_then_reported() -> None:
     assert response.status_code == 200, response.text
     (result,) = response.json()["results"]
     assert result["language_mismatch"] is True
-    first, retry = summary_prompts(engine)
+    # Asked, asked insisting, then under the script constraint (test_task_language.py).
+    first, retry, constrained = summary_prompts(engine)
     assert "Write it in Chinese." in first and "Use only Chinese" not in first
-    assert "Use only Chinese" in retry
+    assert "Use only Chinese" in retry and "Use only Chinese" in constrained
 
 
 async def test_a_long_chinese_text_asks_for_chinese_at_every_step() -> None:

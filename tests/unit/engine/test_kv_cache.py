@@ -14,7 +14,12 @@ import torch
 
 from service.config import Settings
 from service.engine.vllm import compat
-from service.engine.vllm.args import engine_kwargs, kv_cache_sizer, pooling_engine_kwargs
+from service.engine.vllm.args import (
+    CPU_BLOCK_SIZE,
+    engine_kwargs,
+    kv_cache_sizer,
+    pooling_engine_kwargs,
+)
 from service.engine.vllm.kv_cache import (
     GIB,
     KVCacheTooSmallError,
@@ -30,7 +35,7 @@ SMOLLM2 = KVShape(
     kv_heads=3,
     head_size=64,
     dtype_bytes=4,
-    block_size=128,
+    block_size=CPU_BLOCK_SIZE,  # the gateway's CPU default (vLLM's own is 128)
     max_model_len=8192,
     max_num_seqs=128,
 )
@@ -44,8 +49,8 @@ def auto(purpose: Any = "generation", shape: KVShape = SMOLLM2, **kwargs: Any) -
 
 def test_a_token_costs_layers_x_kv_heads_x_head_size_x_2_x_dtype_bytes() -> None:
     assert SMOLLM2.bytes_per_token == 30 * 3 * 64 * 2 * 4 == 46_080
-    # One request at 8192 tokens: 64 blocks, and the one vLLM keeps back.
-    assert SMOLLM2.min_bytes == 65 * 128 * 46_080
+    # One request at 8192 tokens: 256 blocks of 32, and the one vLLM keeps back.
+    assert SMOLLM2.min_bytes == 257 * 32 * 46_080
 
 
 def test_auto_holds_every_sequence_at_full_context_when_the_memory_share_allows() -> None:
@@ -91,7 +96,7 @@ def test_an_explicit_size_wins_over_auto_and_the_share() -> None:
         memory_share=0.02,
     )
     assert result.bytes == (4 * GIB // SMOLLM2.bytes_per_block) * SMOLLM2.bytes_per_block
-    assert result.tokens == 93_056  # about 90,000, as the fixed 4 GiB held before `auto`
+    assert result.tokens == 93_152  # about 90,000, as the fixed 4 GiB held before `auto`
     assert "cpu_kvcache_space=4 GiB" in result.describe()
 
 
@@ -106,15 +111,15 @@ def test_a_size_that_cannot_hold_one_request_stops_the_start_and_says_why() -> N
             memory_share=0.02,
         )
     message = str(refused.value)
-    assert message.startswith("embedding_cpu_kvcache_space=0.25 GiB holds 5,632 tokens")
+    assert message.startswith("embedding_cpu_kvcache_space=0.25 GiB holds 5,792 tokens")
     assert "46,080 bytes a token" in message
-    assert "max_model_len 8192 needs (0.36 GiB)" in message
+    assert "max_model_len 8192 needs (0.35 GiB)" in message
     assert "at least 0.36" in message
 
 
 def test_the_log_line_gives_the_tokens_and_the_formula() -> None:
     line = auto().describe()
-    assert line.startswith("generation engine KV cache: 0.48 GiB, 11,008 tokens (87 blocks")
+    assert line.startswith("generation engine KV cache: 0.48 GiB, 11,136 tokens (349 blocks of 32")
     assert "46,080 bytes a token (30 layers x 3 KV heads x 64 x 2 x 4 bytes)" in line
     assert "max_num_seqs 128 x max_model_len 8192 tokens" in line
 
@@ -167,6 +172,20 @@ def test_the_shape_is_read_from_vllms_resolved_config(tmp_path: Path) -> None:
     )
 
 
+def test_the_gateways_cpu_block_size_is_the_one_vllm_resolves_and_sizes_by(tmp_path: Path) -> None:
+    """The sizer plans in the blocks the engine allocates: the gateway's 32-token CPU block
+    (classify's prompts share blocks in the prefix cache), not vLLM's default of 128."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_LLAMA))
+    kwargs = engine_kwargs(
+        Settings(model="m"),
+        model_path=str(tmp_path),
+        on_cpu=True,
+        accepted=compat.engine_arg_names(),
+    )
+    config = compat.AsyncEngineArgs(**kwargs).create_engine_config(compat.USAGE_CONTEXT)
+    assert config.cache_config.block_size == compat.kv_shape(config).block_size == CPU_BLOCK_SIZE
+
+
 class _RecordingAsyncLLM:
     built: ClassVar[list[tuple[Any, dict[str, str], bool]]] = []
 
@@ -200,7 +219,8 @@ def test_the_embedding_engine_gets_its_kv_bytes_and_its_model_in_the_engine_core
     )
     [(config, environment, no_stats)] = recorded
     shape = compat.kv_shape(config)
-    assert config.cache_config.kv_cache_memory_bytes == shape.min_bytes  # 500 tokens: 4 blocks + 1
+    assert shape.block_size == CPU_BLOCK_SIZE
+    assert config.cache_config.kv_cache_memory_bytes == shape.min_bytes  # 500 tokens: 16 blocks + 1
     assert config.parallel_config.distributed_executor_backend.__name__ == "UniProcExecutor"
     # The engine core is spawned with as many threads as vLLM gives its CPU worker, unbound
     # (bound, its I/O threads would share the model's cores), and the environment is as it

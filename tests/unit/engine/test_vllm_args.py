@@ -95,6 +95,8 @@ def test_auto_choices_resolve_per_platform(
     assert kwargs["dtype"] == dtype
     # On GPU, leaving it out would also keep vLLM's default (False).
     assert kwargs.get("enforce_eager", False) is enforce_eager
+    # CPU: the smallest block its attention takes, so prompts share blocks; GPU: vLLM's own.
+    assert kwargs.get("block_size") == (32 if on_cpu else None)
 
 
 @pytest.mark.parametrize("on_cpu", [pytest.param(True, id="cpu"), pytest.param(False, id="gpu")])
@@ -230,6 +232,7 @@ def test_only_accepted_fields_are_passed(accepted: frozenset[str]) -> None:
         "enforce_eager",
         "seed",
         "enable_prefix_caching",
+        "block_size",
         "download_dir",
         "disable_log_stats",
         "max_logprobs",

@@ -205,9 +205,9 @@ async def test_the_adapter_starts_the_engine_as_the_setting_says(
     assert (config.model_config.logits_processors == LOGITS_PROCESSORS) is on_cpu
     assert (environment.get(MODEL_RUNNER_V2_ENV) == "0") is on_cpu
     # On CPU the KV cache is sized (auto: 4 sequences x 256 tokens of 2 layers x 2 heads x 16
-    # x 2 x 4 bytes = 512 bytes a token, 8 blocks of 128 + vLLM's null block); on a GPU vLLM
-    # sizes it by gpu_memory_utilization.
-    assert config.cache_config.kv_cache_memory_bytes == (9 * 128 * 512 if on_cpu else None)
+    # x 2 x 4 bytes = 512 bytes a token, 32 blocks of the gateway's 32 tokens + vLLM's null
+    # block); on a GPU vLLM sizes it by gpu_memory_utilization.
+    assert config.cache_config.kv_cache_memory_bytes == (33 * 32 * 512 if on_cpu else None)
     if not on_cpu:
         options = SamplingOptions(max_tokens=4, no_repeat_ngram_size=2)
         with pytest.raises(UnsupportedParameterError) as raised:

@@ -63,6 +63,17 @@ async def test_least_recently_used_is_evicted() -> None:
     assert cache.peek("c") == priors(3.0)
 
 
+async def test_pinned_priors_are_never_evicted_nor_computed() -> None:
+    cache = PriorCache(maxsize=1)
+    cache.pin("preset", priors(5.0))
+    await cache.get("a", Computation(1.0))
+    await cache.get("b", Computation(2.0))  # evicts "a", not the pinned entry
+    compute = Computation(9.0)
+    assert await cache.get("preset", compute) == (priors(5.0), False)
+    assert compute.calls == 0
+    assert ("preset" in cache, "a" in cache, len(cache)) == (True, False, 2)
+
+
 async def test_concurrent_misses_share_one_computation() -> None:
     cache, compute = PriorCache(), Computation(hold=True)
     first = asyncio.create_task(cache.get("k", compute))

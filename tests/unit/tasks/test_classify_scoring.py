@@ -90,9 +90,10 @@ async def test_every_method_gives_the_prefill_logprobs(method: str) -> None:
     assert len({round(v, 6) for v in prefill.logprobs[0]}) == len(LABELS)
 
 
-async def test_tokens_covers_the_trie_in_few_requests_and_reads_the_cache_when_it_can() -> None:
+async def test_tokens_covers_the_trie_in_few_requests_when_no_block_is_shared() -> None:
     engine = ContextEngine()
-    await label_logprobs(engine, PROMPTS, LABELS, "t", dispatch=DISPATCH, method="tokens")  # type: ignore[arg-type]
+    short, _ = PROMPTS  # shorter than a KV block: each request would prefill it anew
+    await label_logprobs(engine, [short], LABELS, "t", dispatch=DISPATCH, method="tokens")  # type: ignore[arg-type]
     # Nodes: the root (next: 5, 6, 10), 6 (next: 7, 8), 6>8 (next: 9), 10 (next: 11). Three
     # requests cover them: the root forcing 6 (its second token's logprobs are node 6's), the
     # root forcing 10, and node 6 forcing 8.
@@ -100,22 +101,35 @@ async def test_tokens_covers_the_trie_in_few_requests_and_reads_the_cache_when_i
         (r.prompt_token_ids, r.options.logprob_token_ids, r.options.logit_bias)
         for r in engine.requests
     ]
-    assert len(asked) == 3 * len(PROMPTS)
+    assert sorted(asked) == [
+        ([1, 2, 3, 4], (5, 6, 7, 8, 10), {6: 100.0}),
+        ([1, 2, 3, 4], (5, 6, 10, 11), {10: 100.0}),
+        ([1, 2, 3, 4, 6], (7, 8, 9), {8: 100.0}),
+    ]
     assert {(r.priority, r.adapter) for r in engine.requests} == {(10, "tuned")}
     assert {
         (r.options.max_tokens, r.options.logprobs, r.options.prompt_logprobs)
         for r in engine.requests
     } == {(2, None, None)}
-    assert ([1, 2, 3, 4], (5, 6, 7, 8, 10), {6: 100.0}) in asked
-    assert ([1, 2, 3, 4], (5, 6, 10, 11), {10: 100.0}) in asked
-    assert ([1, 2, 3, 4, 6], (7, 8, 9), {8: 100.0}) in asked
-    # The short prompt runs all its nodes in the first round; the long one (a whole block)
-    # runs its root first, then its deeper nodes, which read the root's cached prompt.
-    order = [prompt for prompt, _, _ in asked]
-    short, long = PROMPTS
-    short_deeper = [k for k, p in enumerate(order) if p[: len(short)] == short and p != short]
-    long_deeper = [k for k, p in enumerate(order) if p[: len(long)] == long and p != long]
-    assert max(short_deeper) < order.index(long) < min(long_deeper)
+
+
+async def test_tokens_asks_each_node_once_when_the_prompt_spans_a_block() -> None:
+    engine = ContextEngine()
+    _, long = PROMPTS  # a whole KV block: its requests share it through the prefix cache
+    await label_logprobs(engine, [long], LABELS, "t", dispatch=DISPATCH, method="tokens")  # type: ignore[arg-type]
+    # One 1-token request per trie node, nothing forced: one engine step for them all.
+    asked = [
+        (r.prompt_token_ids, r.options.logprob_token_ids, r.options.logit_bias)
+        for r in engine.requests
+    ]
+    assert sorted(asked, key=lambda a: a[0]) == [
+        ([1, 2, 30, 31, 32], (5, 6, 10), None),
+        ([1, 2, 30, 31, 32, 6], (7, 8), None),
+        ([1, 2, 30, 31, 32, 6, 8], (9,), None),
+        ([1, 2, 30, 31, 32, 10], (11,), None),
+    ]
+    assert {(r.priority, r.adapter) for r in engine.requests} == {(10, "tuned")}
+    assert {r.options.max_tokens for r in engine.requests} == {1}
 
 
 async def test_auto_scores_by_prefill_when_the_engine_cannot_give_token_ids() -> None:

@@ -8,9 +8,11 @@ How a text is classified:
    sentiment of this text is"; "Category:" for custom labels; see labels.py).
 2. Each label is scored as that turn's continuation: log P(label tokens | prompt), the sum of its
    tokens' log-probabilities. By default (`classify_scoring` auto) from the logprobs of chosen
-   token ids: one request per node of the labels' token trie asks for its next tokens, and a
-   request that forces one next token also covers that child node, so single-token labels cost
-   one 1-token request per text (scoring.py). Where the engine cannot give token-id logprobs
+   token ids: a 1-token request per node of the labels' token trie asks for its next tokens,
+   all sent at once and sharing the prompt's KV blocks through the prefix cache, so single-token
+   labels cost one 1-token request per text and multi-token ones about a prompt's last partial
+   block more per node (where the prompt spans no whole block, a request that forces one next
+   token covers the child node too; scoring.py). Where the engine cannot give token-id logprobs
    (older vLLM, or a top-k logprobs request running: engine/vllm/logprob_modes.py), one
    prompt-logprobs request per (text, label) gives the same numbers. Nothing is sampled: the
    label is always one of the labels. When one label's tokens begin another's ("good" and "good
@@ -20,8 +22,9 @@ How a text is classified:
    ("N/A", "", "[MASK]"; "无", "", "[MASK]" for Chinese, calibration.py) gives the prompt's own
    bias per label. Scores are normalised over the labels (log-softmax) and the content-free
    inputs' mean normalised score is subtracted, so a content-free text comes out uniform. These
-   priors are cached per (engine, language, labels, descriptions, examples, template). A batch
-   mixing languages is scored per language, in one engine batch.
+   priors are cached per (engine, model or adapter, language, labels, descriptions, examples,
+   template); the presets' are computed at start-up, before the gateway is ready (warm_up.py).
+   A batch mixing languages is scored per language, in one engine batch.
 4. Single-label: a softmax of the calibrated scores (they sum to 1). Multi-label: each label gets
    sigmoid(calibrated score) = p(label | text) / (p(label | text) + p(label | content-free)),
    independent of the others: a label is chosen (>= 0.5) when the text makes it more likely than
@@ -31,5 +34,6 @@ How a text is classified:
 """
 
 from service.services.tasks.classify.pipeline import PreparedClassify, classify, prepare
+from service.services.tasks.classify.warm_up import warm_up_priors
 
-__all__ = ["PreparedClassify", "classify", "prepare"]
+__all__ = ["PreparedClassify", "classify", "prepare", "warm_up_priors"]

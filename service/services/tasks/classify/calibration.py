@@ -1,9 +1,10 @@
 """Label priors for contextual calibration, cached per engine and prompt.
 
 A prior is what the model says about the labels when the text carries no content ("N/A", "",
-"[MASK]"): its bias towards some labels under one prompt. It depends on the model and on
-everything in the prompt except the text, so it is computed once per (engine, prompt key) and
-kept in a small LRU.
+"[MASK]"): its bias towards some labels under one prompt. It depends on the model (or adapter)
+and on everything in the prompt except the text, so it is computed once per (engine, model or
+adapter, prompt key) and kept in a small LRU; the presets' priors are computed at start-up
+(warm_up.py) and pinned.
 
 The caches hang off the engine through a `WeakKeyDictionary`: the route's signature carries
 only the engine, an engine is one model, two apps in one process (tests) never share priors, and
@@ -41,28 +42,37 @@ class Priors:
 
 
 class PriorCache:
-    """A bounded LRU of priors with single-flight computation; used on one event loop."""
+    """A bounded LRU of priors with single-flight computation, beside pinned priors that are
+    never evicted (the presets', computed at start-up); used on one event loop."""
 
     def __init__(self, maxsize: int = CACHE_SIZE) -> None:
         self.maxsize = maxsize
         self._values: OrderedDict[Hashable, Priors] = OrderedDict()
+        self._pinned: dict[Hashable, Priors] = {}
         self._pending: dict[Hashable, asyncio.Future[Priors]] = {}
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) + len(self._pinned)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._values
+        return key in self._values or key in self._pinned
 
     def peek(self, key: Hashable) -> Priors | None:
         """The cached priors for `key`, if any (without computing or refreshing them)."""
-        return self._values.get(key)
+        return self._pinned.get(key) or self._values.get(key)
+
+    def pin(self, key: Hashable, priors: Priors) -> None:
+        """Keep `priors` for `key` for good, outside the LRU."""
+        self._values.pop(key, None)
+        self._pinned[key] = priors
 
     async def get(
         self, key: Hashable, compute: Callable[[], Awaitable[Priors]]
     ) -> tuple[Priors, bool]:
         """The priors for `key` and whether this call computed them (and so pays for them)."""
         while True:
+            if key in self._pinned:
+                return self._pinned[key], False
             if key in self._values:
                 self._values.move_to_end(key)
                 return self._values[key], False
@@ -106,6 +116,11 @@ def cache_for(engine: object) -> PriorCache:
     if cache is None:
         cache = _caches[engine] = PriorCache()
     return cache
+
+
+def prior_key(model: str, spec: LabelSpec) -> tuple[Hashable, ...]:
+    """A prior's cache key: the model or adapter (by its served name) and the prompt's key."""
+    return (model, *spec.cache_key)
 
 
 def forget_priors(engine: Engine) -> None:

@@ -13,7 +13,13 @@ from service.schemas.tasks import ClassifyRequest, ClassifyResponse, ClassifyRes
 from service.services.core import costs
 from service.services.core.generation import Dispatch, first_failure_cancels
 from service.services.tasks import common
-from service.services.tasks.classify.calibration import Priors, cache_for, calibrate, priors
+from service.services.tasks.classify.calibration import (
+    Priors,
+    cache_for,
+    calibrate,
+    prior_key,
+    priors,
+)
 from service.services.tasks.classify.prompts import (
     LabelSpec,
     check_context,
@@ -135,7 +141,8 @@ async def classify(prepared: PreparedClassify, engine: Engine) -> ClassifyRespon
             scoring = group_tasks.create_task(
                 label_logprobs(engine, group.prompts, labels, ids, dispatch=dispatch, method=method)
             )
-            cached = group_tasks.create_task(cache.get(group.spec.cache_key, compute_priors))
+            key = prior_key(prepared.model, group.spec)
+            cached = group_tasks.create_task(cache.get(key, compute_priors))
             tasks.append((group, scoring, cached))
     results: dict[int, ClassifyResult] = {}
     prompt_tokens = completion_tokens = 0

@@ -16,8 +16,9 @@ from service.engine.base import Tokenizer
 from service.errors import ContextLengthError, InvalidRequestError
 from service.schemas.tasks import ClassifyRequest
 from service.services.core.limits import check_count, check_text
+from service.services.tasks import languages
 from service.services.tasks.classify.labels import CUSTOM_ANSWER, PRESETS
-from service.services.tasks.languages import LANGUAGE_SCRIPT, script
+from service.services.tasks.languages import script
 
 # Bump when the prompt wording changes: cached priors belong to one wording.
 TEMPLATE_VERSION = 3
@@ -98,16 +99,10 @@ def label_spec(request: ClassifyRequest) -> LabelSpec:
 
 def requested_language(request: ClassifyRequest) -> str | None:
     """The `language` field as one of CLASSIFY_LANGUAGES' values (None: detect per text)."""
-    if request.language is None:
-        return None
-    found = LANGUAGE_SCRIPT.get(request.language.strip().lower())
+    found = languages.requested_language(request.language)
     if found is None:
-        raise InvalidRequestError(
-            f"Unknown language '{request.language}': give a code such as en or zh, or a "
-            "language's English name.",
-            param="language",
-        )
-    return CLASSIFY_LANGUAGES.get(found, DEFAULT_LANGUAGE)
+        return None
+    return CLASSIFY_LANGUAGES.get(found.script, DEFAULT_LANGUAGE)
 
 
 def language_of(text: str, requested: str | None) -> str:

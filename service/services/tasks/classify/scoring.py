@@ -138,21 +138,38 @@ def _children(labels: Sequence[list[int]]) -> dict[Prefix, set[int]]:
     return children
 
 
-def plan_requests(labels: Sequence[list[int]]) -> list[tuple[Prefix, int | None]]:
-    """Token scoring's requests per text: (prefix after the prompt, forced token or None)."""
-    return [(ask.prefix, ask.forced) for ask in _plan(_children(labels))]
+def plan_requests(labels: Sequence[list[int]], *, shared: bool) -> list[tuple[Prefix, int | None]]:
+    """Token scoring's requests per text: (prefix after the prompt, forced token or None);
+    `shared`: the prompt's KV blocks are shared between its requests (`_plan_per_node`)."""
+    children = _children(labels)
+    asks = _plan_per_node(children) if shared else _plan(children)
+    return [(ask.prefix, ask.forced) for ask in asks]
+
+
+def _plain(prefix: Prefix, children: dict[Prefix, set[int]]) -> list[_Ask]:
+    """One request of prompt + prefix asking for its next tokens (128 ids a request at most)."""
+    ids = sorted(children[prefix])
+    return [
+        _Ask(prefix, None, tuple(ids[k : k + MAX_TOKEN_IDS]))
+        for k in range(0, len(ids), MAX_TOKEN_IDS)
+    ]
+
+
+def _plan_per_node(children: dict[Prefix, set[int]]) -> list[_Ask]:
+    """A 1-token request per trie node, all sent at once. When the prompt spans whole KV
+    blocks, vLLM's prefix cache gives them the prompt's blocks, even within one engine step
+    (it registers a block when it allocates it): the prompt is computed about once, and each
+    node adds only the prompt's last partial block and its own prefix. One engine step in all,
+    where forcing a token (`_plan`) takes a second."""
+    return [ask for prefix in sorted(children) for ask in _plain(prefix, children)]
 
 
 def _plan(children: dict[Prefix, set[int]]) -> list[_Ask]:
-    """Requests covering every trie node: a node with inner children gets one request per inner
-    child, forcing it (the child's next tokens come at the second position); a node none
-    covers gets a plain request."""
+    """Requests covering every trie node with as few prompts as can be: a node with inner
+    children gets one request per inner child, forcing it (the child's next tokens come at
+    the second position); a node none covers gets a plain request. For prompts that share no
+    KV block, where each request is a prefill of its own."""
     asks: list[_Ask] = []
-
-    def plain(prefix: Prefix) -> None:
-        ids = sorted(children[prefix])
-        for k in range(0, len(ids), MAX_TOKEN_IDS):
-            asks.append(_Ask(prefix, None, tuple(ids[k : k + MAX_TOKEN_IDS])))
 
     def plan(prefix: Prefix, covered: bool) -> None:
         inner = [(*prefix, t) for t in sorted(children[prefix]) if (*prefix, t) in children]
@@ -165,7 +182,7 @@ def _plan(children: dict[Prefix, set[int]]) -> list[_Ask]:
             else:  # too many ids for one request: the child on its own
                 plan(child, False)
         if not covered:
-            plain(prefix)
+            asks.extend(_plain(prefix, children))
 
     plan((), False)
     return asks
@@ -182,33 +199,28 @@ async def token_label_logprobs(
 
     A trie node is a label prefix (the empty one is the root); a request of prompt + node asks
     for the logprobs of the node's next tokens. Single-token labels thus cost one 1-token
-    request per text, whatever their number. For multi-token labels a request forces one next
+    request per text, whatever their number. For multi-token labels, when the prompt spans a
+    whole KV block, every node gets its own 1-token request and they share the prompt's
+    blocks through the prefix cache (`_plan_per_node`); otherwise a request forces one next
     token by `logit_bias` +100 (vLLM reports raw logprobs, before the bias) and generates a
     second, whose logprobs are those of the child node: "billing / technical support" is one
-    2-token request. Requests that start below the root wait for their text's first request
-    when the prompt spans a whole KV block, and then read it from the prefix cache.
+    2-token request (`_plan`). Every request of every text is sent at once.
     """
     children = _children(labels)
-    asks = _plan(children)
+    per_node, paired = _plan_per_node(children), _plan(children)
     block = engine.kv_block_size
-    first: list[tuple[int, _Ask]] = []
-    later: list[tuple[int, _Ask]] = []
-    for i, prompt in enumerate(prompts):
-        cached = block is not None and len(prompt) >= block
-        for ask in asks:
-            (later if ask.prefix and cached else first).append((i, ask))
+    batch = [
+        (i, ask)
+        for i, prompt in enumerate(prompts)
+        for ask in (per_node if block is not None and len(prompt) >= block else paired)
+    ]
+    requests = [_request(prompts[i], a, dispatch) for i, a in batch]
+    results = await run_to_completion(engine, requests, request_id)
     values: list[dict[tuple[Prefix, int], float]] = [{} for _ in prompts]
-    every: list[PromptResult] = []
-    for round_id, batch in ((request_id, first), (f"{request_id}-t", later)):
-        if not batch:
-            continue
-        requests = [_request(prompts[i], a, dispatch) for i, a in batch]
-        results = await run_to_completion(engine, requests, round_id)
-        every += results
-        for (i, ask), result in zip(batch, results, strict=True):
-            for node, found in _positions(result, ask):
-                values[i].update(((node, t), found[t]) for t in children[node] if t in found)
-    return _scored([_label_sums(value, labels) for value in values], every)
+    for (i, ask), result in zip(batch, results, strict=True):
+        for node, found in _positions(result, ask):
+            values[i].update(((node, t), found[t]) for t in children[node] if t in found)
+    return _scored([_label_sums(value, labels) for value in values], results)
 
 
 def _label_sums(value: dict[tuple[Prefix, int], float], labels: Sequence[list[int]]) -> list[float]:
