@@ -9,6 +9,7 @@ replicas. Below the services, above the engine: it imports no HTTP, route or ser
     paging.py      `after` / `limit` / `order` lists
     files.py       the files repository
     tenant_tables.py, api_keys.py, usage.py   the tenants' tables, runtime keys, usage + ledger
+    batch_records.py  what the batches repositories take and give
     batches.py     the batches repository (OpenAI's batch object; a batch's last step)
     batch_lines.py a batch's lines: claimed under leases, one result each
     store.py       `Store`: all of it as the app holds it
