@@ -348,7 +348,7 @@ def test_a_killed_engine_core_makes_the_server_unready_and_exit_nonzero(
 def test_a_kv_cache_too_small_for_one_request_stops_the_start_naming_the_setting(
     tmp_path: Path,
 ) -> None:
-    """0.05 GiB holds 1,024 tokens of the default model; the test profile's max_model_len is
+    """0.05 GiB holds 1,120 tokens of the default model (35 blocks of 32); the test profile's max_model_len is
     2048. The server exits non-zero before vLLM's engine core is spawned, and its log says
     which setting, what it holds and what one request needs."""
     log = tmp_path / "server.log"
@@ -369,6 +369,6 @@ def test_a_kv_cache_too_small_for_one_request_stops_the_start_naming_the_setting
             process.wait(timeout=60)
     text = log.read_text(errors="replace")
     assert code != 0, text
-    assert "the engine failed to start: cpu_kvcache_space=0.05 GiB holds 1,024 tokens" in text
+    assert "the engine failed to start: cpu_kvcache_space=0.05 GiB holds 1,120 tokens" in text
     assert "fewer than one request at max_model_len 2048 needs (0.09 GiB)" in text
     assert "Initializing a V1 LLM engine" not in text  # refused before the engine core
