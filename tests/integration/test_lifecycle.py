@@ -348,9 +348,9 @@ def test_a_killed_engine_core_makes_the_server_unready_and_exit_nonzero(
 def test_a_kv_cache_too_small_for_one_request_stops_the_start_naming_the_setting(
     tmp_path: Path,
 ) -> None:
-    """0.05 GiB holds 1,120 tokens of the default model (35 blocks of 32); the test profile's max_model_len is
-    2048. The server exits non-zero before vLLM's engine core is spawned, and its log says
-    which setting, what it holds and what one request needs."""
+    """0.05 GiB holds 1,120 tokens of the default model (35 blocks of 32); the test profile's
+    max_model_len is 2048. The server exits non-zero before vLLM's engine core is spawned, and
+    its log says which setting, what it holds and what one request needs."""
     log = tmp_path / "server.log"
     flag = "--cpu-kvcache-space=0.05"
     command = [sys.executable, "-m", "service", "--port", str(free_port()), "--log-format", "text"]
