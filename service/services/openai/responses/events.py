@@ -152,34 +152,11 @@ class ResponseEvents:
             id=new_id("rs"), status="in_progress", content=[ReasoningText(text="")]
         )
         self.reasoning_item = item
-        added = self._added(item, item.model_copy(update={"content": []}))
-        return [
-            added,
-            self.event(
-                "response.content_part.added",
-                item_id=item.id,
-                output_index=len(self.output) - 1,
-                content_index=0,
-                part=ReasoningText(text="").model_dump(mode="json"),
-            ),
-        ]
+        return self._open(item)
 
     def close_reasoning(self) -> list[ResponseEvent]:
-        item = self.reasoning_item
-        if item is None:
-            return []
-        self.reasoning_item = None
-        index = self.output.index(item)
-        part = item.content[0]
-        item.status = "completed"
-        where = {"item_id": item.id, "output_index": index, "content_index": 0}
-        return [
-            self.event("response.reasoning_text.done", **where, text=part.text),
-            self.event("response.content_part.done", **where, part=part.model_dump(mode="json")),
-            self.event(
-                "response.output_item.done", output_index=index, item=item.model_dump(mode="json")
-            ),
-        ]
+        item, self.reasoning_item = self.reasoning_item, None
+        return [] if item is None else self._close(item, "response.reasoning_text.done")
 
     def text(self, delta: str) -> list[ResponseEvent]:
         events = self.close_reasoning()
@@ -202,6 +179,14 @@ class ResponseEvents:
     def open_text(self) -> list[ResponseEvent]:
         item = OutputMessage(id=new_id("msg"), status="in_progress", content=[OutputText(text="")])
         self.text_item = item
+        return self._open(item)
+
+    def close_text(self) -> list[ResponseEvent]:
+        item, self.text_item = self.text_item, None
+        return [] if item is None else self._close(item, "response.output_text.done", logprobs=[])
+
+    def _open(self, item: OutputMessage | OutputReasoning) -> list[ResponseEvent]:
+        """An item with one empty content part: added (shown without its part), then its part."""
         added = self._added(item, item.model_copy(update={"content": []}))
         return [
             added,
@@ -210,21 +195,20 @@ class ResponseEvents:
                 item_id=item.id,
                 output_index=len(self.output) - 1,
                 content_index=0,
-                part=OutputText(text="").model_dump(mode="json"),
+                part=item.content[0].model_dump(mode="json"),
             ),
         ]
 
-    def close_text(self) -> list[ResponseEvent]:
-        item = self.text_item
-        if item is None:
-            return []
-        self.text_item = None
+    def _close(
+        self, item: OutputMessage | OutputReasoning, text_done: str, **done: Any
+    ) -> list[ResponseEvent]:
+        """An item's part done with its text (`text_done`), the part, then the item."""
         index = self.output.index(item)
         part = item.content[0]
         item.status = "completed"
         where = {"item_id": item.id, "output_index": index, "content_index": 0}
         return [
-            self.event("response.output_text.done", **where, text=part.text, logprobs=[]),
+            self.event(text_done, **where, text=part.text, **done),
             self.event("response.content_part.done", **where, part=part.model_dump(mode="json")),
             self.event(
                 "response.output_item.done", output_index=index, item=item.model_dump(mode="json")
