@@ -7,7 +7,9 @@ its first token there), its scheduler-queue and prefill times, and the gateway's
 request's arrival at the gateway). The client's mean TTFT minus vLLM's is time spent outside the
 engine: parsing, the chat template, admission, and the way back out. vLLM's tokens-per-step
 histogram counts the level's engine steps: output tokens over steps is the mean decode batch,
-how full the clients kept the engine.
+how full the clients kept the engine. The gateway's admission-wait histogram gives the mean wait
+in its queue and how many requests waited longer than its default queue-wait bound (30 s): run
+once without the bound, that is what a perfect wait estimate would have refused.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+ADMISSION_WAIT = "gateway_admission_wait_seconds"
+WAIT_BOUND = "30.0"  # the bucket edge at max_queue_wait_seconds' default
+OVER_BOUND = ADMISSION_WAIT + ":over_30s"  # (0, observations above the edge)
 # histogram -> figure (a mean in ms over the level's requests)
 HISTOGRAMS = {
+    ADMISSION_WAIT: "admission_wait_mean_ms",
     "vllm:time_to_first_token_seconds": "engine_ttft_mean_ms",
     "vllm:request_queue_time_seconds": "engine_queue_mean_ms",
     "vllm:request_prefill_time_seconds": "engine_prefill_mean_ms",
@@ -40,13 +46,17 @@ async def scrape(client: httpx.AsyncClient, base_url: str) -> Totals | None:
     for family in text_string_to_metric_families(response.text):
         if family.name not in HISTOGRAMS and family.name != STEPS:
             continue
-        total, count = 0.0, 0.0
+        total, count, within_bound = 0.0, 0.0, 0.0
         for sample in family.samples:
             if sample.name.endswith("_sum"):
                 total += sample.value
             elif sample.name.endswith("_count"):
                 count += sample.value
+            elif sample.name.endswith("_bucket") and sample.labels.get("le") == WAIT_BOUND:
+                within_bound += sample.value
         totals[family.name] = (total, count)
+        if family.name == ADMISSION_WAIT:
+            totals[OVER_BOUND] = (0.0, count - within_bound)
     return totals
 
 
@@ -72,6 +82,8 @@ def level_figures(
         total, count = _delta(before, after, name)
         if count > 0:
             figures[figure] = round(total / count * 1000, 3)
+    over_bound = _delta(before, after, OVER_BOUND)[1]
+    figures["admission_waits_over_30s"] = int(over_bound) if OVER_BOUND in (after or {}) else None
     steps = _delta(before, after, STEPS)[1]
     figures["engine_steps"] = int(steps) if steps > 0 else None
     figures["output_tokens_per_step"] = round(output_tokens / steps, 2) if steps > 0 else None

@@ -119,8 +119,8 @@ def _ratio_cell(metric: dict[str, Any]) -> str:
     return f"{ratio['median']:.3f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
-def _count(metrics: dict[str, Any], server: str) -> str:
-    value = metrics.get("preemptions", {}).get(server)
+def _count(metrics: dict[str, Any], name: str, server: str) -> str:
+    value = metrics.get(name, {}).get(server)
     return "-" if value is None else f"{value:.0f}"
 
 
@@ -129,8 +129,8 @@ def summary_table(report: dict[str, Any]) -> str:
     rows = [
         "| level | A tok/s | B tok/s | tok/s B/A | A-vs-A noise | TTFT p50 A / B ms | TTFT p50 B/A "
         "| TTFT p99 A / B ms | ITL p50 B/A | e2e p99 B/A | goodput B/A | API CPU ms/token A / B "
-        "| errors A/B | preempted A/B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| errors A/B | preempted A/B | waits > 30 s A/B |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in report["comparison"].items():
         out = m["output_throughput"]
@@ -145,7 +145,9 @@ def summary_table(report: dict[str, Any]) -> str:
             f"| {_ratio_cell(m['goodput'])} "
             f"| {_fmt(api['a_median'], 2)} / {_fmt(api['b_median'], 2)} "
             f"| {m['errors']['a']} / {m['errors']['b']} "
-            f"| {_count(m, 'a')} / {_count(m, 'b')} |"
+            f"| {_count(m, 'preemptions', 'a')} / {_count(m, 'preemptions', 'b')} "
+            f"| {_count(m, 'admission_waits_over_30s', 'a')} "
+            f"/ {_count(m, 'admission_waits_over_30s', 'b')} |"
         )
     return "\n".join(rows) + "\n"
 

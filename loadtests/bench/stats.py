@@ -156,6 +156,11 @@ def compare(runs: list[dict[str, Any]], level_keys: list[str]) -> dict[str, Any]
             "a": _total(r["levels"][key].get("preemptions") for r in a_runs),
             "b": _total(r["levels"][key].get("preemptions") for r in b_runs),
         }
+        # a gateway without a queue-wait bound: the refusals a perfect wait estimate would make
+        per_metric["admission_waits_over_30s"] = {
+            "a": _total(r["levels"][key].get("admission_waits_over_30s") for r in a_runs),
+            "b": _total(r["levels"][key].get("admission_waits_over_30s") for r in b_runs),
+        }
         out[key] = per_metric
     return out
 

@@ -53,6 +53,8 @@ TTFT_BUCKETS = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
     20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 )  # fmt: skip
+# 30 s is max_queue_wait_seconds' default: the count above it is what a perfect estimate refuses.
+ADMISSION_WAIT_BUCKETS = tuple(sorted((*TTFT_BUCKETS, 30.0)))
 ITL_BUCKETS = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
     40.0, 80.0,
@@ -201,7 +203,7 @@ class GatewayMetrics:
             "gateway_admission_wait_seconds",
             "Time a request waited for admission in the gateway (0: admitted at once), by key.",
             ["key"],
-            buckets=TTFT_BUCKETS,
+            buckets=ADMISSION_WAIT_BUCKETS,
             registry=r,
         )
         self.key_requests = Counter(

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from loadtests.bench import engine_metrics
 from loadtests.bench.config import from_args
@@ -18,6 +19,7 @@ from loadtests.bench.driver import Level, LevelRun, Result, build_levels
 from loadtests.bench.run import workload_digest
 from loadtests.bench.stats import compare, percentile, summarize
 from service.schemas.chat import ChatCompletionRequest
+from service.telemetry.metrics import ADMISSION_WAIT_BUCKETS
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = "{python} -m service --engine fake --model demo --port {port}"
@@ -231,3 +233,30 @@ async def test_engine_histograms_give_a_levels_ttft_split() -> None:
     absent = engine_metrics.level_figures(None, after, client_ttft_mean_ms=500.0, output_tokens=1)
     assert absent["engine_ttft_mean_ms"] is None and absent["ttft_outside_engine_mean_ms"] is None
     assert absent["output_tokens_per_step"] is None
+
+
+async def test_admission_waits_over_the_default_bound_are_counted_per_level() -> None:
+    registry = CollectorRegistry()
+    wait = Histogram(
+        "gateway_admission_wait_seconds",
+        "admission wait",
+        ["key"],
+        buckets=ADMISSION_WAIT_BUCKETS,  # the gateway's own edges, 30 s among them
+        registry=registry,
+    )
+
+    def metrics(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=generate_latest(registry))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(metrics)) as client:
+        wait.labels("a").observe(45.0)  # before the level: not counted
+        before = await engine_metrics.scrape(client, "http://gateway")
+        for seconds in (0.0, 29.9, 30.0, 30.5, 31.0):
+            wait.labels("a").observe(seconds)
+        wait.labels("b").observe(120.0)
+        after = await engine_metrics.scrape(client, "http://gateway")
+    figures = engine_metrics.level_figures(before, after, client_ttft_mean_ms=None, output_tokens=0)
+    assert figures["admission_waits_over_30s"] == 3  # 30.5, 31 and 120 s, across keys
+    assert figures["admission_wait_mean_ms"] == round((0 + 29.9 + 30 + 30.5 + 31 + 120) / 6e-3, 3)
+    vllm_only = engine_metrics.level_figures(None, None, client_ttft_mean_ms=None, output_tokens=0)
+    assert vllm_only["admission_waits_over_30s"] is None
