@@ -1,5 +1,5 @@
 """OpenAI's Responses API: POST /v1/responses, GET (whole, or its stream again) and DELETE
-/v1/responses/{id}, POST /v1/responses/{id}/cancel."""
+/v1/responses/{id}, POST /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ from service.http.deps import BackgroundDep, CallerDep, EngineDep, SettingsDep, 
 from service.http.guard import GuardDep
 from service.http.sse import named_event_stream
 from service.schemas.common import MAX_INT32
-from service.schemas.responses import DeletedResponse, Response, ResponsesRequest
+from service.schemas.responses import (
+    DeletedResponse,
+    Response,
+    ResponseItemList,
+    ResponsesRequest,
+)
 from service.services.openai import responses
 from service.services.openai.responses.background import unknown_response
-from service.services.openai.responses.items import known_id
+from service.services.openai.responses.items import item_page, known_id
+from service.store import Order
 
 router = APIRouter(prefix="/v1", tags=["responses"])
 
@@ -89,3 +95,19 @@ async def cancel_response(
 ) -> Response:
     """Cancel a background response; one that is not background, or has ended, is a 400."""
     return await background.cancel(caller.owner, response_id)
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    background: BackgroundDep,
+    caller: CallerDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Order = "desc",
+) -> ResponseItemList:
+    """The input items of a stored response, as its request sent them (each with an id; those
+    of `previous_response_id` are that response's), newest first unless `order=asc`."""
+    stored = await background.stored(caller.owner, response_id)
+    items, has_more = item_page(stored.input_items, after=after, limit=limit, order=order)
+    return ResponseItemList.page(items, has_more=has_more)

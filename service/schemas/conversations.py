@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from service.schemas.common import RequestModel, screen_json
-from service.schemas.responses import InputItem
+from service.schemas.responses import InputItem, ResponseItemList
 
 MAX_ITEMS_AT_ONCE = 20  # OpenAI's: items added in one call
 MAX_METADATA_PAIRS = 16
@@ -60,9 +60,5 @@ class ConversationDeleted(BaseModel):
     deleted: bool = True
 
 
-class ConversationItemList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[dict[str, Any]]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
+class ConversationItemList(ResponseItemList):
+    """A page of a conversation's items."""

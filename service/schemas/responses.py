@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
@@ -280,3 +280,23 @@ class DeletedResponse(BaseModel):
     id: str
     object: Literal["response.deleted"] = "response.deleted"
     deleted: bool = True
+
+
+class ResponseItemList(BaseModel):
+    """A page of items (OpenAI's `ResponseItemList`): a stored response's input items, and the
+    shape of a conversation's items too."""
+
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    @classmethod
+    def page(cls, items: list[dict[str, Any]], *, has_more: bool) -> Self:
+        return cls(
+            data=items,
+            first_id=items[0]["id"] if items else None,
+            last_id=items[-1]["id"] if items else None,
+            has_more=has_more,
+        )

@@ -35,6 +35,7 @@ class StoredResponse:
     error: dict[str, Any] | None
     body: dict[str, Any]  # the Response object as last written (status and error overlaid)
     messages: list[dict[str, Any]]
+    input_items: list[dict[str, Any]]  # its own input, with ids, oldest first
     background: bool
     stream: bool
     conversation_id: str | None
@@ -53,6 +54,7 @@ class StoredResponse:
             error=row.error,
             body={**row.body, "status": row.status, "error": row.error},
             messages=row.messages,
+            input_items=row.input_items,
             background=row.background,
             stream=row.stream,
             conversation_id=row.conversation_id,
@@ -87,6 +89,7 @@ class Responses:
         body: dict[str, Any],
         messages: list[dict[str, Any]],
         *,
+        input_items: Sequence[dict[str, Any]] = (),
         conversation_id: str | None = None,
     ) -> None:
         """Keep a finished response (one that ran in its request); with `entries` 0, nothing is
@@ -101,6 +104,7 @@ class Responses:
                 error=body.get("error"),
                 body=body,
                 messages=messages,
+                input_items=list(input_items),
                 conversation_id=conversation_id,
                 created_at=self._clock(),
             )
@@ -112,6 +116,7 @@ class Responses:
         body: dict[str, Any],
         messages: list[dict[str, Any]],
         *,
+        input_items: Sequence[dict[str, Any]] = (),
         replica: str,
         stream: bool,
         conversation_id: str | None = None,
@@ -125,6 +130,7 @@ class Responses:
                 status="queued",
                 body=body,
                 messages=messages,
+                input_items=list(input_items),
                 background=True,
                 stream=stream,
                 conversation_id=conversation_id,

@@ -46,6 +46,8 @@ class ResponseRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)  # the Response object
     # The whole conversation as chat messages, this response's output included once it ends.
     messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    # Its own input as items with ids (GET /v1/responses/{id}/input_items), oldest first.
+    input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
     background: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     stream: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # events kept
     conversation_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)

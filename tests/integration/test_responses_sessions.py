@@ -1,7 +1,7 @@
 """Agent sessions on the real engine through the official openai SDK, unchanged: background
 responses (retrieve, cancel), a background stream left and resumed (`starting_after`),
-conversations across turns, a stored response continued the moment its stream completes, and
-the errors."""
+conversations across turns (and a response's input items), a stored response continued the
+moment its stream completes, and the errors."""
 
 from __future__ import annotations
 
@@ -123,6 +123,9 @@ def test_a_conversation_across_turns(sync_client: openai.OpenAI, live_server: Li
         "assistant",
     ]
     assert [item.id for item in items[1::2]] == [answer.output[0].id for answer in answers]
+    (asked,) = sync_client.responses.input_items.list(answers[1].id)  # its own input only
+    assert asked.type == "message" and asked.id == items[2].id  # the item its conversation got
+    assert [part.text for part in getattr(asked, "content", [])] == [turns[1]]
     assert answers[1].conversation is not None
     assert answers[1].usage is not None and answers[0].usage is not None
     assert answers[1].usage.input_tokens > answers[0].usage.input_tokens  # the first turn too
@@ -162,3 +165,5 @@ def test_bad_session_requests_are_4xx(sync_client: openai.OpenAI, live_server: L
         sync_client.responses.cancel("resp_unknown")
     with pytest.raises(openai.NotFoundError):
         sync_client.conversations.items.list("conv_unknown")
+    with pytest.raises(openai.NotFoundError):
+        sync_client.responses.input_items.list("resp_unknown")

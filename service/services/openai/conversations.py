@@ -43,15 +43,6 @@ async def _record(store: Store, owner: str, conversation_id: str) -> Conversatio
     return found
 
 
-def _listed(items: list[dict[str, Any]], has_more: bool) -> ConversationItemList:
-    return ConversationItemList(
-        data=items,
-        first_id=items[0]["id"] if items else None,
-        last_id=items[-1]["id"] if items else None,
-        has_more=has_more,
-    )
-
-
 async def create(store: Store, owner: str, request: ConversationCreateRequest) -> Conversation:
     record = await store.conversations.create(
         owner,
@@ -94,11 +85,11 @@ async def list_items(
 ) -> ConversationItemList:
     await _record(store, owner, conversation_id)
     if after is not None and not known_id(after):
-        return _listed([], has_more=False)  # an unknown cursor: an empty page
+        return ConversationItemList.page([], has_more=False)  # an unknown cursor: an empty page
     found = await store.conversations.items(
         owner, conversation_id, after=after, limit=limit, order=order
     )
-    return _listed(found.items, found.has_more)
+    return ConversationItemList.page(found.items, has_more=found.has_more)
 
 
 async def add_items(
@@ -108,7 +99,7 @@ async def add_items(
     items = conversation_items(request.items)
     if not await store.conversations.append(owner, conversation_id, items):
         raise _unknown(conversation_id)  # deleted meanwhile
-    return _listed(items, has_more=False)
+    return ConversationItemList.page(items, has_more=False)
 
 
 def _unknown_item(item_id: str) -> NotFoundError:

@@ -1,6 +1,7 @@
 """/v1/responses on the fake engine: create, input items, json_schema output, function tools, the
 stream's event sequence (named events, as OpenAI sends them), the store (previous_response_id,
-GET, DELETE, per API key, after a restart) and the errors, each a 4xx naming the field."""
+GET, DELETE, the input items list, per API key, after a restart) and the errors, each a 4xx
+naming the field."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from service.engine.fake import FakeEngine
 from service.errors import EngineFailureError
 from tests.api.helpers import (
+    assert_openai_error,
     assert_rejected_before_the_engine,
     fails_mid_stream,
     make_app,
@@ -160,6 +162,63 @@ async def test_previous_response_id_continues_and_get_delete_work(
     assert (await client.get(f"{RESPONSES}/{first['id']}")).status_code == 404
 
 
+async def test_input_items_list_the_requests_own_items_in_pages(
+    client: httpx.AsyncClient,
+) -> None:
+    items = [
+        {"role": "developer", "content": "Answer in one word."},
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+    ]
+    made = (await client.post(RESPONSES, json=body(input=items, tools=TOOLS))).json()
+    listed = f"{RESPONSES}/{made['id']}/input_items"
+    newest_first = (await client.get(listed)).json()
+    assert newest_first["object"] == "list" and not newest_first["has_more"]
+    data = newest_first["data"]
+    assert [item["type"] for item in data] == [
+        "function_call_output",
+        "function_call",
+        "message",
+        "message",
+    ]
+    assert data[0]["output"] == "sunny" and data[0]["call_id"] == "call_1"
+    assert data[1]["name"] == "get_weather" and data[1]["arguments"] == "{}"
+    assert data[2]["role"] == "user"
+    assert data[2]["content"] == [{"type": "input_text", "text": "Weather in Paris?"}]
+    assert data[3]["role"] == "developer"
+    assert len({item["id"] for item in data}) == 4 and all(item["id"] for item in data)
+    assert (newest_first["first_id"], newest_first["last_id"]) == (data[0]["id"], data[-1]["id"])
+    first_page = (await client.get(listed, params={"order": "asc", "limit": 3})).json()
+    assert [item["id"] for item in first_page["data"]] == [item["id"] for item in data[:0:-1]]
+    assert first_page["has_more"]
+    rest = await client.get(
+        listed, params={"order": "asc", "limit": 3, "after": first_page["last_id"]}
+    )
+    assert [item["id"] for item in rest.json()["data"]] == [data[0]["id"]]
+    assert not rest.json()["has_more"]
+    assert (await client.get(listed, params={"after": "msg_unknown"})).json()["data"] == []
+    assert_openai_error(await client.get(listed, params={"limit": 0}), 400, param="limit")
+    assert_openai_error(await client.get(listed, params={"limit": 101}), 400, param="limit")
+    assert_openai_error(await client.get(listed, params={"order": "up"}), 400, param="order")
+    for unknown in ("resp_unknown", "a%00b", "x" * 300):
+        assert_openai_error(await client.get(f"{RESPONSES}/{unknown}/input_items"), 404)
+
+
+async def test_a_continuation_lists_only_its_own_input(client: httpx.AsyncClient) -> None:
+    first = (await client.post(RESPONSES, json=body())).json()
+    second = (
+        await client.post(
+            RESPONSES, json=body(input="And of Italy?", previous_response_id=first["id"])
+        )
+    ).json()
+    (item,) = (await client.get(f"{RESPONSES}/{second['id']}/input_items")).json()["data"]
+    assert item["role"] == "user"
+    assert item["content"] == [{"type": "input_text", "text": "And of Italy?"}]
+    (earlier,) = (await client.get(f"{RESPONSES}/{first['id']}/input_items")).json()["data"]
+    assert earlier["content"][0]["text"] == "What is the capital of France?"
+
+
 async def test_unstored_and_unknown_responses_are_404(
     client: httpx.AsyncClient, fake_engine: FakeEngine
 ) -> None:
@@ -186,6 +245,9 @@ async def test_a_stored_response_is_visible_only_to_its_key(fake_engine: FakeEng
         follow = body(previous_response_id=made["id"])
         assert (await client.post(RESPONSES, json=follow, headers=two)).status_code == 404
         assert (await client.delete(f"{RESPONSES}/{made['id']}", headers=two)).status_code == 404
+        listed = f"{RESPONSES}/{made['id']}/input_items"
+        assert (await client.get(listed, headers=one)).status_code == 200
+        assert (await client.get(listed, headers=two)).status_code == 404
 
 
 async def test_the_store_keeps_the_newest_entries(fake_engine: FakeEngine, tmp_path: Path) -> None:
@@ -211,9 +273,11 @@ async def test_a_stored_response_outlives_a_restart(
         first = (await client.post(RESPONSES, json=body())).json()
     async with serve(make_app(FakeEngine(), data_dir=tmp_path)) as client:
         again = await client.get(f"{RESPONSES}/{first['id']}")
+        listed = await client.get(f"{RESPONSES}/{first['id']}/input_items")
         follow = await client.post(RESPONSES, json=body(previous_response_id=first["id"]))
     assert again.json() == first
     assert follow.status_code == 200, follow.text
+    assert listed.json()["data"][0]["content"][0]["text"] == "What is the capital of France?"
 
 
 BAD = [

@@ -93,8 +93,11 @@ async def test_background_answers_queued_then_runs_to_completed(
         assert queued["output"] == []
         await until(lambda: gated.active == 1, "the run reached the engine")
         assert (await status_of(client, queued["id"]))["status"] == "in_progress"
+        listed = await client.get(f"{RESPONSES}/{queued['id']}/input_items")  # while it runs
         gated.open_gate()
         final = await until_status(client, queued["id"], "completed")
+    (item,) = listed.json()["data"]
+    assert item["content"] == [{"type": "input_text", "text": "What is the capital of France?"}]
     assert final["output"][0]["content"][0]["text"] == "The capital of France is Paris."
     assert final["usage"]["output_tokens"] > 0 and final["background"] is True
 

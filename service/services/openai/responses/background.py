@@ -130,6 +130,7 @@ class BackgroundResponses:
             prepared.owner,
             shell.model_dump(mode="json"),
             prepared.messages,
+            input_items=prepared.input_items,
             replica=self.replica,
             stream=prepared.stream,
             conversation_id=prepared.conversation_id,

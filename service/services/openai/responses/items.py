@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
@@ -106,3 +106,18 @@ def conversation_items(items: str | list[InputItem]) -> list[dict[str, Any]]:
 def output_conversation_items(output: list[OutputItem]) -> list[dict[str, Any]]:
     """A response's output items as its conversation keeps them (their ids kept)."""
     return [item.model_dump(mode="json") for item in output]
+
+
+def item_page(
+    items: list[dict[str, Any]], *, after: str | None, limit: int, order: Literal["asc", "desc"]
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of `items` (oldest first, each with an `id`) in `order`, after the item `after`
+    (an id not among them gives an empty page, as a conversation's items do), and whether more
+    follow."""
+    ordered = items if order == "asc" else items[::-1]
+    if after is not None:
+        ids = [item.get("id") for item in ordered]
+        if after not in ids:
+            return [], False
+        ordered = ordered[ids.index(after) + 1 :]
+    return ordered[:limit], len(ordered) > limit

@@ -75,6 +75,7 @@ async def keep(prepared: PreparedResponse, response: Response, store: Store) -> 
             prepared.owner,
             response.model_dump(mode="json"),
             conversation_after(prepared, response),
+            input_items=prepared.input_items,
             conversation_id=prepared.conversation_id,
         )
     await add_to_conversation(prepared, response, store)

@@ -207,7 +207,10 @@ async def prepare(
         request.store,
         owner,
         conversation_id=conversation,
-        input_items=conversation_items(request.input) if conversation is not None else [],
+        # ids of their own: listed by GET .../input_items, appended to the conversation
+        input_items=conversation_items(request.input)
+        if request.store or conversation is not None
+        else [],
         background=request.background,
         stream=request.stream,
     )
