@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -33,6 +34,7 @@ from service.telemetry.metrics import (
     METHODS,
     OTHER_MODEL,
     UNMATCHED,
+    EndpointMetrics,
     GatewayMetrics,
     Outcome,
     outcome_for,
@@ -165,7 +167,7 @@ class ObservabilityMiddleware:
                 obs.metrics.in_flight.dec()
                 for permit in ctx.permits:  # a stream that never started holds its permit
                     permit.release()
-                _finish(scope, ctx, exchange, error, obs, span)
+                await _finish(scope, ctx, exchange, error, obs, span)
 
 
 def _status_and_outcome(
@@ -181,7 +183,36 @@ def _status_and_outcome(
     return status, outcome_for(status, ctx.error_code)
 
 
-def _finish(
+def _count_tokens(per_endpoint: EndpointMetrics, ctx: RequestContext) -> None:
+    per_endpoint.prompt_tokens.inc(ctx.prompt_tokens)
+    per_endpoint.completion_tokens.inc(ctx.completion_tokens)
+
+
+async def _count_tokens_when_settled(per_endpoint: EndpointMetrics, ctx: RequestContext) -> None:
+    _count_tokens(per_endpoint, ctx)
+
+
+async def _observe_engine_work(
+    per_endpoint: EndpointMetrics, ctx: RequestContext, duration: float
+) -> None:
+    """The request's overhead, tokens, TTFT and ITL; the tokens of a background response it
+    started once its run has ended."""
+    if ctx.open_work:
+        await ctx.settle(partial(_count_tokens_when_settled, per_endpoint, ctx))
+    if not ctx.engine_requests:
+        return
+    per_endpoint.overhead.observe(max(duration - ctx.engine_seconds, 0.0))
+    if not ctx.open_work:
+        _count_tokens(per_endpoint, ctx)
+    times = ctx.token_times
+    if times:
+        per_endpoint.ttft.observe(times[0] - ctx.started)
+        itl = per_endpoint.itl
+        for i in range(1, len(times)):
+            itl.observe(times[i] - times[i - 1])
+
+
+async def _finish(
     scope: Scope,
     ctx: RequestContext,
     exchange: _Exchange,
@@ -196,18 +227,8 @@ def _finish(
     status, outcome = _status_and_outcome(ctx, exchange, error)
     model = ctx.model or OTHER_MODEL
     metrics.count_request(endpoint, method, status, outcome, duration, model)
-    overhead = max(duration - ctx.engine_seconds, 0.0)
-    times = ctx.token_times
-    if ctx.engine_requests:
-        per_endpoint = metrics.endpoint(endpoint, model)
-        per_endpoint.overhead.observe(overhead)
-        per_endpoint.prompt_tokens.inc(ctx.prompt_tokens)
-        per_endpoint.completion_tokens.inc(ctx.completion_tokens)
-        if times:
-            per_endpoint.ttft.observe(times[0] - ctx.started)
-            itl = per_endpoint.itl
-            for i in range(1, len(times)):
-                itl.observe(times[i] - times[i - 1])
+    if ctx.engine_requests or ctx.open_work:
+        await _observe_engine_work(metrics.endpoint(endpoint, model), ctx, duration)
     if span is not None:
         span.end(
             name=f"{scope['method']} {endpoint}",
@@ -235,15 +256,15 @@ def _finish(
         "stream": exchange.streaming,
         "duration_ms": round(duration * 1000, 3),
         "engine_ms": round(ctx.engine_seconds * 1000, 3),
-        "overhead_ms": round(overhead * 1000, 3),
+        "overhead_ms": round(max(duration - ctx.engine_seconds, 0.0) * 1000, 3),
         "prompt_tokens": ctx.prompt_tokens,
         "completion_tokens": ctx.completion_tokens,
     }
     if ctx.engine_timings:  # the engine's own queue time, the longest of the request's calls
         queued = max(t.scheduled - t.queued for _, t in ctx.engine_timings)
         fields["engine_queue_ms"] = round(queued * 1000, 3)
-    if times:
-        fields["ttft_ms"] = round((times[0] - ctx.started) * 1000, 3)
+    if ctx.token_times:
+        fields["ttft_ms"] = round((ctx.token_times[0] - ctx.started) * 1000, 3)
     fields.update(ctx.log_fields)
     client = scope.get("client")
     if client:

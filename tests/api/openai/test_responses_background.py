@@ -31,6 +31,7 @@ from tests.api.helpers import (
     until,
 )
 from tests.conftest import FAKE_MODEL, HANG_GUARD
+from tests.observability import Scrape, delta
 
 RESPONSES = "/v1/responses"
 # Heartbeats and cross-replica reads every 50 ms: the tests wait for what they cause.
@@ -100,6 +101,28 @@ async def test_background_answers_queued_then_runs_to_completed(
     assert item["content"] == [{"type": "input_text", "text": "What is the capital of France?"}]
     assert final["output"][0]["content"][0]["text"] == "The capital of France is Paris."
     assert final["usage"]["output_tokens"] > 0 and final["background"] is True
+
+
+async def test_a_background_runs_tokens_reach_the_token_metrics_when_it_ends(
+    gated: FakeEngine, tmp_path: Path
+) -> None:
+    async with serve(replica(gated, tmp_path)) as client:
+        before = Scrape((await client.get("/metrics")).text)
+        queued = (await client.post(RESPONSES, json=body(background=True))).json()
+        await until(lambda: gated.active == 1, "the run reached the engine")
+        gated.open_gate()  # after the create request has ended
+        usage = (await until_status(client, queued["id"], "completed"))["usage"]
+
+        async def moved(sample: str) -> float:
+            after = Scrape((await client.get("/metrics")).text)
+            return delta(before, after, sample, endpoint=RESPONSES)
+
+        async def counted() -> bool:
+            return await moved("gateway_completion_tokens_total") > 0
+
+        await eventually(counted, "the run's tokens were counted")
+        assert await moved("gateway_completion_tokens_total") == usage["output_tokens"]
+        assert await moved("gateway_prompt_tokens_total") == usage["input_tokens"]
 
 
 async def test_cancel_stops_the_engine_work_and_is_idempotent(
