@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import exc, select, update
 
 from service.store.database import Database
+from service.store.operations import store_operations
 from service.store.tenant_tables import RuntimeKeyRow
 
 # What an admin may change on a key after making it.
@@ -56,6 +57,7 @@ class KeyRecord:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
+@store_operations
 class RuntimeKeys:
     def __init__(self, database: Database) -> None:
         self._database = database

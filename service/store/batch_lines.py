@@ -24,6 +24,7 @@ from sqlalchemy import and_, func, or_, select, tuple_, update
 
 from service.store.batches import UNFINISHED
 from service.store.database import Database
+from service.store.operations import store_operations
 from service.store.tables import BatchLineRow, BatchRow
 
 
@@ -69,6 +70,7 @@ def _key(key: LineKey) -> Any:
     return and_(BatchLineRow.batch_id == key.batch_id, BatchLineRow.line == key.line)
 
 
+@store_operations
 class BatchLines:
     def __init__(self, database: Database) -> None:
         self._database = database

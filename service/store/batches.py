@@ -38,6 +38,7 @@ from service.store.batch_records import (
 )
 from service.store.database import Database
 from service.store.files import Files
+from service.store.operations import store_operations
 from service.store.paging import Page, keyset, page
 from service.store.tables import BatchLineRow, BatchRow
 
@@ -68,6 +69,7 @@ def _lease_free(now: float) -> Any:
     return or_(BatchRow.lease_until.is_(None), BatchRow.lease_until <= now)
 
 
+@store_operations
 class Batches:
     def __init__(
         self, database: Database, files: Files, *, clock: Callable[[], float] = time.time

@@ -21,6 +21,11 @@ from sqlalchemy import delete, select
 
 from service.errors import PayloadTooLargeError, StoreUnavailableError
 from service.store.database import Database, unavailable_as_error
+from service.store.operations import (
+    reads_the_callers_stream,
+    runs_to_completion,
+    store_operations,
+)
 from service.store.tables import FileChunkRow
 
 logger = logging.getLogger(__name__)
@@ -123,6 +128,7 @@ class DirectoryBlobs:
             await self._path(key).unlink(missing_ok=True)
 
 
+@store_operations
 class DatabaseBlobs:
     """Rows of `CHUNK_BYTES` in `file_chunks`, each written in a short transaction of its own
     (a slow upload holds no connection between its pieces); a failed write deletes its rows."""
@@ -130,19 +136,24 @@ class DatabaseBlobs:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @reads_the_callers_stream
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> int:
         size = 0
         try:
             pieces = rechunked(limited(chunks, max_bytes), CHUNK_BYTES)
             async for seq, piece in _numbered(pieces):
-                async with self.database.session("file contents") as session:
-                    session.add(FileChunkRow(file_id=_checked(key), seq=seq, data=piece))
+                await self._put(_checked(key), seq, piece)
                 size += len(piece)
         except BaseException:
             with anyio.CancelScope(shield=True):  # also when the upload was cancelled
                 await self._discard(key)
             raise
         return size
+
+    @runs_to_completion
+    async def _put(self, key: str, seq: int, piece: bytes) -> None:
+        async with self.database.session("file contents") as session:
+            session.add(FileChunkRow(file_id=key, seq=seq, data=piece))
 
     async def _discard(self, key: str) -> None:
         """Delete a failed write's rows; when the database is what failed, they stay (rows

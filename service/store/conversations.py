@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.store.database import Database
+from service.store.operations import store_operations
 from service.store.paging import Order, Page, keyset, page
 from service.store.session_tables import ConversationItemRow, ConversationRow
 
@@ -43,6 +44,7 @@ def _item_rows(owner: str, conversation_id: str, items: list[dict[str, Any]]) ->
     ]
 
 
+@store_operations
 class Conversations:
     def __init__(
         self,

@@ -84,6 +84,7 @@ class Database:
 
     def __init__(self, url: URL, *, timeout: float) -> None:
         self.url = url
+        self.timeout = timeout
         # `timeout` is SQLite's busy timeout (how long a writer waits for the lock) and
         # asyncpg's connect timeout. pre_ping: a pooled connection that a database restart
         # cut is replaced, not used.

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from service.errors import StoreUnavailableError
 from service.store.blobs import BlobStore
 from service.store.database import Database
+from service.store.operations import reads_the_callers_stream, store_operations
 from service.store.paging import Order, Page, keyset, page
 from service.store.tables import FileRow
 
@@ -68,6 +69,7 @@ class FileContent:
     chunks: AsyncIterator[bytes]  # the content, streamed from the store
 
 
+@store_operations
 class Files:
     def __init__(
         self, database: Database, blobs: BlobStore, *, clock: Callable[[], float] = time.time
@@ -76,6 +78,7 @@ class Files:
         self._blobs = blobs
         self._clock = clock
 
+    @reads_the_callers_stream
     async def create(
         self,
         owner: str,
@@ -93,6 +96,7 @@ class Files:
             owner, stored, filename=filename, purpose=purpose, expires_at=expires_at
         )
 
+    @reads_the_callers_stream
     async def write_content(
         self, content: AsyncIterable[bytes], *, max_bytes: int
     ) -> StoredContent:

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.store.database import Database
+from service.store.operations import store_operations
 from service.store.session_tables import ACTIVE_STATUSES, ResponseEventRow, ResponseRow
 
 EVENTS_PAGE = 1000  # events read at once when a stream is replayed
@@ -69,6 +70,7 @@ class StoredEvent:
     data: str  # the event's JSON, as sent
 
 
+@store_operations
 class Responses:
     def __init__(
         self,

@@ -6,6 +6,8 @@ is ready, closed at shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from sqlalchemy import exc
@@ -20,6 +22,7 @@ from service.store.conversations import Conversations
 from service.store.database import Database, is_unavailable
 from service.store.files import Files
 from service.store.migrate import upgrade
+from service.store.operations import finish_pending
 from service.store.responses import Responses
 from service.store.usage import UsageStore
 
@@ -82,4 +85,7 @@ class Store:
         logger.info("store ready: %s", self.where)
 
     async def close(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.database.timeout):
+                await finish_pending()
         await self.database.dispose()

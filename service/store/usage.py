@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute
 
 from service.store.database import Database
+from service.store.operations import store_operations
 from service.store.tenant_tables import TokenLedgerRow, UsageRow
 
 Surface = Literal["completions", "embeddings"]
@@ -61,6 +62,7 @@ def _upsert(dialect: str) -> Any:
     return sqlite.insert if dialect == "sqlite" else postgresql.insert
 
 
+@store_operations
 class UsageStore:
     def __init__(self, database: Database) -> None:
         self._database = database

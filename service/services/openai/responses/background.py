@@ -108,8 +108,8 @@ class BackgroundResponses:
         """Stop the heartbeats, and every run (each marked `failed`)."""
         self._stopping = True
         if self._beat is not None:
-            # Done before the runs are stopped: a heartbeat cut in its write must have ended
-            # its transaction, or on SQLite it holds the lock the runs' `failed` needs.
+            # Done before the runs are stopped, so that no heartbeat starts while they are
+            # marked failed (a write it had begun runs to its end: store/operations.py).
             self._beat.cancel()
             await asyncio.gather(self._beat, return_exceptions=True)
         tasks = [run.task for run in self._runs.values() if run.task is not None]
