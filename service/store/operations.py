@@ -49,9 +49,8 @@ def runs_to_completion(
         try:
             return await asyncio.shield(operation)
         except asyncio.CancelledError:
-            if not operation.done():
-                _finishing.add(operation)
-                operation.add_done_callback(_ended)
+            _finishing.add(operation)
+            operation.add_done_callback(_ended)  # at once if it has ended: its error is read
             raise
 
     return shielded
