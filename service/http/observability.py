@@ -192,16 +192,12 @@ async def _count_tokens_when_settled(per_endpoint: EndpointMetrics, ctx: Request
     _count_tokens(per_endpoint, ctx)
 
 
-async def _observe_engine_work(
-    per_endpoint: EndpointMetrics, ctx: RequestContext, duration: float
+def _observe_engine_work(
+    per_endpoint: EndpointMetrics, ctx: RequestContext, overhead: float
 ) -> None:
-    """The request's overhead, tokens, TTFT and ITL; the tokens of a background response it
-    started once its run has ended."""
-    if ctx.open_work:
-        await ctx.settle(partial(_count_tokens_when_settled, per_endpoint, ctx))
-    if not ctx.engine_requests:
-        return
-    per_endpoint.overhead.observe(max(duration - ctx.engine_seconds, 0.0))
+    """The request's overhead, tokens (unless a background run it started counts them when it
+    ends), TTFT and ITL."""
+    per_endpoint.overhead.observe(overhead)
     if not ctx.open_work:
         _count_tokens(per_endpoint, ctx)
     times = ctx.token_times
@@ -227,8 +223,12 @@ async def _finish(
     status, outcome = _status_and_outcome(ctx, exchange, error)
     model = ctx.model or OTHER_MODEL
     metrics.count_request(endpoint, method, status, outcome, duration, model)
-    if ctx.engine_requests or ctx.open_work:
-        await _observe_engine_work(metrics.endpoint(endpoint, model), ctx, duration)
+    overhead = max(duration - ctx.engine_seconds, 0.0)
+    if ctx.open_work:  # a background response it started: its tokens once its run has ended
+        tokens = metrics.endpoint(endpoint, model)
+        await ctx.settle(partial(_count_tokens_when_settled, tokens, ctx))
+    if ctx.engine_requests:
+        _observe_engine_work(metrics.endpoint(endpoint, model), ctx, overhead)
     if span is not None:
         span.end(
             name=f"{scope['method']} {endpoint}",
@@ -256,7 +256,7 @@ async def _finish(
         "stream": exchange.streaming,
         "duration_ms": round(duration * 1000, 3),
         "engine_ms": round(ctx.engine_seconds * 1000, 3),
-        "overhead_ms": round(max(duration - ctx.engine_seconds, 0.0) * 1000, 3),
+        "overhead_ms": round(overhead * 1000, 3),
         "prompt_tokens": ctx.prompt_tokens,
         "completion_tokens": ctx.completion_tokens,
     }
